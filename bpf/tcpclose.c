@@ -1,0 +1,643 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+/*
+ * tcpclose: classifies TCP closes and resets in the kernel.
+ *
+ * Every event is counted in a per-CPU array (exact, whatever happens to the
+ * ring); anomalies, and graceful closes when asked, are also streamed through
+ * a ring buffer without a wakeup per record. Ownership (pid, comm, cgroup) is
+ * recorded in socket-local storage in process context (connect, accept,
+ * close) and read from there in softirq, never from the current task.
+ */
+#include "kernel.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Event kinds: the order is the Go side's collector.Kind. */
+enum kind {
+	KIND_NONE = 0,
+	KIND_UNREAD_CLOSE,
+	KIND_UNDRAINED_CLOSE,
+	KIND_DATA_AFTER_CLOSE,
+	KIND_ABORT_CLOSE,
+	KIND_RESET_RECEIVED,
+	KIND_RESET_SENT,
+	KIND_GRACEFUL_CLOSE,
+	KIND_DESTROY, /* internal: a reported socket is gone */
+	NR_KINDS,
+};
+
+/* Event flags. */
+enum {
+	EVF_OWNER = 1 << 0,	  /* pid, tid, comm and cgroup_id are known */
+	EVF_PEER_FIN = 1 << 1,	  /* the peer's FIN had arrived */
+	EVF_SHUT_WR = 1 << 2,	  /* shutdown(SHUT_WR) came before close() */
+	EVF_REASON = 1 << 3,	  /* reason holds an enum sk_rst_reason */
+	EVF_TIME_WAIT = 1 << 4,	  /* seen on a TIME_WAIT mini-socket */
+	EVF_NO_SOCKET = 1 << 5,	  /* a reset with no socket (addresses from skb) */
+	EVF_PROVISIONAL = 1 << 6, /* reset_received that may be a local abort */
+	EVF_LOCAL_ABORT = 1 << 7, /* data_after_close: cancels the provisional reset */
+};
+
+/* Socket-local flags. */
+enum {
+	SKF_OWNER = 1 << 0,
+	SKF_CLASSIFIED = 1 << 1,   /* the final close was classified */
+	SKF_REPORTED = 1 << 2,	   /* an event was streamed: report destroy */
+	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
+};
+
+/* What emit() did with an event. */
+enum {
+	EMIT_FILTERED = 0,
+	EMIT_COUNTED,
+	EMIT_STREAMED,
+};
+
+#define NR_REASONS 64
+#define REASON_UNKNOWN (NR_REASONS - 1)
+#define NR_HIST 33
+
+struct event {
+	__u64 ts_ns;
+	__u64 cookie;
+	__u64 cgroup_id;
+	__u32 unread_bytes;
+	__u32 unsent_bytes;
+	__u32 refused_bytes;
+	__u32 netns;
+	__u32 pid;
+	__u32 tid;
+	__u16 family;
+	__u16 lport;
+	__u16 rport;
+	__u16 reason;
+	__u8 kind;
+	__u8 state;
+	__u8 flags;
+	__u8 pad;
+	__u8 laddr[16];
+	__u8 raddr[16];
+	char comm[16];
+};
+
+struct owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	char comm[16];
+};
+
+struct sk_info {
+	struct owner owner;
+	__u64 reset_ns; /* when a provisional reset_received was counted */
+	__u8 flags;
+	__u8 abort_state;
+};
+
+struct counts {
+	__u64 kinds[NR_KINDS];
+	__u64 reasons[NR_REASONS];
+	__u64 unread_bytes;
+	__u64 unsent_bytes;
+	__u64 refused_bytes;
+	__u64 ring_lost;
+	__u64 unread_hist[NR_HIST]; /* bucket i: unread < 2^i */
+};
+
+/* Options, set from Go before load; 0 means "no filter". */
+volatile const __u32 filter_pid = 0;
+volatile const __u32 filter_netns = 0;
+volatile const __u16 filter_port = 0;
+volatile const __u8 filter_comm_len = 0;
+volatile const char filter_comm[16] = {};
+volatile const bool stream_graceful = false;
+volatile const __u64 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+	__type(value, struct event);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct counts);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sk_info);
+} sk_info SEC(".maps");
+
+/* Owners of undrained closes by cookie, for resets sent by TIME_WAIT mini-sockets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct owner);
+} tw_owner SEC(".maps");
+
+static __always_inline struct counts *get_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+static __always_inline void owner_from_current(struct owner *o)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	o->pid = id >> 32;
+	o->tid = (__u32)id;
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
+{
+	return bpf_sk_storage_get(&sk_info, sk, 0,
+				  create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+static __always_inline void set_owner(struct event *e, const struct owner *o)
+{
+	e->pid = o->pid;
+	e->tid = o->tid;
+	e->cgroup_id = o->cgroup_id;
+	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	e->flags |= EVF_OWNER;
+}
+
+static __always_inline bool sock_flag_set(const struct sock *sk, int bit)
+{
+	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	return flags & (1UL << bit);
+}
+
+static __always_inline bool is_full_sock(const struct sock *sk)
+{
+	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+}
+
+/* Bytes the application never read: rcv_nxt - copied_seq, less an in-order FIN. */
+static __always_inline __u32 unread_bytes(const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+	__u32 n = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+
+	if (n && sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+		n--;
+	return n;
+}
+
+static __always_inline __u32 unsent_bytes(const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+
+	return BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
+}
+
+static __always_inline bool linger_zero(const struct sock *sk)
+{
+	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_LINGER)) &&
+	       BPF_CORE_READ(sk, sk_lingertime) == 0;
+}
+
+static __always_inline void fill_from_sock(struct event *e, const struct sock *sk)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+
+	e->family = BPF_CORE_READ(skc, skc_family);
+	e->state = BPF_CORE_READ(skc, skc_state);
+	/* A full socket's skc_num is zeroed when close() releases the port. */
+	if (e->state != TCP_TIME_WAIT && e->state != TCP_NEW_SYN_RECV)
+		e->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	else
+		e->lport = BPF_CORE_READ(skc, skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	e->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	if (e->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&e->laddr, skc, skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, skc, skc_v6_daddr);
+	} else {
+		BPF_CORE_READ_INTO((__be32 *)e->laddr, skc, skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)e->raddr, skc, skc_daddr);
+	}
+}
+
+/* Addresses of a socket-less reset: local is the offending segment's destination. */
+static __always_inline void fill_from_skb(struct event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr tcp = {};
+	__u8 version = 0;
+
+	e->flags |= EVF_NO_SOCKET;
+	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	bpf_probe_read_kernel(&version, 1, head + nh);
+	if ((version >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
+			return;
+		e->family = AF_INET6;
+		__builtin_memcpy(e->laddr, ip6.daddr, 16);
+		__builtin_memcpy(e->raddr, ip6.saddr, 16);
+	} else {
+		struct iphdr ip4;
+
+		if (bpf_probe_read_kernel(&ip4, sizeof(ip4), head + nh))
+			return;
+		e->family = AF_INET;
+		__builtin_memcpy(e->laddr, &ip4.daddr, 4);
+		__builtin_memcpy(e->raddr, &ip4.saddr, 4);
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+		return;
+	e->lport = bpf_ntohs(tcp.dest);
+	e->rport = bpf_ntohs(tcp.source);
+}
+
+/* Payload bytes of a received segment, from TCP_SKB_CB(skb); SYN and FIN excluded. */
+static __always_inline __u32 payload_bytes(const struct sk_buff *skb, __u8 *tcp_flags)
+{
+	const struct tcp_skb_cb *cb = (const void *)skb->cb;
+	__u32 len = BPF_CORE_READ(cb, end_seq) - BPF_CORE_READ(cb, seq);
+	__u8 flags = BPF_CORE_READ(cb, tcp_flags);
+
+	*tcp_flags = flags;
+	if (flags & TCPHDR_FIN)
+		len--;
+	if (flags & TCPHDR_SYN)
+		len--;
+	return len;
+}
+
+static __always_inline bool wanted(const struct event *e)
+{
+	if (filter_netns && e->netns != filter_netns)
+		return false;
+	if (filter_port && e->lport != filter_port && e->rport != filter_port)
+		return false;
+	if (filter_pid && e->pid != filter_pid)
+		return false;
+	if (filter_comm_len) {
+		for (int i = 0; i < 16; i++) {
+			if (i >= filter_comm_len)
+				break;
+			if (e->comm[i] != filter_comm[i])
+				return false;
+		}
+		if (filter_comm_len < 16 && e->comm[filter_comm_len] != 0)
+			return false;
+	}
+	return true;
+}
+
+static __always_inline __u32 log2_bucket(__u32 v)
+{
+	__u32 b = 0;
+
+	for (int i = 0; i < 32 && v; i++) {
+		v >>= 1;
+		b++;
+	}
+	return b;
+}
+
+/*
+ * Counts the event when it passes the filters and streams it unless it is a
+ * graceful close nobody asked for.
+ */
+static __always_inline int emit(struct event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	struct counts *c;
+
+	if (!wanted(e))
+		return EMIT_FILTERED;
+	c = get_counters();
+	if (!c)
+		return EMIT_FILTERED;
+	if (e->kind < NR_KINDS)
+		c->kinds[e->kind]++;
+	c->unread_bytes += e->unread_bytes;
+	c->unsent_bytes += e->unsent_bytes;
+	c->refused_bytes += e->refused_bytes;
+	if (e->kind == KIND_UNREAD_CLOSE) {
+		__u32 b = log2_bucket(e->unread_bytes);
+
+		if (b < NR_HIST)
+			c->unread_hist[b]++;
+	}
+	if (e->kind == KIND_GRACEFUL_CLOSE && !stream_graceful)
+		return EMIT_COUNTED;
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {
+		c->ring_lost++;
+		return EMIT_COUNTED;
+	}
+	return EMIT_STREAMED;
+}
+
+static __always_inline int emit_for_sock(struct event *e, struct sk_info *info)
+{
+	int r = emit(e);
+
+	if (r == EMIT_STREAMED && info)
+		info->flags |= SKF_REPORTED;
+	return r;
+}
+
+/*
+ * Whether sk's file is being released: the transition or reset happens inside
+ * the final close() (or exit) of the socket, not in shutdown() or softirq.
+ * No tracepoint marks close(); the file's reference count does.
+ */
+static __always_inline bool in_final_close(const struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	struct file *f;
+
+	if (!sock)
+		return false;
+	f = BPF_CORE_READ(sock, file);
+	if (!f) /* a kernel socket: close() has just set both shutdown bits */
+		return BPF_CORE_READ(sk, sk_shutdown) == SHUTDOWN_MASK;
+	if (bpf_core_field_exists(f->f_ref))
+		return BPF_CORE_READ(f, f_ref.refcnt.counter) < 0;
+	return BPF_CORE_READ((struct file___old *)f, f_count.counter) == 0;
+}
+
+static __always_inline bool close_transition(int oldstate, int newstate)
+{
+	if (newstate == TCP_CLOSE)
+		return true;
+	if (oldstate == newstate) /* close() after shutdown(SHUT_WR) */
+		return newstate == TCP_FIN_WAIT1 || newstate == TCP_FIN_WAIT2 ||
+		       newstate == TCP_CLOSING || newstate == TCP_LAST_ACK;
+	return (newstate == TCP_FIN_WAIT1 && (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)) ||
+	       (newstate == TCP_LAST_ACK && oldstate == TCP_CLOSE_WAIT);
+}
+
+/*
+ * The transition close() makes, under the socket lock: the kernel has just
+ * chosen between reset (unread data), abort (zero linger) and FIN.
+ */
+static __always_inline void classify_close(struct sock *sk, int oldstate, int newstate)
+{
+	struct event e = {};
+	struct sk_info *info;
+	bool peer_fin;
+
+	peer_fin = sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)) ||
+		   oldstate == TCP_CLOSE_WAIT || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK;
+	if (newstate == TCP_CLOSE) {
+		e.unread_bytes = unread_bytes(sk);
+		if (e.unread_bytes) {
+			e.kind = KIND_UNREAD_CLOSE;
+			e.unsent_bytes = unsent_bytes(sk);
+		} else if (linger_zero(sk)) {
+			e.kind = KIND_ABORT_CLOSE;
+			e.unsent_bytes = unsent_bytes(sk);
+		} else if (peer_fin) {
+			e.kind = KIND_GRACEFUL_CLOSE;
+		} else {
+			return; /* closed during connect, or already reset */
+		}
+	} else {
+		e.kind = peer_fin ? KIND_GRACEFUL_CLOSE : KIND_UNDRAINED_CLOSE;
+	}
+
+	info = info_of(sk, true);
+	if (!info)
+		return;
+	if (info->flags & SKF_CLASSIFIED)
+		return;
+	info->flags |= SKF_CLASSIFIED | SKF_OWNER;
+	owner_from_current(&info->owner);
+
+	e.cookie = bpf_get_socket_cookie(sk);
+	fill_from_sock(&e, sk);
+	e.state = oldstate;
+	if (peer_fin)
+		e.flags |= EVF_PEER_FIN;
+	if (oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2)
+		e.flags |= EVF_SHUT_WR;
+	set_owner(&e, &info->owner);
+	if (e.kind == KIND_UNDRAINED_CLOSE)
+		bpf_map_update_elem(&tw_owner, &e.cookie, &info->owner, BPF_ANY);
+	emit_for_sock(&e, info);
+}
+
+static __always_inline void record_owner(struct sock *sk)
+{
+	struct sk_info *info = info_of(sk, true);
+
+	if (info && !(info->flags & SKF_OWNER)) {
+		owner_from_current(&info->owner);
+		info->flags |= SKF_OWNER;
+	}
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+
+	if (newstate == TCP_SYN_SENT) {
+		/* connect(): process context, the owner is the caller. */
+		record_owner(sk);
+		return 0;
+	}
+	if (newstate == TCP_ESTABLISHED) {
+		/* Generate the cookie now, so a TIME_WAIT mini-socket inherits it. */
+		bpf_get_socket_cookie(sk);
+		return 0;
+	}
+	if (oldstate == TCP_LISTEN || !close_transition(oldstate, newstate) || !in_final_close(sk))
+		return 0;
+	classify_close(sk, oldstate, newstate);
+	return 0;
+}
+
+/*
+ * accept() has no tracepoint: an accepted socket's owner is the first task
+ * that sends or receives on it, in process context.
+ */
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(on_send_length, struct sock *sk)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		record_owner(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(on_recv_length, struct sock *sk)
+{
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
+		record_owner(sk);
+	return 0;
+}
+
+/*
+ * tcp_reset() runs for a received RST, but also when the kernel aborts on
+ * data that arrived after shutdown (TCPAbortOnData) - then tcp_send_reset
+ * follows at once on the same socket. Where the state allows the latter,
+ * the event is provisional: the data_after_close that follows cancels it,
+ * in the counters here and in the stream in the collector.
+ */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_receive_reset, struct sock *sk)
+{
+	struct sk_info *info = info_of(sk, true);
+	struct event e = {.kind = KIND_RESET_RECEIVED};
+	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	bool provisional;
+
+	provisional = (BPF_CORE_READ(sk, sk_shutdown) & RCV_SHUTDOWN) &&
+		      (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+		       state == TCP_LAST_ACK || state == TCP_CLOSE_WAIT);
+	if (state == TCP_CLOSE)
+		return 0; /* tcp_reset() ignores it */
+	e.cookie = bpf_get_socket_cookie(sk);
+	fill_from_sock(&e, sk);
+	if (provisional)
+		e.flags |= EVF_PROVISIONAL;
+	if (info && (info->flags & SKF_OWNER))
+		set_owner(&e, &info->owner);
+	if (emit_for_sock(&e, info) != EMIT_FILTERED && provisional && info) {
+		info->flags |= SKF_RESET_PENDING;
+		info->abort_state = state;
+		info->reset_ns = bpf_ktime_get_boot_ns();
+	}
+	return 0;
+}
+
+static __always_inline void count_reason(__u16 reason)
+{
+	struct counts *c = get_counters();
+
+	if (c)
+		c->reasons[reason < NR_REASONS ? reason : REASON_UNKNOWN]++;
+}
+
+/* Undo the count of a provisional reset_received: it was a local abort. */
+static __always_inline void uncount_reset_received(void)
+{
+	struct counts *c = get_counters();
+
+	if (c)
+		c->kinds[KIND_RESET_RECEIVED]--;
+}
+
+/* Without reset reasons (before 6.10), a local abort's RST follows within the same softirq. */
+#define LOCAL_ABORT_WINDOW_NS 1000000
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	struct event e = {.kind = KIND_RESET_SENT, .reason = REASON_UNKNOWN};
+	struct sk_info *info = NULL;
+	bool abort_on_data = false;
+	__u8 tcp_flags = 0;
+
+	if (bpf_core_type_exists(enum sk_rst_reason)) {
+		/* The third argument exists from 6.10 on. */
+		e.reason = (__u16)ctx[2];
+		e.flags |= EVF_REASON;
+	}
+
+	if (!sk) {
+		if (!skb)
+			return 0;
+		fill_from_skb(&e, skb);
+	} else {
+		e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		fill_from_sock(&e, sk);
+		if (is_full_sock(sk)) {
+			info = info_of(sk, false);
+			if (info && (info->flags & SKF_OWNER))
+				set_owner(&e, &info->owner);
+		}
+	}
+	if (!wanted(&e))
+		return 0;
+	count_reason(e.reason);
+
+	if (info && (info->flags & SKF_RESET_PENDING)) {
+		if (e.flags & EVF_REASON)
+			abort_on_data = e.reason == bpf_core_enum_value(enum sk_rst_reason,
+									SK_RST_REASON_TCP_ABORT_ON_DATA);
+		else
+			abort_on_data = bpf_ktime_get_boot_ns() - info->reset_ns < LOCAL_ABORT_WINDOW_NS;
+		info->flags &= ~SKF_RESET_PENDING;
+	}
+	if (abort_on_data) {
+		/* FIN_WAIT path: data after shutdown, TCPAbortOnData. */
+		uncount_reset_received();
+		e.kind = KIND_DATA_AFTER_CLOSE;
+		e.state = info->abort_state;
+		e.flags |= EVF_LOCAL_ABORT;
+		if (skb)
+			e.refused_bytes = payload_bytes(skb, &tcp_flags);
+	} else if (sk && e.state == TCP_TIME_WAIT && skb) {
+		const struct inet_timewait_sock *tw = (const void *)sk;
+		__u32 refused = payload_bytes(skb, &tcp_flags);
+
+		e.flags |= EVF_TIME_WAIT;
+		if (BPF_CORE_READ(tw, tw_substate) == TCP_FIN_WAIT2 && refused &&
+		    !(tcp_flags & TCPHDR_SYN)) {
+			/* TIME_WAIT path: data after an orphan FIN_WAIT2 became a mini-socket. */
+			struct owner *o = bpf_map_lookup_elem(&tw_owner, &e.cookie);
+
+			e.kind = KIND_DATA_AFTER_CLOSE;
+			e.state = TCP_FIN_WAIT2;
+			e.refused_bytes = refused;
+			if (o)
+				set_owner(&e, o);
+		}
+	} else if (info && in_final_close(sk)) {
+		/* The reset of an unread or zero-linger close: part of that event. */
+		return 0;
+	}
+	emit_for_sock(&e, info);
+	return 0;
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(on_destroy, struct sock *sk)
+{
+	struct sk_info *info = info_of(sk, false);
+	struct event e = {.kind = KIND_DESTROY};
+
+	if (!info || !(info->flags & SKF_REPORTED))
+		return 0;
+	e.cookie = bpf_get_socket_cookie(sk);
+	fill_from_sock(&e, sk);
+	if (info->flags & SKF_OWNER)
+		set_owner(&e, &info->owner);
+	emit(&e);
+	return 0;
+}

@@ -1,0 +1,54 @@
+// Command tcpclose-trace shows which process closed a TCP connection in a
+// way that loses data, live, with the fix.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: tcpclose-trace [flags]
+
+Traces TCP closes and resets that lose data (close with unread bytes, close
+before the peer's EOF, data refused after close, zero-linger aborts, resets)
+and names the process that caused them. Needs root (or CAP_BPF+CAP_PERFMON)
+and a kernel with BTF.
+
+Flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		var ue usageError
+		fmt.Fprintf(os.Stderr, "tcpclose-trace: %v\n", err)
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError marks errors in the command line (exit status 2).
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	return trace(ctx, cfg, stdout, stderr)
+}

@@ -1,0 +1,359 @@
+// Package collector loads the kernel programs, attaches them, reads the ring
+// buffer, decodes and correlates records, and hands typed events to a sink.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+	"github.com/tcpclose-trace/tcpclose-trace/correlate"
+)
+
+// Options select what is traced. Zero values mean "everything".
+type Options struct {
+	PID   uint32 // only sockets owned by this process (thread-group id)
+	Comm  string // only sockets owned by a task with this comm (at most 15 bytes)
+	Port  uint16 // only connections with this port at either end
+	Netns uint32 // only this network namespace (inode number)
+	All   bool   // also stream graceful closes
+
+	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
+	QueueLen     int           // events buffered between reader and sink; 0 for 4096
+	DrainEvery   time.Duration // ring polling period; 0 for 50ms
+	TrackSockets int           // correlation capacity; 0 for 65536
+	TrackTTL     time.Duration // correlation age limit; 0 for 2m
+	Debug        bool          // show the whole verifier log on rejection
+}
+
+func (o *Options) setDefaults() {
+	if o.RingBytes == 0 {
+		o.RingBytes = 4 << 20
+	}
+	if o.QueueLen == 0 {
+		o.QueueLen = 4096
+	}
+	if o.DrainEvery == 0 {
+		o.DrainEvery = 50 * time.Millisecond
+	}
+	if o.TrackSockets == 0 {
+		o.TrackSockets = 65536
+	}
+	if o.TrackTTL == 0 {
+		o.TrackTTL = 2 * time.Minute
+	}
+}
+
+func (o *Options) validate() error {
+	if len(o.Comm) > 15 {
+		return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", o.Comm)
+	}
+	if o.RingBytes < os.Getpagesize() || o.RingBytes&(o.RingBytes-1) != 0 {
+		return fmt.Errorf("ring size %d is not a power of two of at least a page", o.RingBytes)
+	}
+	return nil
+}
+
+// Stats are the collector's own counts.
+type Stats struct {
+	Decoded     uint64 // records read from the ring
+	SinkDropped uint64 // events dropped because the sink fell behind
+	Evictions   uint64 // correlation entries evicted for lack of room
+	Expired     uint64 // correlation entries aged out
+}
+
+// Collector owns the loaded programs and their links.
+type Collector struct {
+	opts    Options
+	objs    bpf.TcpcloseObjects
+	links   []link.Link
+	reader  *ringbuf.Reader
+	decoder Decoder
+	tracker *correlate.Tracker
+
+	decoded     atomic.Uint64
+	sinkDropped atomic.Uint64
+	evictions   atomic.Uint64
+	expired     atomic.Uint64
+	closeOnce   sync.Once
+}
+
+// Open checks the host, loads and attaches the programs. On error nothing
+// stays loaded or attached.
+func Open(opts Options) (_ *Collector, err error) {
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkCapabilities(); err != nil {
+		return nil, err
+	}
+	kernel, err := loadKernelBTF()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHooks(kernel); err != nil {
+		return nil, err
+	}
+	reasons, err := LoadReasons(kernel)
+	if err != nil && !errors.Is(err, ErrNoResetReasons) {
+		return nil, err
+	}
+
+	spec, err := bpf.LoadTcpclose()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF spec: %w", err)
+	}
+	if err := setVariables(spec, &opts); err != nil {
+		return nil, err
+	}
+	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
+
+	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL)}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	loadOpts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
+	if err := spec.LoadAndAssign(&c.objs, loadOpts); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			if opts.Debug {
+				return nil, fmt.Errorf("BPF verifier rejected the programs: %+v", verr)
+			}
+			return nil, fmt.Errorf("BPF verifier rejected the programs (--debug shows the whole log): %-20v", verr)
+		}
+		return nil, fmt.Errorf("load BPF programs: %w", err)
+	}
+	if err := c.attach(); err != nil {
+		return nil, err
+	}
+	if c.reader, err = ringbuf.NewReader(c.objs.Events); err != nil {
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	c.decoder = Decoder{Reasons: reasons, BootTime: bootTime()}
+	return c, nil
+}
+
+func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
+	var comm [16]byte
+	copy(comm[:], o.Comm)
+	wakeup := uint64(o.RingBytes / 4) // wake the reader early when a quarter is used
+	values := map[string]any{
+		"filter_pid":      o.PID,
+		"filter_netns":    o.Netns,
+		"filter_port":     o.Port,
+		"filter_comm_len": uint8(len(o.Comm)),
+		"filter_comm":     comm,
+		"stream_graceful": o.All,
+		"wakeup_bytes":    wakeup,
+	}
+	for name, v := range values {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF object has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) attach() error {
+	progs := map[string]*ebpf.Program{
+		"on_set_state":     c.objs.OnSetState,
+		"on_send_length":   c.objs.OnSendLength,
+		"on_recv_length":   c.objs.OnRecvLength,
+		"on_receive_reset": c.objs.OnReceiveReset,
+		"on_send_reset":    c.objs.OnSendReset,
+		"on_destroy":       c.objs.OnDestroy,
+	}
+	for _, h := range hooks {
+		l, err := link.AttachTracing(link.TracingOptions{Program: progs[h.program]})
+		if err != nil {
+			return fmt.Errorf("attach to %s %s: %w", h.what, h.target, err)
+		}
+		c.links = append(c.links, l)
+	}
+	return nil
+}
+
+// bootTime is the wall-clock time at which CLOCK_BOOTTIME was zero.
+func bootTime() time.Time {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}
+
+// Counters reads the kernel's exact totals.
+func (c *Collector) Counters() (Counters, error) { return readCounters(c.objs.Counters) }
+
+// Stats returns the collector's own counts.
+func (c *Collector) Stats() Stats {
+	return Stats{
+		Decoded:     c.decoded.Load(),
+		SinkDropped: c.sinkDropped.Load(),
+		Evictions:   c.evictions.Load(),
+		Expired:     c.expired.Load(),
+	}
+}
+
+// Reasons returns the kernel's reset reason names.
+func (c *Collector) Reasons() *Reasons { return c.decoder.Reasons }
+
+// Close detaches and unloads everything. It is safe to call more than once.
+func (c *Collector) Close() error {
+	var errs []error
+	c.closeOnce.Do(func() {
+		if c.reader != nil {
+			errs = append(errs, c.reader.Close())
+		}
+		for i := len(c.links) - 1; i >= 0; i-- {
+			errs = append(errs, c.links[i].Close())
+		}
+		errs = append(errs, c.objs.Close())
+	})
+	return errors.Join(errs...)
+}
+
+// Run streams events to sink until ctx is done, then drains what the ring
+// still holds and returns. sink runs on its own goroutine: a slow sink makes
+// the collector drop (and count) events, never stall the ring reader.
+func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
+	queue := make(chan Event, c.opts.QueueLen)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range queue {
+			sink(&ev)
+		}
+	}()
+	err := c.read(ctx, queue)
+	close(queue)
+	<-done
+	return err
+}
+
+// maxProvisional bounds the reset_received events held back for one drain period.
+const maxProvisional = 4096
+
+// provisional is a reset_received held until the next drain period, unless a
+// data_after_close on the same socket shows it was the kernel's own abort.
+type provisional struct {
+	ev    Event
+	cycle uint64
+}
+
+func (c *Collector) read(ctx context.Context, queue chan<- Event) error {
+	var rec ringbuf.Record
+	var ev Event
+	held := make(map[uint64]provisional)
+	deliver := func(ev *Event) {
+		select {
+		case queue <- *ev:
+		default:
+			c.sinkDropped.Add(1)
+		}
+	}
+	flush := func(before uint64) {
+		for cookie, p := range held {
+			if p.cycle < before {
+				deliver(&p.ev)
+				delete(held, cookie)
+			}
+		}
+	}
+	for cycle := uint64(1); ; cycle++ {
+		stopping := ctx.Err() != nil
+		if stopping {
+			c.reader.SetDeadline(time.Now()) // drain what is there, then stop
+		} else {
+			c.reader.SetDeadline(time.Now().Add(c.opts.DrainEvery))
+		}
+		for {
+			err := c.reader.ReadInto(&rec)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				if errors.Is(err, ringbuf.ErrClosed) {
+					return nil
+				}
+				return fmt.Errorf("read ring buffer: %w", err)
+			}
+			if err := c.decoder.Decode(rec.RawSample, &ev); err != nil {
+				return err
+			}
+			c.decoded.Add(1)
+			if !c.correlate(&ev) {
+				continue
+			}
+			switch {
+			case ev.provisional && ev.Cookie != 0 && len(held) < maxProvisional:
+				held[ev.Cookie] = provisional{ev: ev, cycle: cycle}
+			case ev.localAbort:
+				delete(held, ev.Cookie)
+				deliver(&ev)
+			default:
+				deliver(&ev)
+			}
+		}
+		if stopping {
+			flush(cycle + 1)
+			return nil
+		}
+		flush(cycle)
+	}
+}
+
+// correlate joins ev with what is known of its socket; it reports whether
+// ev is for the sink (destroy records are not).
+func (c *Collector) correlate(ev *Event) bool {
+	defer func() {
+		c.evictions.Store(c.tracker.Evictions())
+		c.expired.Store(c.tracker.Expired())
+	}()
+	if ev.Cookie == 0 {
+		return ev.Kind != kindDestroy
+	}
+	var owner *correlate.Owner
+	if ev.OwnerKnown {
+		owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
+	}
+	switch ev.Kind {
+	case kindDestroy:
+		c.tracker.Destroyed(ev.Cookie)
+		return false
+	case KindUndrainedClose:
+		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
+	case KindDataAfterClose:
+		prev, ok := c.tracker.Get(ev.Cookie)
+		if ok && !prev.Closed.IsZero() {
+			ev.SinceClose = ev.Time.Sub(prev.Closed)
+			if !ev.OwnerKnown && prev.HasOwner {
+				ev.PID, ev.TID, ev.Comm, ev.CgroupID = prev.Owner.PID, prev.Owner.TID, prev.Owner.Comm, prev.Owner.CgroupID
+				ev.OwnerKnown = true
+			}
+		}
+		c.tracker.Forget(ev.Cookie)
+	default:
+		entry := c.tracker.Touch(ev.Cookie, ev.Time, owner)
+		if !ev.OwnerKnown && entry.HasOwner {
+			ev.PID, ev.TID, ev.Comm, ev.CgroupID = entry.Owner.PID, entry.Owner.TID, entry.Owner.Comm, entry.Owner.CgroupID
+			ev.OwnerKnown = true
+		}
+	}
+	return true
+}

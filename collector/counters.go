@@ -1,0 +1,75 @@
+package collector
+
+import (
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+)
+
+// NumReasonSlots is how many reset reasons the kernel counts; the last slot
+// counts resets whose reason is unknown (kernels before 6.10, or out of range).
+const NumReasonSlots = len(bpf.TcpcloseCounts{}.Reasons)
+
+// ReasonUnknownSlot is the slot of resets with no known reason.
+const ReasonUnknownSlot = NumReasonSlots - 1
+
+// HistBuckets is the number of unread-bytes histogram buckets: bucket i
+// counts closes with unread bytes below 2^i (and at least 2^(i-1)).
+const HistBuckets = len(bpf.TcpcloseCounts{}.UnreadHist)
+
+// Counters are the kernel's exact totals since the programs were loaded,
+// summed over CPUs. They count every event that passed the filters,
+// streamed or not, so they stay exact when the ring overflows.
+type Counters struct {
+	Kinds        [numKinds]uint64
+	ResetReasons [NumReasonSlots]uint64 // every RST sent, by enum sk_rst_reason
+	UnreadBytes  uint64
+	UnsentBytes  uint64
+	RefusedBytes uint64
+	RingLost     uint64 // records counted but not streamed: the ring was full
+	UnreadHist   [HistBuckets]uint64
+}
+
+// Kind returns the count of one event kind.
+func (c *Counters) Kind(k Kind) uint64 {
+	if k < numKinds {
+		return c.Kinds[k]
+	}
+	return 0
+}
+
+// ResetsSent returns the number of RSTs sent, of any reason.
+func (c *Counters) ResetsSent() uint64 {
+	var n uint64
+	for _, v := range c.ResetReasons {
+		n += v
+	}
+	return n
+}
+
+func readCounters(m *ebpf.Map) (Counters, error) {
+	var perCPU []bpf.TcpcloseCounts
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return Counters{}, fmt.Errorf("read counters: %w", err)
+	}
+	var c Counters
+	for i := range perCPU {
+		p := &perCPU[i]
+		for k := range c.Kinds {
+			c.Kinds[k] += p.Kinds[k]
+		}
+		for r := range c.ResetReasons {
+			c.ResetReasons[r] += p.Reasons[r]
+		}
+		for b := range c.UnreadHist {
+			c.UnreadHist[b] += p.UnreadHist[b]
+		}
+		c.UnreadBytes += p.UnreadBytes
+		c.UnsentBytes += p.UnsentBytes
+		c.RefusedBytes += p.RefusedBytes
+		c.RingLost += p.RingLost
+	}
+	return c, nil
+}

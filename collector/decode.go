@@ -1,0 +1,117 @@
+package collector
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+)
+
+const (
+	afInet6 = 10
+
+	evfOwner       = 1 << 0
+	evfPeerFIN     = 1 << 1
+	evfShutWR      = 1 << 2
+	evfReason      = 1 << 3
+	evfTimeWait    = 1 << 4
+	evfNoSocket    = 1 << 5
+	evfProvisional = 1 << 6
+	evfLocalAbort  = 1 << 7
+
+	reasonUnknown = 63
+)
+
+// RawEvent is the record the kernel writes to the ring buffer.
+type RawEvent = bpf.TcpcloseEvent
+
+// RawEventSize is the size of a RawEvent record.
+const RawEventSize = int(unsafe.Sizeof(RawEvent{}))
+
+// Decoder turns raw records into Events. It is not safe for concurrent use.
+type Decoder struct {
+	// Reasons names enum sk_rst_reason values; nil means numbers only.
+	Reasons *Reasons
+	// BootTime converts the kernel's boot-clock nanoseconds to wall time.
+	BootTime time.Time
+
+	comms map[[16]int8]string // interned comm strings: no allocation per event
+}
+
+// Decode fills ev from a raw record.
+func (d *Decoder) Decode(raw []byte, ev *Event) error {
+	if len(raw) < RawEventSize {
+		return fmt.Errorf("short record: %d bytes, want %d", len(raw), RawEventSize)
+	}
+	r := (*RawEvent)(unsafe.Pointer(&raw[0]))
+	d.DecodeRaw(r, ev)
+	return nil
+}
+
+// DecodeRaw fills ev from a typed raw record.
+func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
+	*ev = Event{
+		Time:         d.BootTime.Add(time.Duration(r.TsNs)),
+		Kind:         Kind(r.Kind),
+		PID:          r.Pid,
+		TID:          r.Tid,
+		CgroupID:     r.CgroupId,
+		Netns:        r.Netns,
+		LPort:        r.Lport,
+		RPort:        r.Rport,
+		Cookie:       r.Cookie,
+		State:        State(r.State),
+		UnreadBytes:  r.UnreadBytes,
+		UnsentBytes:  r.UnsentBytes,
+		RefusedBytes: r.RefusedBytes,
+		OwnerKnown:   r.Flags&evfOwner != 0,
+		PeerFIN:      r.Flags&evfPeerFIN != 0,
+		ShutWR:       r.Flags&evfShutWR != 0,
+		TimeWait:     r.Flags&evfTimeWait != 0,
+		NoSocket:     r.Flags&evfNoSocket != 0,
+		provisional:  r.Flags&evfProvisional != 0,
+		localAbort:   r.Flags&evfLocalAbort != 0,
+	}
+	ev.LAddr = addr(r.Family, &r.Laddr)
+	ev.RAddr = addr(r.Family, &r.Raddr)
+	if ev.OwnerKnown {
+		ev.Comm = d.comm(&r.Comm)
+	}
+	if ev.Kind == KindResetSent || ev.Kind == KindDataAfterClose {
+		switch {
+		case r.Flags&evfReason == 0 || r.Reason == reasonUnknown:
+			ev.Reason = "unknown"
+		default:
+			ev.Reason = d.Reasons.Name(r.Reason)
+		}
+	}
+}
+
+func (d *Decoder) comm(c *[16]int8) string {
+	if s, ok := d.comms[*c]; ok {
+		return s
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(c))
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	s := string(b)
+	if d.comms == nil {
+		d.comms = make(map[[16]int8]string)
+	}
+	if len(d.comms) >= 4096 { // bound the intern table
+		clear(d.comms)
+	}
+	d.comms[*c] = s
+	return s
+}
+
+func addr(family uint16, b *[16]uint8) netip.Addr {
+	if family == afInet6 {
+		return netip.AddrFrom16(*b).Unmap()
+	}
+	return netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
+}

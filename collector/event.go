@@ -1,0 +1,127 @@
+package collector
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Kind is what happened to a connection. Its String form is a stable name:
+// the JSON contract and the metric label value.
+type Kind uint8
+
+// The event kinds, in the kernel's numbering (bpf/tcpclose.c, enum kind).
+const (
+	KindNone Kind = iota
+	KindUnreadClose
+	KindUndrainedClose
+	KindDataAfterClose
+	KindAbortClose
+	KindResetReceived
+	KindResetSent
+	KindGracefulClose
+	kindDestroy // internal: a socket with reported events is gone
+	numKinds
+)
+
+var kindNames = [numKinds]string{
+	KindNone:           "none",
+	KindUnreadClose:    "unread_close",
+	KindUndrainedClose: "undrained_close",
+	KindDataAfterClose: "data_after_close",
+	KindAbortClose:     "abort_close",
+	KindResetReceived:  "reset_received",
+	KindResetSent:      "reset_sent",
+	KindGracefulClose:  "graceful_close",
+	kindDestroy:        "destroy",
+}
+
+// Kinds lists the public event kinds in their stable order.
+func Kinds() []Kind {
+	return []Kind{KindUnreadClose, KindUndrainedClose, KindDataAfterClose, KindAbortClose,
+		KindResetReceived, KindResetSent, KindGracefulClose}
+}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// MarshalText writes the stable name.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// ParseKind returns the kind with the given stable name.
+func ParseKind(name string) (Kind, error) {
+	for _, k := range Kinds() {
+		if k.String() == name {
+			return k, nil
+		}
+	}
+	return KindNone, fmt.Errorf("unknown event kind %q", name)
+}
+
+// Anomaly reports whether the kind means data was, or may be, lost.
+func (k Kind) Anomaly() bool {
+	return k != KindNone && k != KindGracefulClose && k < kindDestroy
+}
+
+// State is a TCP socket state (include/net/tcp_states.h).
+type State uint8
+
+var stateNames = [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+	"TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("STATE(%d)", uint8(s))
+}
+
+// MarshalText writes the kernel's name of the state.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Event is one decoded, correlated observation.
+type Event struct {
+	Time     time.Time
+	Kind     Kind
+	PID      uint32 // thread-group id of the owner (the process that closed, for closes)
+	TID      uint32
+	Comm     string
+	CgroupID uint64
+	Netns    uint32
+	LAddr    netip.Addr // v4-mapped addresses are unmapped
+	LPort    uint16
+	RAddr    netip.Addr
+	RPort    uint16
+	Cookie   uint64
+	State    State // the socket's state when it happened (before a close)
+	Reason   string
+
+	UnreadBytes  uint32
+	UnsentBytes  uint32
+	RefusedBytes uint32
+
+	OwnerKnown bool // PID, Comm and CgroupID were recorded for this socket
+	PeerFIN    bool // the peer's FIN had arrived before the close
+	ShutWR     bool // shutdown(SHUT_WR) preceded the close
+	TimeWait   bool // seen on a TIME_WAIT mini-socket
+	NoSocket   bool // a reset sent with no socket (e.g. SYN to a closed port)
+
+	// SinceClose is, for a data_after_close joined to its undrained_close,
+	// the time between that close and the refused data.
+	SinceClose time.Duration
+
+	provisional bool // reset_received that a local abort may still cancel
+	localAbort  bool // data_after_close that cancels a provisional reset_received
+}
+
+// Family returns "ipv4" or "ipv6".
+func (e *Event) Family() string {
+	if e.LAddr.Is6() {
+		return "ipv6"
+	}
+	return "ipv4"
+}

@@ -1,0 +1,179 @@
+// Package output renders events for people (an aligned table with fix hints)
+// and for programs (NDJSON), and summarises a run.
+package output
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+)
+
+// Sink writes events.
+type Sink interface {
+	Write(ev *collector.Event) error
+}
+
+// Table writes one aligned line per event, with a hint the first time each
+// anomaly kind appears.
+type Table struct {
+	w        io.Writer
+	header   bool
+	hinted   map[collector.Kind]bool
+	NoHints  bool
+	buf      []byte
+	location *time.Location
+}
+
+// NewTable returns a Table writing to w.
+func NewTable(w io.Writer) *Table {
+	return &Table{w: w, hinted: make(map[collector.Kind]bool), location: time.Local}
+}
+
+const tableFormat = "%-12s %7s %-15s %-39s %-39s %-16s %s\n"
+
+// Write implements Sink.
+func (t *Table) Write(ev *collector.Event) error {
+	if !t.header {
+		t.header = true
+		if _, err := fmt.Fprintf(t.w, tableFormat, "TIME", "PID", "COMM", "LOCAL", "REMOTE", "KIND", "DETAIL"); err != nil {
+			return err
+		}
+	}
+	pid, comm := "-", "-"
+	if ev.OwnerKnown {
+		pid, comm = strconv.FormatUint(uint64(ev.PID), 10), ev.Comm
+	}
+	_, err := fmt.Fprintf(t.w, tableFormat, ev.Time.In(t.location).Format("15:04:05.000"), pid, comm,
+		hostPort(ev.LAddr, ev.LPort), hostPort(ev.RAddr, ev.RPort), ev.Kind, Detail(ev))
+	if err != nil {
+		return err
+	}
+	if !t.NoHints && ev.Kind.Anomaly() && !t.hinted[ev.Kind] {
+		t.hinted[ev.Kind] = true
+		_, err = fmt.Fprintf(t.w, "  hint(%s): %s\n", ev.Kind, Hint(ev.Kind))
+	}
+	return err
+}
+
+func hostPort(a netip.Addr, port uint16) string {
+	if !a.IsValid() {
+		return "-"
+	}
+	return netip.AddrPortFrom(a, port).String()
+}
+
+// Detail is the event's short, kind-specific detail column.
+func Detail(ev *collector.Event) string {
+	b := make([]byte, 0, 64)
+	add := func(k string, v string) {
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, v...)
+	}
+	switch ev.Kind {
+	case collector.KindUnreadClose:
+		add("unread", strconv.FormatUint(uint64(ev.UnreadBytes), 10))
+		if ev.UnsentBytes > 0 {
+			add("unsent", strconv.FormatUint(uint64(ev.UnsentBytes), 10))
+		}
+	case collector.KindAbortClose:
+		add("unsent", strconv.FormatUint(uint64(ev.UnsentBytes), 10))
+	case collector.KindDataAfterClose:
+		add("refused", strconv.FormatUint(uint64(ev.RefusedBytes), 10))
+		if ev.SinceClose > 0 {
+			add("after_close", ev.SinceClose.Round(time.Microsecond).String())
+		}
+	case collector.KindResetSent:
+		add("reason", ev.Reason)
+	}
+	if ev.State != 0 {
+		add("state", ev.State.String())
+	}
+	if ev.Kind == collector.KindDataAfterClose {
+		add("reason", ev.Reason)
+	}
+	if ev.ShutWR && ev.Kind == collector.KindUndrainedClose {
+		add("after", "shutdown(SHUT_WR)")
+	}
+	return string(b)
+}
+
+// Record is the JSON form of an event: one object per line (NDJSON). Field
+// names are a stable contract, documented in the README.
+type Record struct {
+	Time         string `json:"time"`
+	Kind         string `json:"kind"`
+	PID          uint32 `json:"pid"`
+	TID          uint32 `json:"tid,omitempty"`
+	Comm         string `json:"comm"`
+	Netns        uint32 `json:"netns"`
+	CgroupID     uint64 `json:"cgroup_id"`
+	Family       string `json:"family"`
+	LAddr        string `json:"laddr"`
+	LPort        uint16 `json:"lport"`
+	RAddr        string `json:"raddr"`
+	RPort        uint16 `json:"rport"`
+	Cookie       uint64 `json:"cookie"`
+	State        string `json:"state"`
+	Reason       string `json:"reason"`
+	UnreadBytes  uint32 `json:"unread_bytes"`
+	UnsentBytes  uint32 `json:"unsent_bytes"`
+	RefusedBytes uint32 `json:"refused_bytes"`
+	PeerFIN      bool   `json:"peer_fin,omitempty"`
+	ShutWR       bool   `json:"shut_wr,omitempty"`
+	TimeWait     bool   `json:"time_wait,omitempty"`
+	NoSocket     bool   `json:"no_socket,omitempty"`
+	SinceCloseNs int64  `json:"since_close_ns,omitempty"`
+}
+
+// NewRecord converts an event to its JSON form.
+func NewRecord(ev *collector.Event) Record {
+	r := Record{
+		Time:         ev.Time.UTC().Format(time.RFC3339Nano),
+		Kind:         ev.Kind.String(),
+		Netns:        ev.Netns,
+		Family:       ev.Family(),
+		LPort:        ev.LPort,
+		RPort:        ev.RPort,
+		Cookie:       ev.Cookie,
+		State:        ev.State.String(),
+		Reason:       ev.Reason,
+		UnreadBytes:  ev.UnreadBytes,
+		UnsentBytes:  ev.UnsentBytes,
+		RefusedBytes: ev.RefusedBytes,
+		PeerFIN:      ev.PeerFIN,
+		ShutWR:       ev.ShutWR,
+		TimeWait:     ev.TimeWait,
+		NoSocket:     ev.NoSocket,
+		SinceCloseNs: int64(ev.SinceClose),
+	}
+	if ev.OwnerKnown {
+		r.PID, r.TID, r.Comm, r.CgroupID = ev.PID, ev.TID, ev.Comm, ev.CgroupID
+	}
+	if ev.LAddr.IsValid() {
+		r.LAddr = ev.LAddr.String()
+	}
+	if ev.RAddr.IsValid() {
+		r.RAddr = ev.RAddr.String()
+	}
+	return r
+}
+
+// JSON writes NDJSON, one object per event.
+type JSON struct {
+	enc *json.Encoder
+}
+
+// NewJSON returns a JSON sink writing to w.
+func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
+
+// Write implements Sink.
+func (j *JSON) Write(ev *collector.Event) error { return j.enc.Encode(NewRecord(ev)) }

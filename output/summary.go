@@ -1,0 +1,75 @@
+package output
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+)
+
+type summaryKey struct {
+	pid  uint32
+	comm string
+	kind collector.Kind
+}
+
+// Summary counts streamed events per process and kind.
+type Summary struct {
+	counts map[summaryKey]uint64
+}
+
+// NewSummary returns an empty Summary.
+func NewSummary() *Summary { return &Summary{counts: make(map[summaryKey]uint64)} }
+
+// Add counts one event.
+func (s *Summary) Add(ev *collector.Event) {
+	k := summaryKey{kind: ev.Kind, comm: "-"}
+	if ev.OwnerKnown {
+		k.pid, k.comm = ev.PID, ev.Comm
+	}
+	s.counts[k]++
+}
+
+// Write prints the per-process table, then the kernel's totals for the run.
+func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, reasons *collector.Reasons) error {
+	keys := make([]summaryKey, 0, len(s.counts))
+	for k := range s.counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b summaryKey) int {
+		return cmp.Or(cmp.Compare(s.counts[b], s.counts[a]), cmp.Compare(a.pid, b.pid),
+			cmp.Compare(a.comm, b.comm), cmp.Compare(a.kind, b.kind))
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSUMMARY\nPID\tCOMM\tKIND\tEVENTS")
+	for _, k := range keys {
+		pid := "-"
+		if k.pid != 0 {
+			pid = fmt.Sprint(k.pid)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", pid, k.comm, k.kind, s.counts[k])
+	}
+	fmt.Fprintln(tw, "\nKERNEL COUNTERS (exact, this run)\tCOUNT")
+	for _, k := range collector.Kinds() {
+		fmt.Fprintf(tw, "%s\t%d\n", k, c.Kind(k))
+	}
+	for v, n := range c.ResetReasons {
+		if n == 0 {
+			continue
+		}
+		name := "unknown"
+		if v != collector.ReasonUnknownSlot {
+			name = reasons.Name(uint16(v))
+		}
+		fmt.Fprintf(tw, "resets sent, %s\t%d\n", name, n)
+	}
+	fmt.Fprintf(tw, "unread bytes discarded\t%d\n", c.UnreadBytes)
+	fmt.Fprintf(tw, "unsent bytes discarded\t%d\n", c.UnsentBytes)
+	fmt.Fprintf(tw, "refused bytes\t%d\n", c.RefusedBytes)
+	fmt.Fprintf(tw, "ring records lost\t%d\n", c.RingLost)
+	fmt.Fprintf(tw, "events dropped (slow output)\t%d\n", st.SinkDropped)
+	return tw.Flush()
+}
