@@ -48,8 +48,8 @@ enum {
 /* Socket-local flags. */
 enum {
 	SKF_OWNER = 1 << 0,
-	SKF_CLASSIFIED = 1 << 1,   /* the final close was classified */
-	SKF_REPORTED = 1 << 2,	   /* an event was streamed: report destroy */
+	SKF_CLASSIFIED = 1 << 1,    /* the final close was classified */
+	SKF_REPORTED = 1 << 2,	    /* an event was streamed: report destroy */
 	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
 };
 
@@ -167,8 +167,7 @@ static __always_inline void owner_from_current(struct owner *o)
 
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
 {
-	return bpf_sk_storage_get(&sk_info, sk, 0,
-				  create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	return bpf_sk_storage_get(&sk_info, sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
 static __always_inline void set_owner(struct event *e, const struct owner *o)
@@ -395,7 +394,8 @@ static __always_inline bool close_transition(int oldstate, int newstate)
 	if (oldstate == newstate) /* close() after shutdown(SHUT_WR) */
 		return newstate == TCP_FIN_WAIT1 || newstate == TCP_FIN_WAIT2 ||
 		       newstate == TCP_CLOSING || newstate == TCP_LAST_ACK;
-	return (newstate == TCP_FIN_WAIT1 && (oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)) ||
+	return (newstate == TCP_FIN_WAIT1 &&
+		(oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)) ||
 	       (newstate == TCP_LAST_ACK && oldstate == TCP_CLOSE_WAIT);
 }
 
@@ -410,7 +410,8 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	bool peer_fin;
 
 	peer_fin = sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)) ||
-		   oldstate == TCP_CLOSE_WAIT || oldstate == TCP_CLOSING || oldstate == TCP_LAST_ACK;
+		   oldstate == TCP_CLOSE_WAIT || oldstate == TCP_CLOSING ||
+		   oldstate == TCP_LAST_ACK;
 	if (newstate == TCP_CLOSE) {
 		e.unread_bytes = unread_bytes(sk);
 		if (e.unread_bytes) {
@@ -588,10 +589,12 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 
 	if (info && (info->flags & SKF_RESET_PENDING)) {
 		if (e.flags & EVF_REASON)
-			abort_on_data = e.reason == bpf_core_enum_value(enum sk_rst_reason,
-									SK_RST_REASON_TCP_ABORT_ON_DATA);
+			abort_on_data =
+			    e.reason == bpf_core_enum_value(enum sk_rst_reason,
+							    SK_RST_REASON_TCP_ABORT_ON_DATA);
 		else
-			abort_on_data = bpf_ktime_get_boot_ns() - info->reset_ns < LOCAL_ABORT_WINDOW_NS;
+			abort_on_data =
+			    bpf_ktime_get_boot_ns() - info->reset_ns < LOCAL_ABORT_WINDOW_NS;
 		info->flags &= ~SKF_RESET_PENDING;
 	}
 	if (abort_on_data) {

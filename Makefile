@@ -1,0 +1,53 @@
+# tcpclose-trace: build, regenerate the BPF object, lint and test.
+# `sudo make test` runs everything (the end-to-end suite needs root).
+
+GO       ?= go
+CLANG    ?= clang-19
+STRIP    ?= llvm-strip-19
+CLANG_FORMAT ?= clang-format-19
+BIN      := bin/tcpclose-trace
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# Debian packages the build and the tests need (installed by `make deps`).
+DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2
+
+.PHONY: all build generate check-generated lint test unit e2e deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcpclose-trace
+
+# Rebuild bpf/tcpclose_bpfel.{o,go} from bpf/tcpclose.c with the pinned clang.
+generate:
+	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...
+
+# Fails when the committed BPF object or bindings differ from a fresh build.
+check-generated: generate
+	@git diff --exit-code -- bpf/ || { echo "bpf/: generated files drifted; run 'make generate' and commit" >&2; exit 1; }
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
+	$(GO) vet ./...
+	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e:
+	$(GO) test -count=1 -v -timeout 20m ./e2e/
+
+# The whole suite: lint, drift check, unit and end-to-end tests (root).
+test: deps lint check-generated
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Installs missing Debian packages (needs root and apt).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf bin
