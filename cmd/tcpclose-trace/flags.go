@@ -24,11 +24,8 @@ type config struct {
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
 	fs := flag.NewFlagSet("tcpclose-trace", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard) // errors are reported once, as one line, by main
+	fs.Usage = func() {}
 	var pid, port, netns uint64Flag
 	fs.StringVar(&cfg.output, "o", "table", "output format: table or json (NDJSON, one object per event)")
 	fs.Var(&pid, "pid", "only sockets of this process (thread-group id)")
@@ -43,6 +40,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usage)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 			return nil, err
 		}
 		return nil, usageError{err}

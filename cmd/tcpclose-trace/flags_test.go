@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // substring; "" means success
+		check   func(*testing.T, *config)
+	}{
+		{name: "defaults", args: nil, check: func(t *testing.T, c *config) {
+			if c.output != "table" || c.opts.PID != 0 || c.opts.All || c.duration != 0 {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{name: "all filters", args: []string{"-o", "json", "--pid", "42", "--comm", "nginx", "--port", "443",
+			"--netns", "4026531840", "--all", "--duration", "2s"}, check: func(t *testing.T, c *config) {
+			o := c.opts
+			if c.output != "json" || o.PID != 42 || o.Comm != "nginx" || o.Port != 443 || o.Netns != 4026531840 ||
+				!o.All || c.duration != 2*time.Second {
+				t.Errorf("parsed = %+v %+v", c, o)
+			}
+		}},
+		{name: "bad output", args: []string{"-o", "yaml"}, wantErr: "-o must be table or json"},
+		{name: "port out of range", args: []string{"--port", "70000"}, wantErr: "out of range"},
+		{name: "port not a number", args: []string{"--port", "http"}, wantErr: "want a positive integer"},
+		{name: "zero pid", args: []string{"--pid", "0"}, wantErr: "want a positive integer"},
+		{name: "long comm", args: []string{"--comm", "a-very-long-command"}, wantErr: "longer than 15 bytes"},
+		{name: "negative duration", args: []string{"--duration", "-1s"}, wantErr: "must not be negative"},
+		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("parseFlags: %v", err)
+				}
+				tt.check(t, cfg)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("parseFlags error = %v, want %q", err, tt.wantErr)
+			}
+			var ue usageError
+			if !errors.As(err, &ue) {
+				t.Errorf("error %v is not a usage error (exit status 2)", err)
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := parseFlags([]string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "Usage: tcpclose-trace") {
+		t.Fatalf("err = %v, output %q", err, out.String())
+	}
+}
