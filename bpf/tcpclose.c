@@ -51,6 +51,8 @@ enum {
 	SKF_CLASSIFIED = 1 << 1,    /* the final close was classified */
 	SKF_REPORTED = 1 << 2,	    /* an event was streamed: report destroy */
 	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
+	SKF_INHERITED = 1 << 4,	    /* owner is the listener's: the first user replaces it */
+	SKF_WAS_RESET = 1 << 5,	    /* tcp_reset() ran: a later close is not graceful */
 };
 
 /* What emit() did with an event. */
@@ -135,7 +137,8 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	/* BPF_F_CLONE: an accepted socket starts with its listener's owner. */
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
 	__type(key, int);
 	__type(value, struct sk_info);
 } sk_info SEC(".maps");
@@ -422,20 +425,19 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 			e.unsent_bytes = unsent_bytes(sk);
 		} else if (peer_fin) {
 			e.kind = KIND_GRACEFUL_CLOSE;
-		} else {
-			return; /* closed during connect, or already reset */
 		}
 	} else {
 		e.kind = peer_fin ? KIND_GRACEFUL_CLOSE : KIND_UNDRAINED_CLOSE;
 	}
 
 	info = info_of(sk, true);
-	if (!info)
-		return;
-	if (info->flags & SKF_CLASSIFIED)
+	if (!info || (info->flags & SKF_CLASSIFIED))
 		return;
 	info->flags |= SKF_CLASSIFIED | SKF_OWNER;
+	info->flags &= ~SKF_INHERITED;
 	owner_from_current(&info->owner);
+	if (e.kind == KIND_NONE)
+		return; /* closed during connect: nothing to report */
 
 	e.cookie = bpf_get_socket_cookie(sk);
 	fill_from_sock(&e, sk);
@@ -450,13 +452,14 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	emit_for_sock(&e, info);
 }
 
-static __always_inline void record_owner(struct sock *sk)
+/* Records the current task as owner unless a real one is known already. */
+static __always_inline void record_owner(struct sock *sk, __u8 how)
 {
 	struct sk_info *info = info_of(sk, true);
 
-	if (info && !(info->flags & SKF_OWNER)) {
+	if (info && (!(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED))) {
 		owner_from_current(&info->owner);
-		info->flags |= SKF_OWNER;
+		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER | how;
 	}
 }
 
@@ -468,7 +471,12 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 
 	if (newstate == TCP_SYN_SENT) {
 		/* connect(): process context, the owner is the caller. */
-		record_owner(sk);
+		record_owner(sk, 0);
+		return 0;
+	}
+	if (newstate == TCP_LISTEN) {
+		/* listen(): accepted sockets inherit this owner (BPF_F_CLONE). */
+		record_owner(sk, SKF_INHERITED);
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {
@@ -483,14 +491,14 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 }
 
 /*
- * accept() has no tracepoint: an accepted socket's owner is the first task
- * that sends or receives on it, in process context.
+ * accept() has no tracepoint: an accepted socket starts with the owner of
+ * its listener, replaced by the first task that sends or receives on it.
  */
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk)
 {
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
-		record_owner(sk);
+		record_owner(sk, 0);
 	return 0;
 }
 
@@ -498,7 +506,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk)
 {
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
-		record_owner(sk);
+		record_owner(sk, 0);
 	return 0;
 }
 
@@ -522,6 +530,8 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 		       state == TCP_LAST_ACK || state == TCP_CLOSE_WAIT);
 	if (state == TCP_CLOSE)
 		return 0; /* tcp_reset() ignores it */
+	if (info)
+		info->flags |= SKF_WAS_RESET;
 	e.cookie = bpf_get_socket_cookie(sk);
 	fill_from_sock(&e, sk);
 	if (provisional)
@@ -629,12 +639,34 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 	return 0;
 }
 
+/*
+ * close() of a socket already in CLOSE makes no transition: the kernel
+ * destroys it at once, in the closing task. If the peer's FIN had arrived
+ * (shutdown(SHUT_WR), drain, close), that was a graceful close.
+ */
+static __always_inline void classify_dead_close(struct sock *sk, struct sk_info *info)
+{
+	struct event e = {.kind = KIND_GRACEFUL_CLOSE, .flags = EVF_PEER_FIN};
+	struct owner o;
+
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE ||
+	    !sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
+		return;
+	owner_from_current(&o);
+	e.cookie = bpf_get_socket_cookie(sk);
+	fill_from_sock(&e, sk);
+	set_owner(&e, &o);
+	emit_for_sock(&e, info);
+}
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_destroy, struct sock *sk)
 {
 	struct sk_info *info = info_of(sk, false);
 	struct event e = {.kind = KIND_DESTROY};
 
+	if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
+		classify_dead_close(sk, info);
 	if (!info || !(info->flags & SKF_REPORTED))
 		return 0;
 	e.cookie = bpf_get_socket_cookie(sk);
