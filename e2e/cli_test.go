@@ -1,0 +1,184 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/output"
+)
+
+// buildCLI compiles the command once per test.
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tcpclose-trace")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/tcpclose-trace")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func waitForFile(t *testing.T, path string, cmd *exec.Cmd) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if cmd.ProcessState != nil {
+			t.Fatalf("tracer exited before it was ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s not created within 30 s", path)
+}
+
+// TestCLIUnreadClose is the acceptance check: a process that closes a socket
+// with 1234 unread bytes appears within a second as unread_close with its
+// own pid and comm, in NDJSON, and the exit summary carries the counters.
+func TestCLIUnreadClose(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	ns, err := scenario.NewNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, "-o", "json", "--netns", strconv.FormatUint(uint64(ns.Inode), 10),
+		"--ready-file", ready, "--duration", "60s")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	type line struct {
+		rec output.Record
+		at  time.Time
+	}
+	lines := make(chan line, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var rec output.Record
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				t.Errorf("not JSON: %q: %v", sc.Text(), err)
+				continue
+			}
+			lines <- line{rec, time.Now()}
+		}
+		close(lines)
+	}()
+	waitForFile(t, ready, cmd)
+
+	r, err := scenario.Run(ns, "unread_close", "ipv4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *line
+	timeout := time.After(5 * time.Second)
+	for found == nil {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("tracer output ended; stderr: %s", stderr.String())
+			}
+			if l.rec.Kind == "unread_close" {
+				found = &l
+			}
+		case <-timeout:
+			t.Fatal("no unread_close within 5 s")
+		}
+	}
+	rec := found.rec
+	if rec.UnreadBytes != 1234 || int(rec.PID) != r.Closer.PID || rec.Comm != r.Closer.Comm ||
+		rec.LPort != r.CloserPort || rec.Family != "ipv4" || rec.Netns != ns.Inode {
+		t.Errorf("unread_close = %+v, want unread 1234 pid %d comm %s lport %d", rec, r.Closer.PID, r.Closer.Comm, r.CloserPort)
+	}
+	when, err := time.Parse(time.RFC3339Nano, rec.Time)
+	if err != nil {
+		t.Fatalf("time %q: %v", rec.Time, err)
+	}
+	if lag := found.at.Sub(when); lag > time.Second || lag < 0 {
+		t.Errorf("event printed %v after the close, want within 1 s", lag)
+	}
+	t.Logf("close to stdout: %v", found.at.Sub(when))
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tracer exit: %v; stderr: %s", err, stderr.String())
+	}
+	for _, want := range []string{"SUMMARY", "tct-closer", "unread_close", "resets sent, TCP_ABORT_ON_CLOSE", "ring records lost"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+// TestCLIErrors checks that bad input gives one clear line and a non-zero exit.
+func TestCLIErrors(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	tests := []struct {
+		name     string
+		wrap     []string // command prefix, e.g. to drop capabilities
+		args     []string
+		wantCode int
+		wantMsg  string
+	}{
+		{name: "bad flag", args: []string{"--port", "x"}, wantCode: 2, wantMsg: "want a positive integer"},
+		{name: "bad output", args: []string{"-o", "xml"}, wantCode: 2, wantMsg: "-o must be table or json"},
+		{name: "no capabilities", wrap: []string{"setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"},
+			args: []string{"--duration", "1s"}, wantCode: 1, wantMsg: "need root, or CAP_BPF and CAP_PERFMON"},
+		{name: "unwritable ready file", args: []string{"--ready-file", "/proc/no/such/dir/ready", "--duration", "1s"},
+			wantCode: 1, wantMsg: "write ready file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			argv := append(append(tt.wrap[:len(tt.wrap):len(tt.wrap)], bin), tt.args...)
+			if len(tt.wrap) > 0 {
+				if _, err := exec.LookPath(tt.wrap[0]); err != nil {
+					t.Skipf("skipped: %s not installed", tt.wrap[0])
+				}
+			}
+			cmd := exec.Command(argv[0], argv[1:]...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tt.wantCode {
+				t.Fatalf("exit = %v, want code %d; stderr: %s", err, tt.wantCode, stderr.String())
+			}
+			msg := stderr.String()
+			if !strings.Contains(msg, tt.wantMsg) || !strings.HasPrefix(msg, "tcpclose-trace: ") {
+				t.Errorf("stderr = %q, want one line with %q", msg, tt.wantMsg)
+			}
+			if tt.wantCode == 1 && strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+				t.Errorf("stderr has more than one line: %q", msg)
+			}
+		})
+	}
+}

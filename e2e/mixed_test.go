@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+)
+
+// TestMixedLoad runs thousands of mixed connections through one namespace
+// and asserts exact equality of streamed events, kernel-side counters and
+// the namespace's MIB counters: nothing lost, nothing invented.
+func TestMixedLoad(t *testing.T) {
+	requireHost(t)
+	const perFamily = 2500
+	for _, tc := range []struct{ family, finTimeout string }{
+		{"ipv4", "60"},  // undrained orphans become TIME_WAIT mini-sockets
+		{"ipv6", "120"}, // undrained orphans stay FIN_WAIT2: TCPAbortOnData path
+	} {
+		t.Run(tc.family, func(t *testing.T) {
+			ns, err := scenario.NewNamespace()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ns.Close() })
+			if err := ns.Sysctl("net.ipv4.tcp_fin_timeout", tc.finTimeout); err != nil {
+				t.Fatal(err)
+			}
+			tr := startTracer(t, collector.Options{Netns: ns.Inode})
+			before := takeSnapshot(t, ns, tr)
+			r, err := scenario.RunMixed(ns, tc.family, perFamily)
+			if err != nil {
+				t.Fatalf("mixed run: %v", err)
+			}
+			events := tr.since(0)
+			after := takeSnapshot(t, ns, tr)
+			mib, d := after.mib.Delta(before.mib), bpfDelta(after.bpf, before.bpf)
+			checkKernelAgreement(t, tr.c.Reasons(), false, events, mib, d)
+
+			streamed := map[collector.Kind]int{}
+			for _, ev := range events {
+				streamed[ev.Kind]++
+				closeKind := ev.Kind == collector.KindUnreadClose || ev.Kind == collector.KindUndrainedClose ||
+					ev.Kind == collector.KindAbortClose || ev.Kind == collector.KindDataAfterClose
+				if closeKind && (int(ev.PID) != r.Closer.PID || ev.Comm != r.Closer.Comm) {
+					t.Errorf("%s attributed to pid %d %q, want the closer %d %q", ev.Kind, ev.PID, ev.Comm, r.Closer.PID, r.Closer.Comm)
+				}
+			}
+			undrained := r.Count[scenario.MixedFinWait] + r.Count[scenario.MixedTimeWait]
+			checks := []struct {
+				what      string
+				got, want int
+			}{
+				{"unread_close", streamed[collector.KindUnreadClose], r.Count[scenario.MixedUnread]},
+				{"undrained_close", streamed[collector.KindUndrainedClose], undrained},
+				{"data_after_close", streamed[collector.KindDataAfterClose], undrained},
+				{"abort_close", streamed[collector.KindAbortClose], r.Count[scenario.MixedLingerZero]},
+				{"reset_sent (NO_SOCKET)", streamed[collector.KindResetSent], r.Count[scenario.MixedClosedPort]},
+				{"graceful_close (counted, both ends)", int(d.Kind(collector.KindGracefulClose)), 2 * r.Count[scenario.MixedGraceful]},
+				{"unread bytes", int(d.UnreadBytes), int(r.UnreadBytes)},
+				{"refused bytes", int(d.RefusedBytes), int(r.RefusedBytes)},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
+				}
+			}
+			t.Logf("%d connections: %v; %d events; MIB deltas AbortOnClose=%d AbortOnData=%d OutRsts=%d",
+				perFamily, r.Count, len(events), mib["TcpExtTCPAbortOnClose"], mib["TcpExtTCPAbortOnData"], mib["TcpOutRsts"])
+		})
+	}
+}

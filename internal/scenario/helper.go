@@ -1,0 +1,529 @@
+package scenario
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment variables that make this executable a helper.
+const (
+	envRole     = "TCPCLOSE_SCENARIO_ROLE"
+	envFamily   = "TCPCLOSE_SCENARIO_FAMILY"
+	envScenario = "TCPCLOSE_SCENARIO_NAME"
+)
+
+// Helper roles; the process is started as tct-<role>.
+const (
+	roleCloser = "closer"
+	rolePeer   = "peer"
+)
+
+// helperPoll bounds every polling command inside a helper.
+const helperPoll = 5 * time.Second
+
+func init() {
+	// A helper does its socket work on the main thread (tid == pid): an init
+	// function that locks the OS thread makes main run on the startup thread.
+	if os.Getenv(envRole) != "" {
+		runtime.LockOSThread()
+	}
+}
+
+// MaybeRunHelper must be called first thing by main() or TestMain: if this
+// process was started as a scenario helper it runs the helper role and exits
+// the process; otherwise it returns immediately.
+func MaybeRunHelper() {
+	role := os.Getenv(envRole)
+	if role == "" {
+		return
+	}
+	runtime.LockOSThread()
+	if role != roleCloser && role != rolePeer {
+		fmt.Fprintf(os.Stderr, "scenario helper: unknown role %q\n", role)
+		os.Exit(2)
+	}
+	af, err := familyAF(os.Getenv(envFamily))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scenario helper: %v\n", err)
+		os.Exit(2)
+	}
+	h := &helperProc{af: af, socks: map[string]int{}}
+	if err := h.serve(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "scenario helper %s: %v\n", role, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func familyAF(family string) (int, error) {
+	switch family {
+	case "ipv4":
+		return unix.AF_INET, nil
+	case "ipv6":
+		return unix.AF_INET6, nil
+	}
+	return 0, fmt.Errorf("unknown family %q (want ipv4 or ipv6)", family)
+}
+
+// helperProc is the helper side: it reads one command a line from its stdin,
+// does exactly the socket calls the command names, and answers one line,
+// "ok ..." or "err ...". Sockets are named by the driver ("L", "S").
+type helperProc struct {
+	af    int
+	socks map[string]int
+}
+
+func (h *helperProc) serve(in io.Reader, out io.Writer) error {
+	if _, err := fmt.Fprintf(out, "ready %d\n", os.Getpid()); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "exit" {
+			break
+		}
+		reply, err := h.do(f)
+		line := "ok " + reply
+		if err != nil {
+			line = "err " + strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		if _, err := fmt.Fprintln(out, line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	for name, fd := range h.socks {
+		if err := unix.Close(fd); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (h *helperProc) sockaddr(port int) unix.Sockaddr {
+	if h.af == unix.AF_INET6 {
+		return &unix.SockaddrInet6{Port: port, Addr: [16]byte{15: 1}}
+	}
+	return &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
+}
+
+func localPort(fd int) (int, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, fmt.Errorf("getsockname: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port, nil
+	case *unix.SockaddrInet6:
+		return a.Port, nil
+	}
+	return 0, fmt.Errorf("getsockname: unexpected address %T", sa)
+}
+
+func remotePort(fd int) (int, error) {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return 0, fmt.Errorf("getpeername: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Port, nil
+	case *unix.SockaddrInet6:
+		return a.Port, nil
+	}
+	return 0, fmt.Errorf("getpeername: unexpected address %T", sa)
+}
+
+func errnoName(err error) string {
+	if err == nil {
+		return "OK"
+	}
+	var e unix.Errno
+	if errors.As(err, &e) {
+		if n := unix.ErrnoName(e); n != "" {
+			return n
+		}
+		return "errno" + strconv.Itoa(int(e))
+	}
+	return "unknown"
+}
+
+// args checks the argument count and parses the numeric ones (from index 2).
+func (h *helperProc) args(f []string, n int) (fd int, nums []int, err error) {
+	if len(f) != n+1 {
+		return 0, nil, fmt.Errorf("%s: want %d arguments, got %d", f[0], n, len(f)-1)
+	}
+	for _, s := range f[2:] {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", f[0], err)
+		}
+		nums = append(nums, v)
+	}
+	fd = -1
+	if n > 0 {
+		if v, ok := h.socks[f[1]]; ok {
+			fd = v
+		}
+	}
+	return fd, nums, nil
+}
+
+func (h *helperProc) sock(f []string, n int) (int, []int, error) {
+	fd, nums, err := h.args(f, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	if fd < 0 {
+		return 0, nil, fmt.Errorf("%s: no socket %q", f[0], f[1])
+	}
+	return fd, nums, nil
+}
+
+// poll calls cond every millisecond until it is true, for at most helperPoll.
+func poll(what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(helperPoll)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: timed out", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func writeFull(fd int, n int) error {
+	buf := make([]byte, n)
+	for i := range buf {
+		buf[i] = 'a' + byte(i%26)
+	}
+	for len(buf) > 0 {
+		w, err := unix.Write(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		buf = buf[w:]
+	}
+	return nil
+}
+
+func (h *helperProc) do(f []string) (string, error) {
+	switch f[0] {
+	case "listen": // listen NAME RCVBUF: socket, [SO_RCVBUF], bind loopback:0, listen -> port
+		_, nums, err := h.args(f, 2)
+		if err != nil {
+			return "", err
+		}
+		if _, dup := h.socks[f[1]]; dup {
+			return "", fmt.Errorf("listen: socket %q exists", f[1])
+		}
+		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("socket: %w", err)
+		}
+		h.socks[f[1]] = fd
+		if nums[0] > 0 {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, nums[0]); err != nil {
+				return "", fmt.Errorf("setsockopt SO_RCVBUF: %w", err)
+			}
+		}
+		if err := unix.Bind(fd, h.sockaddr(0)); err != nil {
+			return "", fmt.Errorf("bind: %w", err)
+		}
+		if err := unix.Listen(fd, 128); err != nil {
+			return "", fmt.Errorf("listen: %w", err)
+		}
+		p, err := localPort(fd)
+		return strconv.Itoa(p), err
+
+	case "accept": // accept LISTENER NAME -> local port, remote port
+		if len(f) != 3 {
+			return "", errors.New("accept: want 2 arguments")
+		}
+		lfd, ok := h.socks[f[1]]
+		if !ok {
+			return "", fmt.Errorf("accept: no socket %q", f[1])
+		}
+		if _, dup := h.socks[f[2]]; dup {
+			return "", fmt.Errorf("accept: socket %q exists", f[2])
+		}
+		var fd int
+		var err error
+		for {
+			fd, _, err = unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("accept: %w", err)
+		}
+		h.socks[f[2]] = fd
+		lp, err := localPort(fd)
+		if err != nil {
+			return "", err
+		}
+		rp, err := remotePort(fd)
+		return fmt.Sprintf("%d %d", lp, rp), err
+
+	case "connect": // connect NAME PORT: socket, connect -> local port, errno name
+		_, nums, err := h.args(f, 2)
+		if err != nil {
+			return "", err
+		}
+		if _, dup := h.socks[f[1]]; dup {
+			return "", fmt.Errorf("connect: socket %q exists", f[1])
+		}
+		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("socket: %w", err)
+		}
+		h.socks[f[1]] = fd
+		cerr := unix.Connect(fd, h.sockaddr(nums[0]))
+		lp, err := localPort(fd)
+		return fmt.Sprintf("%d %s", lp, errnoName(cerr)), err
+
+	case "freeport": // freeport: a port nothing listens on (bound, then closed)
+		if len(f) != 1 {
+			return "", errors.New("freeport: want no arguments")
+		}
+		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("socket: %w", err)
+		}
+		err = unix.Bind(fd, h.sockaddr(0))
+		p, perr := localPort(fd)
+		if cerr := unix.Close(fd); cerr != nil && err == nil {
+			err = fmt.Errorf("close: %w", cerr)
+		}
+		if err != nil {
+			return "", err
+		}
+		return strconv.Itoa(p), perr
+
+	case "sndbuf": // sndbuf NAME BYTES: setsockopt SO_SNDBUF
+		fd, nums, err := h.sock(f, 2)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, nums[0]); err != nil {
+			return "", fmt.Errorf("setsockopt SO_SNDBUF: %w", err)
+		}
+		return "", nil
+
+	case "write": // write NAME BYTES: blocking write of exactly BYTES
+		fd, nums, err := h.sock(f, 2)
+		if err != nil {
+			return "", err
+		}
+		return strconv.Itoa(nums[0]), writeFull(fd, nums[0])
+
+	case "fill": // fill NAME: non-blocking writes until EAGAIN -> bytes written
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return "", fmt.Errorf("set non-blocking: %w", err)
+		}
+		buf := make([]byte, 1024)
+		total := 0
+		for range 4096 {
+			w, err := unix.Write(fd, buf)
+			if err == unix.EAGAIN {
+				return strconv.Itoa(total), nil
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("write: %w", err)
+			}
+			total += w
+		}
+		return "", fmt.Errorf("fill: no EAGAIN after %d bytes", total)
+
+	case "read": // read NAME BYTES: blocking reads of exactly BYTES
+		fd, nums, err := h.sock(f, 2)
+		if err != nil {
+			return "", err
+		}
+		buf := make([]byte, nums[0])
+		got := 0
+		for got < len(buf) {
+			r, err := unix.Read(fd, buf[got:])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("read after %d bytes: %w", got, err)
+			}
+			if r == 0 {
+				return "", fmt.Errorf("read: EOF after %d bytes", got)
+			}
+			got += r
+		}
+		return strconv.Itoa(got), nil
+
+	case "readall": // readall NAME: read until EOF or error -> bytes, EOF or errno name
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		buf := make([]byte, 64<<10)
+		total := 0
+		for range 100000 {
+			r, err := unix.Read(fd, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Sprintf("%d %s", total, errnoName(err)), nil
+			}
+			if r == 0 {
+				return fmt.Sprintf("%d EOF", total), nil
+			}
+			total += r
+		}
+		return "", fmt.Errorf("readall: no end after %d bytes", total)
+
+	case "waitinq": // waitinq NAME BYTES: poll SIOCINQ until it is BYTES
+		fd, nums, err := h.sock(f, 2)
+		if err != nil {
+			return "", err
+		}
+		return "", poll(fmt.Sprintf("wait for %d bytes queued", nums[0]), func() (bool, error) {
+			v, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+			if err != nil {
+				return false, fmt.Errorf("ioctl SIOCINQ: %w", err)
+			}
+			if v > nums[0] {
+				return false, fmt.Errorf("%d bytes queued", v)
+			}
+			return v == nums[0], nil
+		})
+
+	case "waitacked": // waitacked NAME: poll TCP_INFO until nothing sent is unacked
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		return "", poll("wait for sent data acked", func() (bool, error) {
+			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return false, fmt.Errorf("getsockopt TCP_INFO: %w", err)
+			}
+			return ti.Unacked == 0, nil
+		})
+
+	case "waitclosed": // waitclosed NAME: poll TCP_INFO until the state is CLOSE
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		return "", poll("wait for CLOSE", func() (bool, error) {
+			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return false, fmt.Errorf("getsockopt TCP_INFO: %w", err)
+			}
+			return ti.State == tcpClose, nil
+		})
+
+	case "outq", "inq": // outq|inq NAME: ioctl SIOCOUTQ|SIOCINQ -> bytes
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		req := unix.SIOCOUTQ
+		if f[0] == "inq" {
+			req = unix.SIOCINQ
+		}
+		v, err := unix.IoctlGetInt(fd, uint(req))
+		if err != nil {
+			return "", fmt.Errorf("ioctl %s: %w", f[0], err)
+		}
+		return strconv.Itoa(v), nil
+
+	case "linger": // linger NAME SECONDS: SO_LINGER {on, SECONDS}
+		fd, nums, err := h.sock(f, 2)
+		if err != nil {
+			return "", err
+		}
+		if nums[0] < 0 || nums[0] > 5 {
+			return "", fmt.Errorf("linger: bad time %d", nums[0])
+		}
+		if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: int32(nums[0])}); err != nil {
+			return "", fmt.Errorf("setsockopt SO_LINGER: %w", err)
+		}
+		return "", nil
+
+	case "quickack": // quickack NAME: TCP_QUICKACK 1 (sends a pending ACK now)
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1); err != nil {
+			return "", fmt.Errorf("setsockopt TCP_QUICKACK: %w", err)
+		}
+		return "", nil
+
+	case "shutwr": // shutwr NAME: shutdown(SHUT_WR)
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+			return "", fmt.Errorf("shutdown: %w", err)
+		}
+		return "", nil
+
+	case "close": // close NAME
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		delete(h.socks, f[1])
+		if err := unix.Close(fd); err != nil {
+			return "", fmt.Errorf("close: %w", err)
+		}
+		return "", nil
+
+	case "sleep": // sleep MILLISECONDS (at most 1000)
+		if len(f) != 2 {
+			return "", errors.New("sleep: want 1 argument")
+		}
+		ms, err := strconv.Atoi(f[1])
+		if err != nil || ms < 0 || ms > 1000 {
+			return "", fmt.Errorf("sleep: bad duration %q", f[1])
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return "", nil
+	}
+	return "", fmt.Errorf("unknown command %q", f[0])
+}

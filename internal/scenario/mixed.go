@@ -1,0 +1,133 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// MaxMixed is the largest number of connections RunMixed accepts.
+const MaxMixed = 10000
+
+// mixedTimeout bounds one RunMixed.
+const mixedTimeout = 60 * time.Second
+
+// Mixed pattern names, the keys of MixedResult.Count. An undrained
+// connection counts as undrained_fin_wait or undrained_time_wait depending
+// on what the closer's orphan turned out to be (see tcp_fin_timeout).
+const (
+	MixedUnread       = "unread_close"
+	MixedFinWait      = "undrained_fin_wait"
+	MixedTimeWait     = "undrained_time_wait"
+	MixedLingerZero   = "linger_zero"
+	MixedGraceful     = "graceful"
+	MixedClosedPort   = "closed_port"
+	mixedPatternCount = 5
+)
+
+// MixedResult is what RunMixed did: per-pattern connection counts and exact
+// byte totals.
+type MixedResult struct {
+	Closer, Peer Proc
+	// Count is connections per pattern; every pattern key is present.
+	Count map[string]int
+	// UnreadBytes is the sum of bytes unread at close over unread_close.
+	UnreadBytes uint64
+	// RefusedBytes is the sum of bytes the peer sent after the close over
+	// the undrained connections.
+	RefusedBytes uint64
+}
+
+// RunMixed runs n connections (1 to MaxMixed, within 60 s) between one
+// tct-closer and one tct-peer helper inside ns, cycling through
+// unread_close (1 to 4000 unread bytes), undrained (1 to 1000 bytes sent
+// after the close), linger_zero (nothing unsent), graceful and closed_port.
+// It returns once both helpers exited and no full socket is left.
+func RunMixed(ns *Namespace, family string, n int) (*MixedResult, error) {
+	if n < 1 || n > MaxMixed {
+		return nil, fmt.Errorf("mixed: n %d out of range 1..%d", n, MaxMixed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mixedTimeout)
+	defer cancel()
+	d, err := newDriver(ctx, ns, "mixed", family)
+	if err != nil {
+		return nil, fmt.Errorf("scenario mixed/%s: %w", family, err)
+	}
+	r := runMixed(d, n)
+	d.finish()
+	d.cleanup()
+	if d.err != nil {
+		return nil, fmt.Errorf("scenario mixed/%s: %w", family, d.err)
+	}
+	return r, nil
+}
+
+func runMixed(d *driver, n int) *MixedResult {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	r := &MixedResult{Count: map[string]int{MixedUnread: 0, MixedFinWait: 0, MixedTimeWait: 0,
+		MixedLingerZero: 0, MixedGraceful: 0, MixedClosedPort: 0}}
+	clport := d.port(c, "listen L 0") // for unread_close, where the closer accepts
+	plport := d.port(p, "listen L 0") // for the others
+	free := d.port(c, "freeport")
+	for i := 0; i < n && d.err == nil; i++ {
+		switch i % mixedPatternCount {
+		case 0:
+			unread := 1 + (i*7919)%4000
+			pport := d.connect(p, clport, "OK")
+			d.accept(c, pport)
+			d.do(p, "write S %d", unread)
+			d.do(c, "waitinq S %d", unread)
+			d.do(c, "close S")
+			d.do(p, "waitclosed S")
+			d.readAll(p, 0, "ECONNRESET")
+			d.do(p, "close S")
+			r.Count[MixedUnread]++
+			r.UnreadBytes += uint64(unread)
+		case 1:
+			refused := 1 + (i*104729)%1000
+			cport := d.connect(c, plport, "OK")
+			d.accept(p, cport)
+			d.do(c, "close S")
+			d.readAll(p, 0, "EOF")
+			d.do(p, "quickack S") // ack the FIN now, not after the delayed-ACK timer
+			mini := d.waitFinWait2(cport, plport)
+			d.do(p, "write S %d", refused)
+			d.do(p, "waitclosed S")
+			d.do(p, "close S")
+			if mini {
+				r.Count[MixedTimeWait]++
+			} else {
+				r.Count[MixedFinWait]++
+			}
+			r.RefusedBytes += uint64(refused)
+		case 2:
+			cport := d.connect(c, plport, "OK")
+			d.accept(p, cport)
+			d.do(c, "linger S 0")
+			d.do(c, "close S")
+			d.do(p, "waitclosed S")
+			d.readAll(p, 0, "ECONNRESET")
+			d.do(p, "close S")
+			r.Count[MixedLingerZero]++
+		case 3:
+			cport := d.connect(c, plport, "OK")
+			d.accept(p, cport)
+			d.do(c, "write S %d", gracefulBytes)
+			d.do(c, "shutwr S")
+			d.readAll(p, gracefulBytes, "EOF")
+			d.do(p, "write S %d", gracefulReply)
+			d.do(p, "close S")
+			d.readAll(c, gracefulReply, "EOF")
+			d.do(c, "close S")
+			r.Count[MixedGraceful]++
+		case 4:
+			d.connect(c, free, "ECONNREFUSED")
+			d.do(c, "close S")
+			r.Count[MixedClosedPort]++
+		}
+	}
+	d.do(c, "close L")
+	d.do(p, "close L")
+	r.Closer, r.Peer = c.proc, p.proc
+	return r
+}

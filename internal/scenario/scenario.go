@@ -1,0 +1,215 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// runTimeout bounds one Run, helpers' start and exit included.
+const runTimeout = 10 * time.Second
+
+// Bytes each scenario moves.
+const (
+	unreadBytes   = 1234 // unread_close: peer -> closer, never read
+	refusedBytes  = 100  // undrained_*: peer -> closer's orphan, answered by RST
+	gracefulBytes = 10   // graceful: closer -> peer
+	gracefulReply = 5    // graceful: peer -> closer
+	resetBytes    = 10   // peer_reset: peer -> closer, read before the reset
+	smallBuf      = 4096 // linger_zero: SO_RCVBUF of the peer, SO_SNDBUF of the closer
+
+	undrainedLinger = 5 // undrained_*: SO_LINGER seconds of the closer
+)
+
+// Result is what one scenario did, with the exact numbers the tracer must
+// report.
+type Result struct {
+	Name   string
+	Family string // "ipv4" or "ipv6"
+	Closer Proc   // the process that closed badly (the culprit)
+	Peer   Proc   // the other end; zero for closed_port
+	// CloserPort is the local port of the closer's socket.
+	CloserPort uint16
+	// PeerPort is the local port of the peer's socket; for closed_port, the
+	// port nothing listened on (the source port of the kernel's reset).
+	PeerPort uint16
+	// UnreadBytes is the number of bytes unread at close (unread_close).
+	UnreadBytes uint32
+	// UnsentBytes is the number of bytes unsent or unacked at close
+	// (linger_zero), as ioctl SIOCOUTQ gave it right before close.
+	UnsentBytes uint32
+	// RefusedBytes is the payload the peer sent after the close
+	// (undrained_fin_wait, undrained_time_wait).
+	RefusedBytes uint32
+}
+
+var scenarios = map[string]func(*driver) *Result{
+	"unread_close":        unreadClose,
+	"undrained_fin_wait":  func(d *driver) *Result { return undrained(d, false) },
+	"undrained_time_wait": func(d *driver) *Result { return undrained(d, true) },
+	"linger_zero":         lingerZero,
+	"graceful":            graceful,
+	"closed_port":         closedPort,
+	"peer_reset":          peerReset,
+}
+
+// Names lists the scenarios Run knows, in a fixed order.
+func Names() []string {
+	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
+		"linger_zero", "graceful", "closed_port", "peer_reset"}
+}
+
+// Run runs one scenario for family "ipv4" (127.0.0.1) or "ipv6" (::1) inside
+// ns, and returns once it is complete: helpers exited, no full socket left.
+// undrained_fin_wait needs net.ipv4.tcp_fin_timeout above 60 in ns,
+// undrained_time_wait needs it at most 60 (the default). Runs on one
+// namespace must not overlap.
+func Run(ns *Namespace, name, family string) (*Result, error) {
+	fn, ok := scenarios[name]
+	if !ok {
+		if name == "mixed" {
+			return nil, fmt.Errorf("scenario mixed: use RunMixed")
+		}
+		return nil, fmt.Errorf("unknown scenario %q", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	d, err := newDriver(ctx, ns, name, family)
+	if err != nil {
+		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, err)
+	}
+	r := fn(d)
+	d.finish()
+	d.cleanup()
+	if d.err != nil {
+		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, d.err)
+	}
+	r.Name, r.Family = name, family
+	return r, nil
+}
+
+// unreadClose: the closer accepts, the peer sends 1234 bytes, the closer
+// closes without reading them: the kernel aborts with a reset.
+func unreadClose(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", unreadBytes)
+	d.do(c, "waitinq S %d", unreadBytes)
+	d.do(c, "close S")
+	d.do(p, "waitclosed S")
+	d.readAll(p, 0, "ECONNRESET")
+	d.do(p, "close S")
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+}
+
+// undrained: the closer connects and closes without reading (the peer has
+// sent nothing yet); once its orphaned socket sits in FIN_WAIT2 the peer
+// sends 100 bytes, which the orphan (a full socket, or a TIME_WAIT
+// mini-socket when wantMini) answers with a reset.
+//
+// The closer lingers (SO_LINGER {1, 5}), so close() returns only once the
+// peer has acked the FIN. Without it, at tcp_fin_timeout <= 60 the kernel
+// races: an ACK that lands between tcp_close()'s last backlog pass and its
+// release_sock() is processed while the socket is still owned, and the
+// orphan then stays a full FIN_WAIT2 socket (keepalive timer set to
+// tcp_fin_timeout) instead of becoming a mini-socket, so the data gets
+// TCP_ABORT_ON_DATA. RunMixed uses plain close() and classifies each orphan.
+func undrained(d *driver, wantMini bool) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(p, "listen L 0")
+	cport := d.connect(c, lport, "OK")
+	d.accept(p, cport)
+	d.do(c, "linger S %d", undrainedLinger)
+	d.do(c, "close S")
+	d.readAll(p, 0, "EOF")
+	mini := d.waitFinWait2(cport, lport)
+	if d.err == nil && mini != wantMini {
+		if mini {
+			d.fail(fmt.Errorf("closer's orphan became a TIME_WAIT mini-socket: set net.ipv4.tcp_fin_timeout above 60"))
+		} else {
+			d.fail(fmt.Errorf("closer's orphan stayed a full FIN_WAIT2 socket: set net.ipv4.tcp_fin_timeout to 60 or less"))
+		}
+	}
+	d.do(p, "write S %d", refusedBytes)
+	d.do(p, "waitclosed S")
+	// The reset moved the peer's socket from CLOSE_WAIT to CLOSE with error
+	// EPIPE, but the FIN seen before makes read report EOF.
+	d.readAll(p, 0, "EOF")
+	d.do(p, "close S")
+	d.do(p, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport, RefusedBytes: refusedBytes}
+}
+
+// lingerZero: the closer fills its send buffer towards a peer that does not
+// read, then closes with SO_LINGER {1, 0}: a reset, the queue dropped.
+func lingerZero(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(p, "listen L %d", smallBuf)
+	cport := d.connect(c, lport, "OK")
+	d.accept(p, cport)
+	d.do(c, "sndbuf S %d", smallBuf)
+	d.do(c, "fill S")
+	d.do(c, "sleep 50")
+	// Everything sent must be acked, so the reset carries the sequence
+	// number the peer expects; what is left in the queue is unsent.
+	d.do(c, "waitacked S")
+	unsent := d.num(c, "outq S")
+	if d.err == nil && unsent <= 0 {
+		d.fail(fmt.Errorf("closer has %d bytes queued, want some", unsent))
+	}
+	d.do(c, "linger S 0")
+	d.do(c, "close S")
+	d.do(p, "waitclosed S")
+	d.readAll(p, -1, "ECONNRESET")
+	d.do(p, "close S")
+	d.do(p, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport, UnsentBytes: uint32(unsent)}
+}
+
+// graceful: both ends shut down in order; no reset anywhere.
+func graceful(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(p, "listen L 0")
+	cport := d.connect(c, lport, "OK")
+	d.accept(p, cport)
+	d.do(c, "write S %d", gracefulBytes)
+	d.do(c, "shutwr S")
+	d.readAll(p, gracefulBytes, "EOF")
+	d.do(p, "write S %d", gracefulReply)
+	d.do(p, "close S")
+	d.readAll(c, gracefulReply, "EOF")
+	d.do(c, "close S")
+	d.do(p, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
+}
+
+// closedPort: the closer connects to a port nothing listens on; the kernel
+// answers the SYN with a socket-less reset.
+func closedPort(d *driver) *Result {
+	c := d.start(roleCloser)
+	port := d.port(c, "freeport")
+	cport := d.connect(c, port, "ECONNREFUSED")
+	d.do(c, "close S")
+	return &Result{Closer: c.proc, CloserPort: cport, PeerPort: port}
+}
+
+// peerReset: the closer reads what the peer sent, then resets the live
+// connection with SO_LINGER {1, 0}.
+func peerReset(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", resetBytes)
+	d.do(c, "read S %d", resetBytes)
+	d.do(c, "linger S 0")
+	d.do(c, "close S")
+	d.do(p, "waitclosed S")
+	d.readAll(p, 0, "ECONNRESET")
+	d.do(p, "close S")
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
+}
