@@ -29,6 +29,7 @@ type Options struct {
 	All   bool   // also stream graceful closes
 
 	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
+	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
 	QueueLen     int           // events buffered between reader and sink; 0 for 4096
 	DrainEvery   time.Duration // ring polling period; 0 for 50ms
 	TrackSockets int           // correlation capacity; 0 for 65536
@@ -150,6 +151,12 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 	var comm [16]byte
 	copy(comm[:], o.Comm)
 	wakeup := uint64(o.RingBytes / 4) // wake the reader early when a quarter is used
+	switch {
+	case o.WakeupBytes < 0:
+		wakeup = 0
+	case o.WakeupBytes > 0:
+		wakeup = uint64(o.WakeupBytes)
+	}
 	values := map[string]any{
 		"filter_pid":      o.PID,
 		"filter_netns":    o.Netns,

@@ -36,9 +36,11 @@ func requireHost(t *testing.T) {
 
 // tracer runs a collector on one namespace and records every event.
 type tracer struct {
-	c      *collector.Collector
-	cancel context.CancelFunc
-	done   chan error
+	c       *collector.Collector
+	cancel  context.CancelFunc
+	done    chan error
+	stopped sync.Once
+	runErr  error
 
 	mu     sync.Mutex
 	events []collector.Event
@@ -60,8 +62,7 @@ func startTracer(t *testing.T, opts collector.Options) *tracer {
 		})
 	}()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-tr.done; err != nil {
+		if err := tr.stop(); err != nil {
 			t.Errorf("collector run: %v", err)
 		}
 		if err := c.Close(); err != nil {
@@ -69,6 +70,15 @@ func startTracer(t *testing.T, opts collector.Options) *tracer {
 		}
 	})
 	return tr
+}
+
+// stop ends the run after draining the ring; later calls return the same error.
+func (tr *tracer) stop() error {
+	tr.stopped.Do(func() {
+		tr.cancel()
+		tr.runErr = <-tr.done
+	})
+	return tr.runErr
 }
 
 // mark returns the index of the next event.
