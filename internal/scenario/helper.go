@@ -429,17 +429,17 @@ func (h *helperProc) do(f []string) (string, error) {
 			return v == nums[0], nil
 		})
 
-	case "waitacked": // waitacked NAME: poll TCP_INFO until nothing sent is unacked
+	case "waitstalled": // waitstalled NAME: poll TCP_INFO until all sent is acked and the peer's window is zero
 		fd, _, err := h.sock(f, 1)
 		if err != nil {
 			return "", err
 		}
-		return "", poll("wait for sent data acked", func() (bool, error) {
+		return "", poll("wait for a zero window, all sent acked", func() (bool, error) {
 			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 			if err != nil {
 				return false, fmt.Errorf("getsockopt TCP_INFO: %w", err)
 			}
-			return ti.Unacked == 0, nil
+			return ti.Unacked == 0 && ti.Snd_wnd == 0, nil
 		})
 
 	case "waitclosed": // waitclosed NAME: poll TCP_INFO until the state is CLOSE

@@ -39,10 +39,15 @@ type MixedResult struct {
 }
 
 // RunMixed runs n connections (1 to MaxMixed, within 60 s) between one
-// tct-closer and one tct-peer helper inside ns, cycling through
-// unread_close (1 to 4000 unread bytes), undrained (1 to 1000 bytes sent
-// after the close), linger_zero (nothing unsent), graceful and closed_port.
+// tct-closer and one tct-peer helper inside ns, one at a time, cycling
+// through unread_close (1 to 4000 unread bytes), undrained (plain close(),
+// then 1 to 1000 bytes sent after it; the peer sets TCP_QUICKACK to ack the
+// FIN at once), linger_zero (nothing unsent), graceful and closed_port.
 // It returns once both helpers exited and no full socket is left.
+//
+// Expected kernel counter deltas: TcpExtTCPAbortOnClose = unread_close,
+// TcpExtTCPAbortOnData = linger_zero + undrained_fin_wait, TcpOutRsts = all
+// but graceful, TcpEstabResets = 2*unread_close + 2*linger_zero + undrained.
 func RunMixed(ns *Namespace, family string, n int) (*MixedResult, error) {
 	if n < 1 || n > MaxMixed {
 		return nil, fmt.Errorf("mixed: n %d out of range 1..%d", n, MaxMixed)

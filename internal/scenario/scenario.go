@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -68,7 +69,7 @@ func Run(ns *Namespace, name, family string) (*Result, error) {
 	fn, ok := scenarios[name]
 	if !ok {
 		if name == "mixed" {
-			return nil, fmt.Errorf("scenario mixed: use RunMixed")
+			return nil, errors.New("scenario mixed: use RunMixed")
 		}
 		return nil, fmt.Errorf("unknown scenario %q", name)
 	}
@@ -154,8 +155,9 @@ func lingerZero(d *driver) *Result {
 	d.do(c, "fill S")
 	d.do(c, "sleep 50")
 	// Everything sent must be acked, so the reset carries the sequence
-	// number the peer expects; what is left in the queue is unsent.
-	d.do(c, "waitacked S")
+	// number the peer expects, and the peer's window closed, so nothing
+	// moves before the close: what is left in the queue is unsent.
+	d.do(c, "waitstalled S")
 	unsent := d.num(c, "outq S")
 	if d.err == nil && unsent <= 0 {
 		d.fail(fmt.Errorf("closer has %d bytes queued, want some", unsent))
