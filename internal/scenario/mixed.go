@@ -115,15 +115,7 @@ func runMixed(d *driver, n int) *MixedResult {
 			d.do(p, "close S")
 			r.Count[MixedLingerZero]++
 		case 3:
-			cport := d.connect(c, plport, "OK")
-			d.accept(p, cport)
-			d.do(c, "write S %d", gracefulBytes)
-			d.do(c, "shutwr S")
-			d.readAll(p, gracefulBytes, "EOF")
-			d.do(p, "write S %d", gracefulReply)
-			d.do(p, "close S")
-			d.readAll(c, gracefulReply, "EOF")
-			d.do(c, "close S")
+			gracefulExchange(d, c, p, plport)
 			r.Count[MixedGraceful]++
 		case 4:
 			d.connect(c, free, "ECONNREFUSED")

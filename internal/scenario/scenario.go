@@ -175,6 +175,15 @@ func lingerZero(d *driver) *Result {
 func graceful(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
 	lport := d.port(p, "listen L 0")
+	cport := gracefulExchange(d, c, p, lport)
+	d.do(p, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
+}
+
+// gracefulExchange runs one orderly connection from c to p's listener on
+// lport: c sends, shuts down its side, drains to EOF; p drains, replies and
+// closes. It returns c's local port.
+func gracefulExchange(d *driver, c, p *helper, lport uint16) uint16 {
 	cport := d.connect(c, lport, "OK")
 	d.accept(p, cport)
 	d.do(c, "write S %d", gracefulBytes)
@@ -184,8 +193,7 @@ func graceful(d *driver) *Result {
 	d.do(p, "close S")
 	d.readAll(c, gracefulReply, "EOF")
 	d.do(c, "close S")
-	d.do(p, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
+	return cport
 }
 
 // closedPort: the closer connects to a port nothing listens on; the kernel
