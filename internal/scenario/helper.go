@@ -125,22 +125,18 @@ func (h *helperProc) sockaddr(port int) unix.Sockaddr {
 
 func localPort(fd int) (int, error) {
 	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return 0, fmt.Errorf("getsockname: %w", err)
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return a.Port, nil
-	case *unix.SockaddrInet6:
-		return a.Port, nil
-	}
-	return 0, fmt.Errorf("getsockname: unexpected address %T", sa)
+	return portOf(sa, err, "getsockname")
 }
 
 func remotePort(fd int) (int, error) {
 	sa, err := unix.Getpeername(fd)
+	return portOf(sa, err, "getpeername")
+}
+
+// portOf returns the port of an address from call (getsockname or getpeername).
+func portOf(sa unix.Sockaddr, err error, call string) (int, error) {
 	if err != nil {
-		return 0, fmt.Errorf("getpeername: %w", err)
+		return 0, fmt.Errorf("%s: %w", call, err)
 	}
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -148,7 +144,7 @@ func remotePort(fd int) (int, error) {
 	case *unix.SockaddrInet6:
 		return a.Port, nil
 	}
-	return 0, fmt.Errorf("getpeername: unexpected address %T", sa)
+	return 0, fmt.Errorf("%s: unexpected address %T", call, sa)
 }
 
 func errnoName(err error) string {

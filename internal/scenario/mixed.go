@@ -78,14 +78,7 @@ func runMixed(d *driver, n int) *MixedResult {
 		switch i % mixedPatternCount {
 		case 0:
 			unread := 1 + (i*7919)%4000
-			pport := d.connect(p, clport, "OK")
-			d.accept(c, pport)
-			d.do(p, "write S %d", unread)
-			d.do(c, "waitinq S %d", unread)
-			d.do(c, "close S")
-			d.do(p, "waitclosed S")
-			d.readAll(p, 0, "ECONNRESET")
-			d.do(p, "close S")
+			unreadExchange(d, c, p, clport, unread)
 			r.Count[MixedUnread]++
 			r.UnreadBytes += uint64(unread)
 		case 1:
@@ -110,9 +103,7 @@ func runMixed(d *driver, n int) *MixedResult {
 			d.accept(p, cport)
 			d.do(c, "linger S 0")
 			d.do(c, "close S")
-			d.do(p, "waitclosed S")
-			d.readAll(p, 0, "ECONNRESET")
-			d.do(p, "close S")
+			peerSeesReset(d, p)
 			r.Count[MixedLingerZero]++
 		case 3:
 			gracefulExchange(d, c, p, plport)

@@ -94,14 +94,7 @@ func Run(ns *Namespace, name, family string) (*Result, error) {
 func unreadClose(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
 	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
-	d.do(p, "write S %d", unreadBytes)
-	d.do(c, "waitinq S %d", unreadBytes)
-	d.do(c, "close S")
-	d.do(p, "waitclosed S")
-	d.readAll(p, 0, "ECONNRESET")
-	d.do(p, "close S")
+	pport := unreadExchange(d, c, p, lport, unreadBytes)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
 }
@@ -180,6 +173,27 @@ func graceful(d *driver) *Result {
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
 }
 
+// unreadExchange runs one connection from p to c's listener on lport in
+// which p sends n bytes that c never reads before close(): the kernel
+// resets, and p sees it. It returns p's local port.
+func unreadExchange(d *driver, c, p *helper, lport uint16, n int) uint16 {
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", n)
+	d.do(c, "waitinq S %d", n)
+	d.do(c, "close S")
+	peerSeesReset(d, p)
+	return pport
+}
+
+// peerSeesReset waits until p's socket S was reset, checks that a read
+// reports ECONNRESET with no data, and closes it.
+func peerSeesReset(d *driver, p *helper) {
+	d.do(p, "waitclosed S")
+	d.readAll(p, 0, "ECONNRESET")
+	d.do(p, "close S")
+}
+
 // gracefulExchange runs one orderly connection from c to p's listener on
 // lport: c sends, shuts down its side, drains to EOF; p drains, replies and
 // closes. It returns c's local port.
@@ -217,9 +231,7 @@ func peerReset(d *driver) *Result {
 	d.do(c, "read S %d", resetBytes)
 	d.do(c, "linger S 0")
 	d.do(c, "close S")
-	d.do(p, "waitclosed S")
-	d.readAll(p, 0, "ECONNRESET")
-	d.do(p, "close S")
+	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
 }
