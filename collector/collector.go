@@ -349,18 +349,22 @@ func (c *Collector) correlate(ev *Event) bool {
 		prev, ok := c.tracker.Get(ev.Cookie)
 		if ok && !prev.Closed.IsZero() {
 			ev.SinceClose = ev.Time.Sub(prev.Closed)
-			if !ev.OwnerKnown && prev.HasOwner {
-				ev.PID, ev.TID, ev.Comm, ev.CgroupID = prev.Owner.PID, prev.Owner.TID, prev.Owner.Comm, prev.Owner.CgroupID
-				ev.OwnerKnown = true
-			}
+			fillOwner(ev, prev)
 		}
 		c.tracker.Forget(ev.Cookie)
 	default:
 		entry := c.tracker.Touch(ev.Cookie, ev.Time, owner)
-		if !ev.OwnerKnown && entry.HasOwner {
-			ev.PID, ev.TID, ev.Comm, ev.CgroupID = entry.Owner.PID, entry.Owner.TID, entry.Owner.Comm, entry.Owner.CgroupID
-			ev.OwnerKnown = true
-		}
+		fillOwner(ev, entry)
 	}
 	return true
+}
+
+// fillOwner gives ev the owner remembered for its socket when the kernel
+// did not know it.
+func fillOwner(ev *Event, e correlate.Entry) {
+	if ev.OwnerKnown || !e.HasOwner {
+		return
+	}
+	ev.PID, ev.TID, ev.Comm, ev.CgroupID = e.Owner.PID, e.Owner.TID, e.Owner.Comm, e.Owner.CgroupID
+	ev.OwnerKnown = true
 }

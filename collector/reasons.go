@@ -62,11 +62,3 @@ func (r *Reasons) Value(name string) (uint16, bool) {
 	}
 	return 0, false
 }
-
-// All returns every known value and its name.
-func (r *Reasons) All() map[uint16]string {
-	if r == nil {
-		return nil
-	}
-	return r.names
-}
