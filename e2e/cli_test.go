@@ -49,11 +49,7 @@ func waitForFile(t *testing.T, path string, cmd *exec.Cmd) {
 func TestCLIUnreadClose(t *testing.T) {
 	requireHost(t)
 	bin := buildCLI(t)
-	ns, err := scenario.NewNamespace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := newNamespace(t)
 
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(bin, "-o", "json", "--netns", strconv.FormatUint(uint64(ns.Inode), 10),

@@ -12,11 +12,7 @@ import (
 // kernel: the other end's events are neither streamed nor counted.
 func TestKernelFilters(t *testing.T) {
 	requireHost(t)
-	ns, err := scenario.NewNamespace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := newNamespace(t)
 
 	t.Run("comm", func(t *testing.T) {
 		tr := startTracer(t, collector.Options{Netns: ns.Inode, Comm: "tct-peer"})
@@ -59,11 +55,7 @@ func TestKernelFilters(t *testing.T) {
 // lost and counted, and the kernel-side counters still equal the MIB deltas.
 func TestRingOverflow(t *testing.T) {
 	requireHost(t)
-	ns, err := scenario.NewNamespace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := newNamespace(t)
 	tr := startTracer(t, collector.Options{Netns: ns.Inode, RingBytes: 4096, WakeupBytes: -1, DrainEvery: 5 * time.Second})
 	before := takeSnapshot(t, ns, tr)
 	r, err := scenario.RunMixed(ns, "ipv4", 1000)

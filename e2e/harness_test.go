@@ -34,6 +34,21 @@ func requireHost(t *testing.T) {
 	}
 }
 
+// newNamespace creates a private network namespace removed when t ends.
+func newNamespace(t *testing.T) *scenario.Namespace {
+	t.Helper()
+	ns, err := scenario.NewNamespace()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Close(); err != nil {
+			t.Errorf("remove namespace: %v", err)
+		}
+	})
+	return ns
+}
+
 // tracer runs a collector on one namespace and records every event.
 type tracer struct {
 	c       *collector.Collector

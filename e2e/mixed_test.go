@@ -18,11 +18,7 @@ func TestMixedLoad(t *testing.T) {
 		{"ipv6", "120"}, // undrained orphans stay FIN_WAIT2: TCPAbortOnData path
 	} {
 		t.Run(tc.family, func(t *testing.T) {
-			ns, err := scenario.NewNamespace()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ns.Close() })
+			ns := newNamespace(t)
 			if err := ns.Sysctl("net.ipv4.tcp_fin_timeout", tc.finTimeout); err != nil {
 				t.Fatal(err)
 			}

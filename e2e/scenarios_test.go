@@ -103,11 +103,7 @@ func sortWants(ws []want) {
 // exact agreement with the namespace's kernel counters.
 func TestScenarios(t *testing.T) {
 	requireHost(t)
-	ns, err := scenario.NewNamespace()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
+	ns := newNamespace(t)
 	tr := startTracer(t, collector.Options{Netns: ns.Inode, All: true})
 
 	for _, family := range []string{"ipv4", "ipv6"} {
