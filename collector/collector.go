@@ -220,6 +220,13 @@ func (c *Collector) Stats() Stats {
 // Reasons returns the kernel's reset reason names.
 func (c *Collector) Reasons() *Reasons { return c.decoder.Reasons }
 
+// NumPrograms is how many programs a healthy collector has attached.
+var NumPrograms = len(hooks)
+
+// Attached returns how many programs are attached: NumPrograms once Open
+// succeeded, 0 after Close.
+func (c *Collector) Attached() int { return len(c.links) }
+
 // Close detaches and unloads everything. It is safe to call more than once.
 func (c *Collector) Close() error {
 	var errs []error
@@ -230,6 +237,7 @@ func (c *Collector) Close() error {
 		for i := len(c.links) - 1; i >= 0; i-- {
 			errs = append(errs, c.links[i].Close())
 		}
+		c.links = nil
 		errs = append(errs, c.objs.Close())
 	})
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,19 @@ func (r *Reasons) Name(v uint16) string {
 		}
 	}
 	return strconv.Itoa(int(v))
+}
+
+// Values returns every reason value the kernel names, in ascending order.
+func (r *Reasons) Values() []uint16 {
+	if r == nil {
+		return nil
+	}
+	vs := make([]uint16, 0, len(r.names))
+	for v := range r.names {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return vs
 }
 
 // Value returns the number of a named reason.

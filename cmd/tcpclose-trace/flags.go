@@ -5,13 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 )
 
-// config is the parsed command line.
+// config is the parsed command line of the trace mode.
 type config struct {
 	output    string
 	opts      collector.Options
@@ -21,34 +23,69 @@ type config struct {
 	version   bool
 }
 
+// serveConfig is the parsed command line of the daemon mode.
+type serveConfig struct {
+	opts          collector.Options
+	listenAddress string
+	webConfigFile string
+	metricsPath   string
+	logFormat     string
+	logLevel      slog.Level
+	byComm        int
+}
+
+// defaultListenAddress is outside the 9100-9999 range that Prometheus
+// exporters commonly claim.
+const defaultListenAddress = ":19180"
+
+// collectorFlags are the flags both modes share: what to trace and how.
+type collectorFlags struct {
+	pid, port, netns uint64Flag
+	ringSize         sizeFlag
+	opts             collector.Options
+}
+
+func (f *collectorFlags) define(fs *flag.FlagSet) {
+	fs.Var(&f.pid, "pid", "only sockets of this process (thread-group id)")
+	fs.StringVar(&f.opts.Comm, "comm", "", "only sockets of tasks with this command name (exact, at most 15 bytes)")
+	fs.Var(&f.port, "port", "only connections with this TCP port at either end")
+	fs.Var(&f.netns, "netns", "only this network namespace (inode number, as in /proc/PID/ns/net)")
+	fs.BoolVar(&f.opts.All, "all", false, "also report graceful closes")
+	fs.Var(&f.ringSize, "ring-size", "ring buffer size, a power of two: e.g. 4M (default), 16M, 256K")
+	fs.BoolVar(&f.opts.Debug, "debug", false, "show the whole BPF verifier log when a program is rejected")
+}
+
+// options validates the flags and returns the collector options.
+func (f *collectorFlags) options() (collector.Options, error) {
+	o := f.opts
+	switch {
+	case f.pid.v > 1<<22:
+		return o, fmt.Errorf("--pid %d is out of range", f.pid.v)
+	case f.port.v > 65535:
+		return o, fmt.Errorf("--port %d is out of range (1-65535)", f.port.v)
+	case f.netns.v > 1<<32-1:
+		return o, fmt.Errorf("--netns %d is out of range", f.netns.v)
+	case len(o.Comm) > 15:
+		return o, fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", o.Comm)
+	case f.ringSize.v != 0 && (f.ringSize.v < 4096 || f.ringSize.v > 1<<30 || f.ringSize.v&(f.ringSize.v-1) != 0):
+		return o, fmt.Errorf("--ring-size %d is not a power of two between 4K and 1G", f.ringSize.v)
+	}
+	o.PID, o.Port, o.Netns, o.RingBytes = uint32(f.pid.v), uint16(f.port.v), uint32(f.netns.v), int(f.ringSize.v)
+	return o, nil
+}
+
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := flag.NewFlagSet("tcpclose-trace", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported once, as one line, by main
-	fs.Usage = func() {}
-	var pid, port, netns uint64Flag
+	fs := newFlagSet("tcpclose-trace")
+	var cf collectorFlags
 	fs.StringVar(&cfg.output, "o", "table", "output format: table or json (NDJSON, one object per event)")
-	fs.Var(&pid, "pid", "only sockets of this process (thread-group id)")
-	fs.StringVar(&cfg.opts.Comm, "comm", "", "only sockets of tasks with this command name (exact, at most 15 bytes)")
-	fs.Var(&port, "port", "only connections with this TCP port at either end")
-	fs.Var(&netns, "netns", "only this network namespace (inode number, as in /proc/PID/ns/net)")
-	fs.BoolVar(&cfg.opts.All, "all", false, "also show graceful closes")
+	cf.define(fs)
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (e.g. 30s); 0 runs until Ctrl-C")
 	fs.BoolVar(&cfg.noHints, "no-hints", false, "table output: do not print fix hints")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once every program is attached")
-	fs.BoolVar(&cfg.opts.Debug, "debug", false, "show the whole BPF verifier log when a program is rejected")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stderr, usage)
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := parse(fs, args, usage, stderr); err != nil {
+		return nil, err
 	}
 	if cfg.output != "table" && cfg.output != "json" {
 		return nil, usageError{fmt.Errorf("-o must be table or json, not %q", cfg.output)}
@@ -56,23 +93,74 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.duration < 0 {
 		return nil, usageError{fmt.Errorf("--duration must not be negative")}
 	}
-	if pid.v > 1<<22 {
-		return nil, usageError{fmt.Errorf("--pid %d is out of range", pid.v)}
+	var err error
+	if cfg.opts, err = cf.options(); err != nil {
+		return nil, usageError{err}
 	}
-	if port.v > 65535 {
-		return nil, usageError{fmt.Errorf("--port %d is out of range (1-65535)", port.v)}
-	}
-	if netns.v > 1<<32-1 {
-		return nil, usageError{fmt.Errorf("--netns %d is out of range", netns.v)}
-	}
-	if len(cfg.opts.Comm) > 15 {
-		return nil, usageError{fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", cfg.opts.Comm)}
-	}
-	cfg.opts.PID, cfg.opts.Port, cfg.opts.Netns = uint32(pid.v), uint16(port.v), uint32(netns.v)
 	return cfg, nil
 }
 
-// uint64Flag is a non-negative integer flag with a clear parse error.
+func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
+	cfg := &serveConfig{}
+	fs := newFlagSet("tcpclose-trace serve")
+	var cf collectorFlags
+	cf.define(fs)
+	fs.StringVar(&cfg.listenAddress, "web.listen-address", defaultListenAddress, "address to serve metrics, health and readiness on")
+	fs.StringVar(&cfg.webConfigFile, "web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
+	fs.StringVar(&cfg.metricsPath, "web.telemetry-path", "/metrics", "path of the metrics")
+	fs.StringVar(&cfg.logFormat, "log.format", "json", "log format: json or logfmt")
+	level := fs.String("log.level", "info", "log level: debug, info, warn or error (anomalies log at warn)")
+	fs.IntVar(&cfg.byComm, "metrics.by-comm", 0, "also export anomalies by command name for at most this many names (0: off)")
+	if err := parse(fs, args, serveUsage, stderr); err != nil {
+		return nil, err
+	}
+	if cfg.logFormat != "json" && cfg.logFormat != "logfmt" {
+		return nil, usageError{fmt.Errorf("--log.format must be json or logfmt, not %q", cfg.logFormat)}
+	}
+	if err := cfg.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log.level must be debug, info, warn or error, not %q", *level)}
+	}
+	if cfg.byComm < 0 || cfg.byComm > 1000 {
+		return nil, usageError{fmt.Errorf("--metrics.by-comm %d is out of range (0-1000)", cfg.byComm)}
+	}
+	if !strings.HasPrefix(cfg.metricsPath, "/") || cfg.metricsPath == "/" {
+		return nil, usageError{fmt.Errorf("--web.telemetry-path %q must start with / and not be /", cfg.metricsPath)}
+	}
+	if cfg.listenAddress == "" {
+		return nil, usageError{errors.New("--web.listen-address must not be empty")}
+	}
+	var err error
+	if cfg.opts, err = cf.options(); err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported once, as one line, by main
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args; on -h it prints the usage text and the flags.
+func parse(fs *flag.FlagSet, args []string, usageText string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, usageText)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// uint64Flag is a positive integer flag with a clear parse error.
 type uint64Flag struct{ v uint64 }
 
 func (f *uint64Flag) String() string { return strconv.FormatUint(f.v, 10) }
@@ -83,5 +171,25 @@ func (f *uint64Flag) Set(s string) error {
 		return fmt.Errorf("want a positive integer, got %q", s)
 	}
 	f.v = v
+	return nil
+}
+
+// sizeFlag is a byte size: a number with an optional K, M or G suffix (powers of 1024).
+type sizeFlag struct{ v uint64 }
+
+func (f *sizeFlag) String() string { return strconv.FormatUint(f.v, 10) }
+
+func (f *sizeFlag) Set(s string) error {
+	num, shift := strings.TrimSuffix(strings.ToUpper(s), "B"), 0
+	for i, unit := range []string{"K", "M", "G"} {
+		if strings.HasSuffix(num, unit) || strings.HasSuffix(num, unit+"I") {
+			num, shift = strings.TrimSuffix(strings.TrimSuffix(num, "I"), unit), 10*(i+1)
+		}
+	}
+	v, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || v == 0 || v > 1<<40 {
+		return fmt.Errorf("want a size such as 4M or 262144, got %q", s)
+	}
+	f.v = v << shift
 	return nil
 }

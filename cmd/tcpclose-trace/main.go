@@ -10,15 +10,26 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 const usage = `Usage: tcpclose-trace [flags]
+       tcpclose-trace serve [flags]   (daemon: Prometheus metrics and JSON logs; serve -h)
 
 Traces TCP closes and resets that lose data (close with unread bytes, close
 before the peer's EOF, data refused after close, zero-linger aborts, resets)
 and names the process that caused them. Needs root (or CAP_BPF+CAP_PERFMON)
 and a kernel with BTF.
+
+Flags:
+`
+
+const serveUsage = `Usage: tcpclose-trace serve [flags]
+
+Runs as a daemon: serves Prometheus metrics read from the kernel's exact
+counters, logs every anomaly as one JSON line on stdout, and answers /healthz
+and /readyz (ready once every program is attached). Stops on SIGTERM.
 
 Flags:
 `
@@ -32,7 +43,7 @@ func main() {
 	}
 	if err != nil {
 		var ue usageError
-		fmt.Fprintf(os.Stderr, "tcpclose-trace: %v\n", err)
+		fmt.Fprintf(os.Stderr, "tcpclose-trace: %s\n", oneLine(err.Error()))
 		if errors.As(err, &ue) {
 			os.Exit(2)
 		}
@@ -46,9 +57,25 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "serve" {
+		cfg, err := parseServeFlags(args[1:], stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stdout)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
 	return trace(ctx, cfg, stdout, stderr)
+}
+
+// oneLine joins a multi-line error message (e.g. a YAML error list) into one line.
+func oneLine(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " ")
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/exporter"
+	"github.com/tcpclose-trace/tcpclose-trace/output"
+)
+
+// shutdownGrace bounds how long in-flight scrapes may delay the exit.
+const shutdownGrace = 3 * time.Second
+
+// serve runs the daemon: it checks the web configuration and binds the
+// listener before loading anything, serves metrics, health and readiness,
+// attaches the programs, logs anomalies until ctx ends, and then detaches.
+func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
+	logger := newLogger(stdout, cfg)
+	if err := web.Validate(cfg.webConfigFile); err != nil {
+		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
+	}
+	ln, err := net.Listen("tcp", cfg.listenAddress)
+	if err != nil {
+		return fmt.Errorf("--web.listen-address: %w", err)
+	}
+	defer ln.Close()
+
+	exp := exporter.New(version)
+	metrics := []prometheus.Collector{exp}
+	var byComm *exporter.ByComm
+	if cfg.byComm > 0 {
+		byComm = exporter.NewByComm(cfg.byComm)
+		metrics = append(metrics, byComm)
+	}
+	reg, err := exporter.NewRegistry(metrics...)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	handler, err := newHandler(cfg, reg, &ready, logger)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.listenAddress},
+		WebSystemdSocket: new(false), WebConfigFile: &cfg.webConfigFile}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := web.Serve(ln, srv, webFlags, logger); !errors.Is(err, http.ErrServerClosed) {
+			cancel(fmt.Errorf("serve http: %w", err))
+		}
+	}()
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		<-served
+	}()
+
+	c, err := collector.Open(cfg.opts)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	exp.SetSource(c)
+	defer exp.SetSource(nil) // before c.Close: no scrape reads closed maps
+	ready.Store(true)
+	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String())
+
+	sink := output.NewLog(logger)
+	err = c.Run(ctx, func(ev *collector.Event) {
+		if byComm != nil {
+			byComm.Observe(ev)
+		}
+		_ = sink.Write(ev)
+	})
+	ready.Store(false)
+	if err == nil {
+		err = context.Cause(ctx)
+		if errors.Is(err, context.Canceled) {
+			err = nil // a signal: the normal way to stop
+		}
+	}
+	logger.Info("stopping", "events_dropped", c.Stats().SinkDropped)
+	return err
+}
+
+func newLogger(w io.Writer, cfg *serveConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "logfmt" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newHandler routes the landing page, the metrics, /healthz and /readyz.
+func newHandler(cfg *serveConfig, reg *prometheus.Registry, ready *atomic.Bool, logger *slog.Logger) (http.Handler, error) {
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "tcpclose-trace",
+		Description: "Which process closed a TCP connection in a way that loses data",
+		Version:     version,
+		Profiling:   "false",
+		Links: []web.LandingLinks{
+			{Address: cfg.metricsPath, Text: "Metrics"},
+			{Address: "/healthz", Text: "Health", Description: "200 while the daemon runs"},
+			{Address: "/readyz", Text: "Readiness", Description: "200 once every BPF program is attached"},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("landing page: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", landing)
+	mux.Handle(cfg.metricsPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		Registry: reg,
+	})))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready: BPF programs not attached", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	return mux, nil
+}

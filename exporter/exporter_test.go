@@ -1,0 +1,230 @@
+package exporter
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+)
+
+// fakeSource is a Source with fixed values.
+type fakeSource struct {
+	counters collector.Counters
+	err      error
+	stats    collector.Stats
+	reasons  *collector.Reasons
+	attached int
+}
+
+func (f *fakeSource) Counters() (collector.Counters, error) { return f.counters, f.err }
+func (f *fakeSource) Stats() collector.Stats                { return f.stats }
+func (f *fakeSource) Reasons() *collector.Reasons           { return f.reasons }
+func (f *fakeSource) Attached() int                         { return f.attached }
+
+func sampleSource() *fakeSource {
+	f := &fakeSource{
+		stats:    collector.Stats{SinkDropped: 3, Evictions: 4, Decoded: 99},
+		reasons:  collector.NewReasons(map[uint16]string{0: "NOT_SPECIFIED", 1: "NO_SOCKET", 5: "TCP_ABORT_ON_CLOSE"}),
+		attached: collector.NumPrograms,
+	}
+	c := &f.counters
+	c.Kinds[collector.KindUnreadClose] = 3
+	c.Kinds[collector.KindUndrainedClose] = 2
+	c.Kinds[collector.KindDataAfterClose] = 1
+	c.Kinds[collector.KindAbortClose] = 5
+	c.Kinds[collector.KindResetReceived] = 6
+	c.Kinds[collector.KindResetSent] = 7
+	c.Kinds[collector.KindGracefulClose] = 8
+	c.ResetReasons[1] = 7
+	c.ResetReasons[5] = 3
+	c.ResetReasons[9] = 2 // a reason this kernel has no name for
+	c.ResetReasons[collector.ReasonUnknownSlot] = 1
+	c.UnreadBytes = 1 + 1234 + 4096
+	c.UnsentBytes = 10
+	c.RefusedBytes = 11
+	c.RingLost = 12
+	c.UnreadHist[1] = 1  // 1
+	c.UnreadHist[11] = 1 // 1234 in [1024, 2048)
+	c.UnreadHist[13] = 1 // 4096 in [4096, 8192)
+	return f
+}
+
+// histogramText renders the expected unread histogram for sampleSource.
+func histogramText() string {
+	var b strings.Builder
+	b.WriteString("# HELP tcpclose_unread_at_close_bytes Unread bytes at each unread_close.\n")
+	b.WriteString("# TYPE tcpclose_unread_at_close_bytes histogram\n")
+	cum := 0
+	for i := 1; i < collector.HistBuckets; i++ {
+		if i == 1 || i == 11 || i == 13 {
+			cum++
+		}
+		fmt.Fprintf(&b, "tcpclose_unread_at_close_bytes_bucket{le=\"%d\"} %d\n", uint64(1)<<i-1, cum)
+	}
+	b.WriteString("tcpclose_unread_at_close_bytes_bucket{le=\"+Inf\"} 3\n")
+	b.WriteString("tcpclose_unread_at_close_bytes_sum 5331\n")
+	b.WriteString("tcpclose_unread_at_close_bytes_count 3\n")
+	return b.String()
+}
+
+func TestExporterGolden(t *testing.T) {
+	tests := []struct {
+		name    string
+		src     Source
+		metrics []string
+		want    string
+	}{
+		{name: "not attached yet", src: nil,
+			metrics: []string{"tcpclose_programs_attached", "tcpclose_closes_total", "tcpclose_resets_sent_total"},
+			want: `
+# HELP tcpclose_programs_attached BPF programs attached; 6 when healthy.
+# TYPE tcpclose_programs_attached gauge
+tcpclose_programs_attached 0
+`},
+		{name: "closes and events", src: sampleSource(),
+			metrics: []string{"tcpclose_closes_total", "tcpclose_data_after_close_total", "tcpclose_resets_received_total",
+				"tcpclose_programs_attached"},
+			want: `
+# HELP tcpclose_closes_total TCP closes seen by the kernel programs, by kind: unread_close (close() with unread bytes, data discarded and RST sent), undrained_close (close() before the peer's EOF), abort_close (SO_LINGER zero), graceful_close.
+# TYPE tcpclose_closes_total counter
+tcpclose_closes_total{kind="abort_close"} 5
+tcpclose_closes_total{kind="graceful_close"} 8
+tcpclose_closes_total{kind="undrained_close"} 2
+tcpclose_closes_total{kind="unread_close"} 3
+# HELP tcpclose_data_after_close_total Segments with data that arrived after an undrained close and were answered with RST: the peer lost that data.
+# TYPE tcpclose_data_after_close_total counter
+tcpclose_data_after_close_total 1
+# HELP tcpclose_resets_received_total RSTs received on connections of this host.
+# TYPE tcpclose_resets_received_total counter
+tcpclose_resets_received_total 6
+# HELP tcpclose_programs_attached BPF programs attached; 6 when healthy.
+# TYPE tcpclose_programs_attached gauge
+tcpclose_programs_attached 6
+`},
+		{name: "resets by reason: every named reason, unnamed ones that counted, unknown", src: sampleSource(),
+			metrics: []string{"tcpclose_resets_sent_total"},
+			want: `
+# HELP tcpclose_resets_sent_total RSTs sent by this host, by the kernel's reset reason (unknown before Linux 6.10).
+# TYPE tcpclose_resets_sent_total counter
+tcpclose_resets_sent_total{reason="9"} 2
+tcpclose_resets_sent_total{reason="NOT_SPECIFIED"} 0
+tcpclose_resets_sent_total{reason="NO_SOCKET"} 7
+tcpclose_resets_sent_total{reason="TCP_ABORT_ON_CLOSE"} 3
+tcpclose_resets_sent_total{reason="unknown"} 1
+`},
+		{name: "bytes and self metrics", src: sampleSource(),
+			metrics: []string{"tcpclose_discarded_unread_bytes_total", "tcpclose_discarded_unsent_bytes_total",
+				"tcpclose_refused_bytes_total", "tcpclose_ring_lost_records_total", "tcpclose_events_dropped_total",
+				"tcpclose_correlation_evictions_total"},
+			want: `
+# HELP tcpclose_discarded_unread_bytes_total Received bytes discarded unread by unread_close closes.
+# TYPE tcpclose_discarded_unread_bytes_total counter
+tcpclose_discarded_unread_bytes_total 5331
+# HELP tcpclose_discarded_unsent_bytes_total Queued bytes discarded unsent by abortive closes.
+# TYPE tcpclose_discarded_unsent_bytes_total counter
+tcpclose_discarded_unsent_bytes_total 10
+# HELP tcpclose_refused_bytes_total Bytes of peer data refused with RST after an undrained close.
+# TYPE tcpclose_refused_bytes_total counter
+tcpclose_refused_bytes_total 11
+# HELP tcpclose_ring_lost_records_total Event records counted by the kernel but not streamed because the ring buffer was full: logs miss them, counters do not.
+# TYPE tcpclose_ring_lost_records_total counter
+tcpclose_ring_lost_records_total 12
+# HELP tcpclose_events_dropped_total Events dropped because the log output fell behind.
+# TYPE tcpclose_events_dropped_total counter
+tcpclose_events_dropped_total 3
+# HELP tcpclose_correlation_evictions_total Per-socket correlation entries evicted for lack of room.
+# TYPE tcpclose_correlation_evictions_total counter
+tcpclose_correlation_evictions_total 4
+`},
+		{name: "unread histogram with exact integer bounds", src: sampleSource(),
+			metrics: []string{"tcpclose_unread_at_close_bytes"}, want: "\n" + histogramText()},
+		{name: "build info", src: nil, metrics: []string{"tcpclose_build_info"},
+			want: `
+# HELP tcpclose_build_info Build information of the running tcpclose-trace; always 1.
+# TYPE tcpclose_build_info gauge
+tcpclose_build_info{goversion="` + runtime.Version() + `",version="v1.2.3"} 1
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New("v1.2.3")
+			if tt.src != nil {
+				e.SetSource(tt.src)
+			}
+			if err := testutil.CollectAndCompare(e, strings.NewReader(tt.want), tt.metrics...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestExporterCounterError(t *testing.T) {
+	src := sampleSource()
+	src.err = errors.New("map lookup failed")
+	e := New("dev")
+	e.SetSource(src)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(e)
+	_, err := reg.Gather()
+	if err == nil || !strings.Contains(err.Error(), "map lookup failed") {
+		t.Fatalf("collect error = %v, want the counter read error", err)
+	}
+}
+
+func TestExporterLint(t *testing.T) {
+	e := New("dev")
+	e.SetSource(sampleSource())
+	by := NewByComm(2)
+	by.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: "curl", OwnerKnown: true})
+	reg, err := NewRegistry(e, by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestByCommCapsSeries(t *testing.T) {
+	by := NewByComm(2)
+	ev := func(kind collector.Kind, comm string, known bool) *collector.Event {
+		return &collector.Event{Kind: kind, Comm: comm, OwnerKnown: known}
+	}
+	for _, e := range []*collector.Event{
+		ev(collector.KindUnreadClose, "nginx", true),
+		ev(collector.KindUnreadClose, "nginx", true),
+		ev(collector.KindDataAfterClose, "-", false),  // owner unknown: "-" takes the second slot
+		ev(collector.KindGracefulClose, "curl", true), // not an anomaly: not counted
+		ev(collector.KindAbortClose, "curl", true),    // third name: other
+		ev(collector.KindAbortClose, "java", true),    // fourth name: other
+		ev(collector.KindUnreadClose, "nginx", true),
+	} {
+		by.Observe(e)
+	}
+	want := `
+# HELP tcpclose_anomalies_by_comm_total Streamed anomaly events by the owner's command name (capped; the rest count as comm="other"; misses ring losses).
+# TYPE tcpclose_anomalies_by_comm_total counter
+tcpclose_anomalies_by_comm_total{comm="-",kind="data_after_close"} 1
+tcpclose_anomalies_by_comm_total{comm="nginx",kind="unread_close"} 3
+tcpclose_anomalies_by_comm_total{comm="other",kind="abort_close"} 2
+`
+	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestNewRegistryRejectsDuplicates(t *testing.T) {
+	if _, err := NewRegistry(New("dev"), New("dev")); err == nil {
+		t.Fatal("registering the exporter twice succeeded")
+	}
+}

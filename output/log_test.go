@@ -1,0 +1,59 @@
+package output
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+)
+
+func TestLogRecords(t *testing.T) {
+	ev := collector.Event{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Kind: collector.KindUnreadClose,
+		PID: 42, TID: 43, Comm: "nginx", OwnerKnown: true, LAddr: netip.MustParseAddr("10.0.0.1"), LPort: 80,
+		RAddr: netip.MustParseAddr("10.0.0.2"), RPort: 5555, UnreadBytes: 1234, State: 8}
+	graceful := ev
+	graceful.Kind = collector.KindGracefulClose
+	tests := []struct {
+		name      string
+		ev        collector.Event
+		level     slog.Level
+		wantLines int
+		want      map[string]any
+	}{
+		{"anomaly at warn", ev, slog.LevelInfo, 1, map[string]any{"level": "WARN", "kind": "unread_close",
+			"pid": 42.0, "comm": "nginx", "unread_bytes": 1234.0, "laddr": "10.0.0.1", "rport": 5555.0,
+			"state": "CLOSE_WAIT", "event_time": "2026-01-02T03:04:05Z", "msg": logMessages[collector.KindUnreadClose],
+			"hint": Hint(collector.KindUnreadClose)}},
+		{"graceful at info", graceful, slog.LevelInfo, 1, map[string]any{"level": "INFO", "kind": "graceful_close"}},
+		{"graceful filtered by level", graceful, slog.LevelWarn, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			l := NewLog(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tt.level})))
+			if err := l.Write(&tt.ev); err != nil {
+				t.Fatal(err)
+			}
+			lines := bytes.Count(buf.Bytes(), []byte("\n"))
+			if lines != tt.wantLines {
+				t.Fatalf("%d lines, want %d: %s", lines, tt.wantLines, buf.String())
+			}
+			if lines == 0 {
+				return
+			}
+			var got map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+		})
+	}
+}
