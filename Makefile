@@ -9,7 +9,7 @@ BIN      := bin/tcpclose-trace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps
+DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus
 
 .PHONY: all build generate check-generated lint test unit e2e deps clean
 
@@ -38,8 +38,9 @@ e2e:
 	$(GO) test -count=1 -v -timeout 20m ./e2e/
 
 # The whole suite: lint, drift check, unit and end-to-end tests (root).
+# TCPCLOSE_REQUIRE_TOOLS=1 turns a missing promtool/prometheus into a failure.
 test: deps lint check-generated
-	$(GO) test -count=1 -timeout 30m ./...
+	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 30m ./...
 
 # Installs missing Debian packages (needs root and apt).
 deps:
