@@ -1,0 +1,310 @@
+// Package loadgen drives bounded loopback TCP load in the caller's network
+// namespace, one close pattern per workload, for the benchmark.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Workload is a close pattern.
+type Workload string
+
+// The workloads of the benchmark.
+const (
+	Graceful   Workload = "W1" // server closes first, both sides drain: no anomaly
+	Unread     Workload = "W2" // server closes with the request unread: unread_close + reset_received
+	LingerZero Workload = "W3" // client closes with SO_LINGER {on, 0}: abort_close
+	ClosedPort Workload = "W4" // SYN to a closed port: reset_sent NO_SOCKET
+	Burst      Workload = "W5" // W2 with many workers, as fast as possible
+	Idle       Workload = "W6" // no connections
+)
+
+// Workloads lists them in order.
+var Workloads = []Workload{Graceful, Unread, LingerZero, ClosedPort, Burst, Idle}
+
+// Describe says what a workload does, for the report.
+func (w Workload) Describe() string {
+	switch w {
+	case Graceful:
+		return "server closes first, both sides drain (graceful, no anomaly)"
+	case Unread:
+		return "every connection closed with unread data (unread_close)"
+	case LingerZero:
+		return "client closes with SO_LINGER {on, 0} (abort_close)"
+	case ClosedPort:
+		return "SYN to a closed port (reset_sent NO_SOCKET)"
+	case Burst:
+		return "W2 from 8 workers at full speed (burst)"
+	case Idle:
+		return "no connections (idle)"
+	}
+	return string(w)
+}
+
+// Options bound a run: it stops after Conns connections or Duration,
+// whichever comes first.
+type Options struct {
+	Conns    int
+	Duration time.Duration
+	Workers  int  // concurrent clients; 0 for 2 (8 for Burst)
+	IPv6     bool // ::1 instead of 127.0.0.1
+}
+
+// Result is what a run did.
+type Result struct {
+	Workload Workload      `json:"workload"`
+	Conns    int64         `json:"conns"`  // connections completed
+	Errors   int64         `json:"errors"` // connections that failed unexpectedly
+	Elapsed  time.Duration `json:"elapsed_ns"`
+}
+
+// PerSecond is the completed connections per second.
+func (r Result) PerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Conns) / r.Elapsed.Seconds()
+}
+
+// Run drives workload w until its bound.
+func Run(ctx context.Context, w Workload, o Options) (Result, error) {
+	if o.Conns <= 0 || o.Duration <= 0 {
+		return Result{}, errors.New("loadgen: Conns and Duration must be positive")
+	}
+	if o.Workers == 0 {
+		o.Workers = 2
+		if w == Burst {
+			o.Workers = 8
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	res := Result{Workload: w}
+	if w == Idle {
+		start := time.Now()
+		<-ctx.Done()
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+	g, err := newGen(w, o.IPv6)
+	if err != nil {
+		return res, err
+	}
+	defer g.close()
+
+	var done, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if done.Add(1) > int64(o.Conns) {
+					done.Add(-1)
+					return
+				}
+				if err := g.client(); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	res.Conns = done.Load() - failed.Load()
+	res.Errors = failed.Load()
+	if res.Errors > res.Conns/100 {
+		return res, fmt.Errorf("loadgen %s: %d of %d connections failed: %v", w, res.Errors, done.Load(), g.lastErr.Load())
+	}
+	return res, nil
+}
+
+// gen holds one workload's listener and server goroutines.
+type gen struct {
+	w       Workload
+	family  int
+	addr    unix.Sockaddr
+	lfd     int
+	wg      sync.WaitGroup
+	lastErr atomic.Value
+}
+
+func newGen(w Workload, ipv6 bool) (*gen, error) {
+	g := &gen{w: w, family: unix.AF_INET, lfd: -1}
+	if ipv6 {
+		g.family = unix.AF_INET6
+	}
+	var bind unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	if ipv6 {
+		bind = &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
+	}
+	lfd, err := unix.Socket(g.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	g.lfd = lfd
+	if err := unix.Bind(lfd, bind); err != nil {
+		g.close()
+		return nil, fmt.Errorf("bind: %w", err)
+	}
+	sa, err := unix.Getsockname(lfd)
+	if err != nil {
+		g.close()
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	g.addr = sa
+	if w == ClosedPort {
+		// Bound, never listening: SYNs to the port are refused.
+		return g, nil
+	}
+	if err := unix.Listen(lfd, 4096); err != nil {
+		g.close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	for range 4 {
+		g.wg.Add(1)
+		go g.acceptLoop()
+	}
+	return g, nil
+}
+
+func (g *gen) close() {
+	if g.lfd >= 0 {
+		// shutdown wakes the blocked accept()s; close alone would not.
+		_ = unix.Shutdown(g.lfd, unix.SHUT_RDWR)
+		g.wg.Wait()
+		_ = unix.Close(g.lfd)
+		g.lfd = -1
+	}
+}
+
+func (g *gen) acceptLoop() {
+	defer g.wg.Done()
+	for {
+		fd, _, err := unix.Accept4(g.lfd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+				continue
+			}
+			return
+		}
+		if err := g.server(fd); err != nil {
+			g.lastErr.Store(fmt.Errorf("server: %w", err))
+		}
+	}
+}
+
+var (
+	request  = make([]byte, 100)
+	response = make([]byte, 64)
+)
+
+// server handles one accepted connection and closes it.
+func (g *gen) server(fd int) error {
+	defer unix.Close(fd)
+	switch g.w {
+	case Graceful:
+		if err := readFull(fd, len(request)); err != nil {
+			return err
+		}
+		if _, err := unix.Write(fd, response); err != nil {
+			return err
+		}
+		if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+			return err
+		}
+		return drain(fd)
+	case Unread, Burst:
+		// Wait until the request is queued, then close without reading it.
+		_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 5000)
+		return err
+	case LingerZero:
+		err := drain(fd)
+		if errors.Is(err, unix.ECONNRESET) {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// client makes one connection of the workload.
+func (g *gen) client() error {
+	fd, err := unix.Socket(g.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	err = unix.Connect(fd, g.addr)
+	if g.w == ClosedPort {
+		if errors.Is(err, unix.ECONNREFUSED) {
+			return nil
+		}
+		return fmt.Errorf("connect to a closed port: %v", err)
+	}
+	if err != nil {
+		return err
+	}
+	switch g.w {
+	case Graceful:
+		if _, err := unix.Write(fd, request); err != nil {
+			return err
+		}
+		return drain(fd)
+	case Unread, Burst:
+		if _, err := unix.Write(fd, request); err != nil {
+			return err
+		}
+		if err := drain(fd); err != nil && !errors.Is(err, unix.ECONNRESET) {
+			return err
+		}
+		return nil
+	case LingerZero:
+		if _, err := unix.Write(fd, request[:10]); err != nil {
+			return err
+		}
+		return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	return nil
+}
+
+// readFull reads exactly n bytes.
+func readFull(fd, n int) error {
+	buf := make([]byte, n)
+	for got := 0; got < n; {
+		m, err := unix.Read(fd, buf[got:])
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return errors.New("early EOF")
+		}
+		got += m
+	}
+	return nil
+}
+
+// drain reads until EOF.
+func drain(fd int) error {
+	var buf [512]byte
+	for {
+		n, err := unix.Read(fd, buf[:])
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
