@@ -11,7 +11,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # Debian packages the build and the tests need (installed by `make deps`).
 DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus
 
-.PHONY: all build generate check-generated lint test unit e2e deps clean
+.PHONY: all build generate check-generated lint test unit e2e deps bench clean
 
 all: build
 
@@ -49,6 +49,13 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# Measures the tracer against no tracer and its peers and rewrites
+# BENCHMARKS.md (root; about 15 minutes). Installs the peers from Debian.
+bench: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="bpftrace bpfcc-tools"
+	$(GO) build -o bin/tcpclose-bench ./cmd/tcpclose-bench
+	bin/tcpclose-bench -tracer $(BIN) -o BENCHMARKS.md
 
 clean:
 	rm -rf bin

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestQuickBench is the benchmark's smoke run: it must measure every
+// workload with and without the tracer and write a report. No figure is
+// asserted: these machines are shared and noisy.
+func TestQuickBench(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: the benchmark loads BPF programs and creates a network namespace: run as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipped: ip (iproute2) is not installed")
+	}
+	dir := t.TempDir()
+	tracer := filepath.Join(dir, "tcpclose-trace")
+	if out, err := exec.Command("go", "build", "-o", tracer, "../tcpclose-trace").CombinedOutput(); err != nil {
+		t.Fatalf("build tracer: %v\n%s", err, out)
+	}
+	self := filepath.Join(dir, "tcpclose-bench")
+	if out, err := exec.Command("go", "build", "-o", self, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build bench: %v\n%s", err, out)
+	}
+	report := filepath.Join(dir, "BENCHMARKS.md")
+	cmd := exec.CommandContext(context.Background(), self, "-quick", "-tracer", tracer, "-o", report)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tcpclose-bench -quick: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, want := range []string{"| W1 | none |", "| W2 | tcpclose-trace (trace, NDJSON) |", "| W4 | tcpclose-trace (serve) |",
+		"| W6 | tcpclose-trace (trace, NDJSON) |", "| W2 | on_set_state |", "## Event latency"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	// W2 streams one unread_close and one reset_received per connection: 1000 events for 500.
+	if !strings.Contains(text, "| W2 | tcpclose-trace (trace, NDJSON) |") || !strings.Contains(lineOf(text, "| W2 | tcpclose-trace (trace, NDJSON) |"), "| 1000 |") {
+		t.Errorf("W2 trace row does not count 1000 events: %s", lineOf(text, "| W2 | tcpclose-trace (trace, NDJSON) |"))
+	}
+}
+
+func lineOf(text, prefix string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}

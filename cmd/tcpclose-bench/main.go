@@ -1,0 +1,225 @@
+// Command tcpclose-bench measures what tcpclose-trace costs the host it
+// watches: loopback connection throughput in a private network namespace
+// with no tracer, with tcpclose-trace (trace and serve modes) and with peer
+// tools, interleaved and repeated, plus BPF run time per event, collector
+// CPU, memory, wakeups, ring loss and event latency. It writes BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		err = runLoad(ctx, os.Args[2:])
+	} else {
+		err = runBench(ctx, os.Args[1:])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tcpclose-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// runLoad is the load generator, run inside the namespace by `ip netns exec`;
+// it prints its Result as JSON.
+func runLoad(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	w := fs.String("w", "W1", "workload")
+	n := fs.Int("n", 10000, "connections")
+	d := fs.Duration("d", 5*time.Second, "time bound")
+	ipv6 := fs.Bool("6", false, "IPv6")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	res, err := loadgen.Run(ctx, loadgen.Workload(*w), loadgen.Options{Conns: *n, Duration: *d, IPv6: *ipv6})
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// bench is one benchmark run's settings and results.
+type bench struct {
+	tracer  string
+	out     string
+	reps    int
+	conns   int
+	burst   int
+	runFor  time.Duration
+	quick   bool
+	ns      *scenario.Namespace
+	dir     string
+	samples []sample
+	bpf     []bpfStat
+	peers   []peerNote
+}
+
+func (b *bench) tmp(name string) string { return filepath.Join(b.dir, name) }
+
+func runBench(ctx context.Context, args []string) error {
+	b := &bench{}
+	fs := flag.NewFlagSet("tcpclose-bench", flag.ContinueOnError)
+	fs.StringVar(&b.tracer, "tracer", "bin/tcpclose-trace", "the tcpclose-trace binary to measure")
+	fs.StringVar(&b.out, "o", "BENCHMARKS.md", "report file ('-' for stdout)")
+	fs.IntVar(&b.reps, "reps", 3, "repetitions of each (workload, tool) pair, interleaved")
+	fs.IntVar(&b.conns, "conns", 20000, "connections per run of W1-W4")
+	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
+	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
+	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if b.quick {
+		b.reps, b.conns, b.burst, b.runFor = 1, 500, 2000, 2*time.Second
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: it loads BPF programs and creates a network namespace")
+	}
+	if _, err := os.Stat(b.tracer); err != nil {
+		return fmt.Errorf("tracer binary: %w (run make build)", err)
+	}
+	var err error
+	if b.dir, err = os.MkdirTemp("", "tcpclose-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+	if b.ns, err = scenario.NewNamespace(); err != nil {
+		return err
+	}
+	defer b.ns.Close()
+	for key, value := range map[string]string{"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"} {
+		if err := b.ns.Sysctl(key, value); err != nil {
+			return err
+		}
+	}
+
+	if !b.quick {
+		unmount, err := mountTracefs()
+		if err != nil {
+			return err
+		}
+		defer unmount()
+	}
+	started := time.Now()
+	ts := tools(b)
+	for rep := 1; rep <= b.reps; rep++ {
+		for _, w := range loadgen.Workloads {
+			for _, t := range ts {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s, err := b.runOne(ctx, t, w, rep)
+				if err != nil {
+					return fmt.Errorf("%s with %s: %w", w, t.name, err)
+				}
+				b.samples = append(b.samples, s)
+				fmt.Fprintf(os.Stderr, "rep %d %s %-36s %10.0f conn/s  events %d  lost %d\n",
+					rep, w, t.name, s.result.PerSecond(), s.events, s.lost)
+			}
+		}
+	}
+	if err := b.measureBPF(ctx, ts[1]); err != nil {
+		return err
+	}
+	if !b.quick {
+		b.tryPeers(ctx)
+	}
+	return b.writeReport(time.Since(started))
+}
+
+// sample is one (tool, workload, repetition) measurement.
+type sample struct {
+	tool     string
+	workload loadgen.Workload
+	rep      int
+	result   loadgen.Result
+	events   int64
+	cpu      time.Duration
+	ctxSw    int64
+	elapsed  time.Duration
+	rss      int64
+	lost     int64
+	latency  []time.Duration
+}
+
+func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int) (sample, error) {
+	s := sample{tool: t.name, workload: w, rep: rep, lost: -1}
+	var r *running
+	if t.start != nil {
+		var err error
+		if r, err = t.start(ctx, b); err != nil {
+			return s, err
+		}
+		defer r.stop()
+	}
+	n, d := b.conns, b.runFor
+	if w == loadgen.Burst {
+		n, d = b.burst, 4*b.runFor
+	}
+	res, err := b.load(ctx, w, n, d)
+	if err != nil {
+		return s, err
+	}
+	s.result = res
+	if r == nil {
+		return s, nil
+	}
+	time.Sleep(300 * time.Millisecond) // the reader's drain period, and then some
+	pid := r.cmd.Process.Pid
+	cpu, _ := processCPU(pid)
+	sw, _ := contextSwitches(pid)
+	s.cpu, s.ctxSw, s.elapsed, s.rss = cpu-r.cpu0, sw-r.ctx0, time.Since(r.started), peakRSS(pid)
+	if r.metrics != "" {
+		s.lost = scrapeLost(r.metrics)
+	}
+	r.stop()
+	r.mu.Lock()
+	s.events, s.latency = r.lines, r.latency
+	r.mu.Unlock()
+	if r.metrics == "" && r.cmd.Path == b.tracer {
+		s.lost = summaryLost(r.stderr.String())
+	}
+	return s, nil
+}
+
+// load runs the workload inside the namespace.
+func (b *bench) load(ctx context.Context, w loadgen.Workload, n int, d time.Duration) (loadgen.Result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return loadgen.Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns.Name, self, "load",
+		"-w", string(w), "-n", fmt.Sprint(n), "-d", d.String())
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return loadgen.Result{}, fmt.Errorf("load: %v: %s", err, firstLine(string(ee.Stderr)))
+		}
+		return loadgen.Result{}, fmt.Errorf("load: %w", err)
+	}
+	var res loadgen.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		return res, fmt.Errorf("load output %q: %w", out, err)
+	}
+	return res, nil
+}

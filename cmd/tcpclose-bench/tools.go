@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// tool is a tracer (or none) run around one workload.
+type tool struct {
+	name string
+	// start launches it and returns once it traces; nil for "none".
+	start func(ctx context.Context, b *bench) (*running, error)
+}
+
+// running is a started tool: its process and what it printed.
+type running struct {
+	cmd      *exec.Cmd
+	waited   chan error
+	stderr   strings.Builder
+	lines    int64
+	latency  []time.Duration // close to stdout, from the event's own time
+	mu       sync.Mutex
+	readDone chan struct{}
+	cpu0     time.Duration
+	ctx0     int64
+	started  time.Time
+	metrics  string // serve mode: /metrics base URL
+	stopOnce sync.Once
+}
+
+// bpftraceScript prints every TCP state change and reset, as bcc's
+// tcpstates would: the nearest job a general tool does.
+const bpftraceScript = `tracepoint:sock:inet_sock_set_state /args->protocol == 6/ {
+  printf("%d %s %d %d %d %d\n", pid, comm, args->sport, args->dport, args->oldstate, args->newstate);
+}
+tracepoint:tcp:tcp_send_reset { printf("rst-sent %d %d\n", args->sport, args->dport); }
+tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args->dport); }
+`
+
+func tools(b *bench) []tool {
+	ts := []tool{
+		{name: "none"},
+		{name: "tcpclose-trace (trace, NDJSON)", start: func(ctx context.Context, b *bench) (*running, error) {
+			ready := b.tmp("ready")
+			os.Remove(ready)
+			r, err := launch(ctx, b.tracer, []string{"-o", "json", "--ready-file", ready}, true)
+			if err != nil {
+				return nil, err
+			}
+			return r, r.waitFor(func() bool { _, err := os.Stat(ready); return err == nil })
+		}},
+		{name: "tcpclose-trace (serve)", start: func(ctx context.Context, b *bench) (*running, error) {
+			addr := "127.0.0.1:19181"
+			r, err := launch(ctx, b.tracer, []string{"serve", "--web.listen-address", addr}, false)
+			if err != nil {
+				return nil, err
+			}
+			r.metrics = "http://" + addr
+			return r, r.waitFor(func() bool {
+				resp, err := http.Get(r.metrics + "/readyz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK
+			})
+		}},
+	}
+	if !b.quick {
+		ts = append(ts, tool{name: "bpftrace (state changes + resets)", start: func(ctx context.Context, b *bench) (*running, error) {
+			script := b.tmp("tcpstates.bt")
+			if err := os.WriteFile(script, []byte(bpftraceScript), 0o644); err != nil {
+				return nil, err
+			}
+			return launchBpftrace(ctx, script)
+		}})
+	}
+	return ts
+}
+
+func launchBpftrace(ctx context.Context, script string) (*running, error) {
+	r, err := launch(ctx, "bpftrace", []string{script}, false)
+	if err != nil {
+		return nil, err
+	}
+	// bpftrace prints "Attaching N probes..." once it has attached.
+	return r, r.waitFor(func() bool { return r.countLines() > 0 })
+}
+
+// launch starts a tracer with its stdout read (and, with parseTimes, each
+// line's "time" field turned into a latency) by this process.
+func launch(ctx context.Context, path string, args []string, parseTimes bool) (*running, error) {
+	r := &running{cmd: exec.CommandContext(ctx, path, args...), waited: make(chan error, 1), readDone: make(chan struct{})}
+	r.cmd.Stderr = &r.stderr
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	go func() {
+		defer close(r.readDone)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			now := time.Now()
+			r.mu.Lock()
+			r.lines++
+			if parseTimes {
+				if t, ok := eventTime(sc.Bytes()); ok {
+					r.latency = append(r.latency, now.Sub(t))
+				}
+			}
+			r.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() { <-r.readDone; r.waited <- r.cmd.Wait() }()
+	return r, nil
+}
+
+// eventTime finds the "time" field of an NDJSON record without a full decode.
+func eventTime(line []byte) (time.Time, bool) {
+	const key = `"time":"`
+	s := string(line)
+	i := strings.Index(s, key)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	s = s[i+len(key):]
+	j := strings.IndexByte(s, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s[:j])
+	return t, err == nil
+}
+
+func (r *running) countLines() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lines
+}
+
+// waitFor polls ready for 30 s, then notes the start counters.
+func (r *running) waitFor(ready func() bool) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for !ready() {
+		select {
+		case err := <-r.waited:
+			return fmt.Errorf("%s exited before it was ready: %v: %s", r.cmd.Path, err, firstLine(r.stderr.String()))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			r.stop()
+			return fmt.Errorf("%s not ready within 30 s", r.cmd.Path)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let start-up work settle
+	r.cpu0, _ = processCPU(r.cmd.Process.Pid)
+	r.ctx0, _ = contextSwitches(r.cmd.Process.Pid)
+	r.started = time.Now()
+	return nil
+}
+
+// stop ends the tool with SIGINT (SIGKILL after 10 s); it may be called again.
+func (r *running) stop() {
+	r.stopOnce.Do(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-r.waited:
+		case <-time.After(10 * time.Second):
+			_ = r.cmd.Process.Kill()
+			<-r.waited
+		}
+	})
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// processCPU is the user+system time of all the process's threads.
+func processCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100
+}
+
+// statusField reads a numeric field of /proc/PID[/task/TID]/status.
+func statusField(path, field string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// contextSwitches sums the voluntary context switches of all threads: each
+// is a sleep that ended in a wakeup.
+func contextSwitches(pid int) (int64, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, t := range tasks {
+		n += statusField(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()), "voluntary_ctxt_switches")
+	}
+	return n, nil
+}
+
+// peakRSS is the process's peak resident set, in bytes.
+func peakRSS(pid int) int64 {
+	return statusField(fmt.Sprintf("/proc/%d/status", pid), "VmHWM") << 10
+}
