@@ -121,11 +121,19 @@ func runBench(ctx context.Context, args []string) error {
 	ts := tools(b)
 	for rep := 1; rep <= b.reps; rep++ {
 		for _, w := range loadgen.Workloads {
-			for _, t := range ts {
+			for i := 0; i < len(ts); i++ {
+				t := ts[i]
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				s, err := b.runOne(ctx, t, w, rep)
+				if err != nil && i >= numOwnTools {
+					// A peer that cannot run here is reported, not fatal.
+					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
+					ts = append(ts[:i:i], ts[i+1:]...)
+					i--
+					continue
+				}
 				if err != nil {
 					return fmt.Errorf("%s with %s: %w", w, t.name, err)
 				}

@@ -43,9 +43,12 @@ type running struct {
 const bpftraceScript = `tracepoint:sock:inet_sock_set_state /args->protocol == 6/ {
   printf("%d %s %d %d %d %d\n", pid, comm, args->sport, args->dport, args->oldstate, args->newstate);
 }
-tracepoint:tcp:tcp_send_reset { printf("rst-sent %d %d\n", args->sport, args->dport); }
+tracepoint:tcp:tcp_send_reset { printf("rst-sent %d %d\n", args->state, args->reason); }
 tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args->dport); }
 `
+
+// numOwnTools counts the tools tools() lists first: none and tcpclose-trace's two modes.
+const numOwnTools = 3
 
 func tools(b *bench) []tool {
 	ts := []tool{
