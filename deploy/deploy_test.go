@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tcpclose-trace/tcpclose-trace/exporter"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 )
 
 // exportedMetrics are the tcpclose_* metric names the daemon exports (a
@@ -120,20 +121,6 @@ func loadRules(t *testing.T) ruleFile {
 	return rf
 }
 
-// promtool returns promtool's path, skipping the test when it is missing
-// unless TCPCLOSE_REQUIRE_TOOLS=1 asks for a failure instead.
-func promtool(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("TCPCLOSE_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("promtool not installed (Debian package prometheus), and TCPCLOSE_REQUIRE_TOOLS=1: %v", err)
-		}
-		t.Skip("promtool not installed (Debian package prometheus)")
-	}
-	return path
-}
-
 func TestPromtool(t *testing.T) {
 	tests := []struct {
 		name string
@@ -156,7 +143,7 @@ func TestPromtool(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bin := promtool(t)
+			bin := testenv.RequireTool(t, "promtool", "prometheus")
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 			defer cancel()
 			out, err := exec.CommandContext(ctx, bin, tt.args(t)...).CombinedOutput()

@@ -23,7 +23,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,27 +30,14 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 )
 
 // rulesFile is the alerting rules file users load, tested as shipped.
 const rulesFile = "../deploy/prometheus/tcpclose-trace.rules.yml"
-
-// requireTool returns the path of a tool from Debian's packages. Missing, the
-// test is skipped with the reason, unless TCPCLOSE_REQUIRE_TOOLS=1 (as in
-// `make test`), where it fails.
-func requireTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("TCPCLOSE_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s is not installed (Debian package %s; `make deps` installs it)", name, pkg)
-	}
-	t.Skipf("skipped: %s is not installed (Debian package %s)", name, pkg)
-	return ""
-}
 
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
@@ -64,29 +50,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a running `tcpclose-trace serve`.
 type daemon struct {
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout syncbuf.Buffer
+	stderr syncbuf.Buffer
 	waited chan error
 }
 
@@ -178,24 +146,11 @@ func programsLeft(t *testing.T) []string {
 // ourPrograms lists the loaded BPF programs with the names of ours.
 func ourPrograms(t *testing.T) []string {
 	t.Helper()
-	names := map[string]bool{"on_set_state": true, "on_send_length": true, "on_recv_length": true,
-		"on_receive_reset": true, "on_send_reset": true, "on_destroy": true}
 	var found []string
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return found
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile
-		}
-		if info, err := p.Info(); err == nil && names[info.Name] {
-			found = append(found, fmt.Sprintf("%s (id %d)", info.Name, id))
-		}
-		p.Close()
-	}
+	collector.EachLoaded(func(id ebpf.ProgramID, name string, _ *ebpf.Program) {
+		found = append(found, fmt.Sprintf("%s (id %d)", name, id))
+	})
+	return found
 }
 
 // prometheus is a real Prometheus server on loopback.
@@ -205,7 +160,7 @@ type prometheus struct {
 
 func startPrometheus(t *testing.T, target string) *prometheus {
 	t.Helper()
-	bin := requireTool(t, "prometheus", "prometheus")
+	bin := testenv.RequireTool(t, "prometheus", "prometheus")
 	rules, err := filepath.Abs(rulesFile)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +182,7 @@ scrape_configs:
 	p := &prometheus{base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -359,7 +314,7 @@ func (p *prometheus) alertStates(t *testing.T) map[string]string {
 // deltas and the daemon's own logs, and the data-loss alert must fire.
 func TestServePrometheus(t *testing.T) {
 	requireHost(t)
-	promtool := requireTool(t, "promtool", "prometheus")
+	promtool := testenv.RequireTool(t, "promtool", "prometheus")
 	bin := buildCLI(t)
 	ns := newNamespace(t)
 	port := freePort(t)
@@ -398,10 +353,16 @@ func TestServePrometheus(t *testing.T) {
 	}
 	abortOnData := uint64(prom.query(t, `tcpclose_resets_sent_total{job="tcpclose-trace",reason="TCP_ABORT_ON_DATA"}`))
 
-	checks := []struct {
+	// Every event was logged: the log and the exact counters agree per kind.
+	logged := map[string]uint64{}
+	for _, rec := range d.logRecords(t) {
+		logged[rec["kind"].(string)]++
+	}
+	type agreement struct {
 		what      string
 		got, want uint64
-	}{
+	}
+	checks := []agreement{
 		{"unread_close = TcpExtTCPAbortOnClose", gotKind("unread_close"), mib["TcpExtTCPAbortOnClose"]},
 		{"abort_close + resets TCP_ABORT_ON_DATA = TcpExtTCPAbortOnData", gotKind("abort_close") + abortOnData, mib["TcpExtTCPAbortOnData"]},
 		{"resets sent = TcpOutRsts", got("tcpclose_resets_sent_total"), mib["TcpOutRsts"]},
@@ -409,33 +370,14 @@ func TestServePrometheus(t *testing.T) {
 		{"unread histogram count = unread_close", got("tcpclose_unread_at_close_bytes_count"), gotKind("unread_close")},
 		{"ring records lost", got("tcpclose_ring_lost_records_total"), 0},
 		{"programs attached", got("tcpclose_programs_attached"), 6},
-	}
-	// Every event was logged: the log and the exact counters agree per kind.
-	logged := map[string]uint64{}
-	for _, rec := range d.logRecords(t) {
-		logged[rec["kind"].(string)]++
+		{"data_after_close logged = counted", logged["data_after_close"], got("tcpclose_data_after_close_total")},
+		{"reset_received logged = counted", logged["reset_received"], got("tcpclose_resets_received_total")},
+		{"by-comm: tct-closer unread_close = unread_close", uint64(prom.query(t,
+			`tcpclose_anomalies_by_comm_total{job="tcpclose-trace",comm="tct-closer",kind="unread_close"}`)), gotKind("unread_close")},
 	}
 	for _, kind := range []string{"unread_close", "undrained_close", "abort_close"} {
-		checks = append(checks, struct {
-			what      string
-			got, want uint64
-		}{kind + " logged = counted", logged[kind], gotKind(kind)})
+		checks = append(checks, agreement{kind + " logged = counted", logged[kind], gotKind(kind)})
 	}
-	checks = append(checks,
-		struct {
-			what      string
-			got, want uint64
-		}{"data_after_close logged = counted", logged["data_after_close"], got("tcpclose_data_after_close_total")},
-		struct {
-			what      string
-			got, want uint64
-		}{"reset_received logged = counted", logged["reset_received"], got("tcpclose_resets_received_total")},
-		struct {
-			what      string
-			got, want uint64
-		}{"by-comm: tct-closer unread_close = unread_close", uint64(prom.query(t,
-			`tcpclose_anomalies_by_comm_total{job="tcpclose-trace",comm="tct-closer",kind="unread_close"}`)), gotKind("unread_close")},
-	)
 	for _, c := range checks {
 		if c.got != c.want {
 			t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
@@ -54,9 +55,6 @@ type bpfStat struct {
 	runs     uint64
 	runtime  time.Duration
 }
-
-var ourPrograms = map[string]bool{"on_set_state": true, "on_send_length": true, "on_recv_length": true,
-	"on_receive_reset": true, "on_send_reset": true, "on_destroy": true}
 
 // measureBPF runs the tracer under W1 and W2 with kernel.bpf_stats_enabled
 // and records each program's run count and run time.
@@ -99,29 +97,15 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 // programStats reads the run statistics of the loaded programs named like ours.
 func programStats(w loadgen.Workload) map[string]bpfStat {
 	stats := map[string]bpfStat{}
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return stats
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue
-		}
-		info, err := p.Info()
-		if err != nil || !ourPrograms[info.Name] {
-			p.Close()
-			continue
-		}
+	collector.EachLoaded(func(_ ebpf.ProgramID, name string, p *ebpf.Program) {
 		ps, err := p.Stats()
-		p.Close()
 		if err != nil {
-			continue
+			return
 		}
-		s := stats[info.Name]
-		stats[info.Name] = bpfStat{workload: w, program: info.Name, runs: s.runs + ps.RunCount, runtime: s.runtime + ps.Runtime}
-	}
+		s := stats[name]
+		stats[name] = bpfStat{workload: w, program: name, runs: s.runs + ps.RunCount, runtime: s.runtime + ps.Runtime}
+	})
+	return stats
 }
 
 // peerNote is what happened when a peer tool was tried.

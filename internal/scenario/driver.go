@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,35 +12,18 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
 )
 
 // Proc is a helper process that took part.
 type Proc struct {
 	PID  int
 	Comm string
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec.Cmd.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.TrimSpace(s.b.String())
 }
 
 // helper is the driver's handle on one running helper process.
@@ -54,7 +36,7 @@ type helper struct {
 	quit   chan struct{}
 	done   chan struct{} // closed once the process has been waited for
 	werr   error         // exit status, valid after done
-	stderr syncBuffer
+	stderr syncbuf.Buffer
 }
 
 // driver runs one scenario: it starts the helpers and sends them commands.
@@ -176,7 +158,7 @@ func (h *helper) reply(ctx context.Context, what string) ([]string, error) {
 	case line, ok := <-h.lines:
 		if !ok {
 			<-h.done
-			return nil, fmt.Errorf("%s %q: helper exited (%v): %s", h.role, what, h.werr, h.stderr.String())
+			return nil, fmt.Errorf("%s %q: helper exited (%v): %s", h.role, what, h.werr, strings.TrimSpace(h.stderr.String()))
 		}
 		return strings.Fields(line), nil
 	case <-ctx.Done():
@@ -328,7 +310,7 @@ func (d *driver) finish() {
 			return
 		}
 		if h.werr != nil {
-			d.fail(fmt.Errorf("%s: %w: %s", h.role, h.werr, h.stderr.String()))
+			d.fail(fmt.Errorf("%s: %w: %s", h.role, h.werr, strings.TrimSpace(h.stderr.String())))
 			return
 		}
 	}
