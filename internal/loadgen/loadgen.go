@@ -84,15 +84,21 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 			o.Workers = 8
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
 	res := Result{Workload: w}
 	if w == Idle {
+		// Timed from before the timer starts, so Elapsed is never below Duration.
 		start := time.Now()
-		<-ctx.Done()
+		timer := time.NewTimer(o.Duration)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
 		res.Elapsed = time.Since(start)
 		return res, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
 	g, err := newGen(w, o.IPv6)
 	if err != nil {
 		return res, err
