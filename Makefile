@@ -32,15 +32,17 @@ lint:
 	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
 
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+	$(GO) test -p 1 -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 e2e:
 	$(GO) test -count=1 -v -timeout 20m ./e2e/
 
 # The whole suite: lint, drift check, unit and end-to-end tests (root).
 # TCPCLOSE_REQUIRE_TOOLS=1 turns a missing promtool/prometheus into a failure.
+# -p 1: e2e and the benchmark smoke run both attach host-wide programs and
+# check for leftovers, so their packages must not run at the same time.
 test: deps lint check-generated
-	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -count=1 -timeout 30m ./...
+	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -p 1 -count=1 -timeout 30m ./...
 
 # Installs missing Debian packages (needs root and apt).
 deps:
