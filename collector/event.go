@@ -110,12 +110,26 @@ type Event struct {
 	TimeWait   bool // seen on a TIME_WAIT mini-socket
 	NoSocket   bool // a reset sent with no socket (e.g. SYN to a closed port)
 
+	// Pod names the Kubernetes pod and container the owner ran in; nil
+	// outside pods or without pod attribution (see package kubepods).
+	Pod *PodInfo
+
 	// SinceClose is, for a data_after_close joined to its undrained_close,
 	// the time between that close and the refused data.
 	SinceClose time.Duration
 
 	provisional bool // reset_received that a local abort may still cancel
 	localAbort  bool // data_after_close that cancels a provisional reset_received
+}
+
+// PodInfo names the Kubernetes pod and container of a socket's owner.
+// Fields the node could not tell are empty.
+type PodInfo struct {
+	Namespace   string
+	Name        string
+	UID         string
+	Container   string // empty for the pod's sandbox and when unknown
+	ContainerID string
 }
 
 // Family returns "ipv4" or "ipv6".

@@ -26,7 +26,7 @@ import (
 // exportedMetrics are the tcpclose_* metric names the daemon exports (a
 // histogram by its base name), as the exporter describes them. The rules
 // and the dashboard may use no other.
-var exportedMetrics = describedNames(exporter.New("test"), exporter.NewByComm(1))
+var exportedMetrics = describedNames(exporter.New("test"), exporter.NewByComm(1), exporter.NewByPod(1))
 
 // describedNames returns the metric names the collectors describe.
 func describedNames(cs ...prometheus.Collector) []string {
@@ -552,8 +552,8 @@ func TestDashboard(t *testing.T) {
 }
 
 func TestExportedMetricsKnown(t *testing.T) {
-	if len(exportedMetrics) != 14 || !slices.Contains(exportedMetrics, "tcpclose_closes_total") ||
-		!slices.Contains(exportedMetrics, "tcpclose_anomalies_by_comm_total") {
+	if len(exportedMetrics) != 15 || !slices.Contains(exportedMetrics, "tcpclose_closes_total") ||
+		!slices.Contains(exportedMetrics, "tcpclose_anomalies_by_comm_total") || !slices.Contains(exportedMetrics, "tcpclose_anomalies_by_pod_total") {
 		t.Fatalf("metric names read from the exporter: %v", exportedMetrics)
 	}
 }

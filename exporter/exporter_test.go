@@ -182,7 +182,9 @@ func TestExporterLint(t *testing.T) {
 	e.SetSource(sampleSource())
 	by := NewByComm(2)
 	by.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: "curl", OwnerKnown: true})
-	reg, err := NewRegistry(e, by)
+	byPod := NewByPod(2)
+	byPod.Observe(&collector.Event{Kind: collector.KindUnreadClose, Pod: &collector.PodInfo{Namespace: "a", Name: "b", Container: "c"}})
+	reg, err := NewRegistry(e, by, byPod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +219,47 @@ func TestByCommCapsSeries(t *testing.T) {
 tcpclose_anomalies_by_comm_total{comm="-",kind="data_after_close"} 1
 tcpclose_anomalies_by_comm_total{comm="nginx",kind="unread_close"} 3
 tcpclose_anomalies_by_comm_total{comm="other",kind="abort_close"} 2
+`
+	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestByPodCapsSeries(t *testing.T) {
+	by := NewByPod(2)
+	ev := func(kind collector.Kind, pod *collector.PodInfo) *collector.Event {
+		return &collector.Event{Kind: kind, Comm: "app", OwnerKnown: true, Pod: pod}
+	}
+	web := &collector.PodInfo{Namespace: "shop", Name: "web-0", Container: "nginx", UID: "u1"}
+	sidecar := &collector.PodInfo{Namespace: "shop", Name: "web-0", Container: "envoy", UID: "u1"}
+	nameless := &collector.PodInfo{UID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}
+	for _, e := range []*collector.Event{
+		ev(collector.KindUnreadClose, web),
+		ev(collector.KindUnreadClose, nil),        // not in a pod: not counted
+		ev(collector.KindGracefulClose, sidecar),  // not an anomaly: not counted
+		ev(collector.KindDataAfterClose, sidecar), // second container
+		ev(collector.KindUnreadClose, nameless),   // third: other
+		ev(collector.KindUnreadClose, web),
+	} {
+		by.Observe(e)
+	}
+	want := `
+# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container (capped; the rest count with every label "other"; misses ring losses).
+# TYPE tcpclose_anomalies_by_pod_total counter
+tcpclose_anomalies_by_pod_total{container="envoy",kind="data_after_close",namespace="shop",pod="web-0"} 1
+tcpclose_anomalies_by_pod_total{container="nginx",kind="unread_close",namespace="shop",pod="web-0"} 2
+tcpclose_anomalies_by_pod_total{container="other",kind="unread_close",namespace="other",pod="other"} 1
+`
+	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	// Within the cap, a pod without names is labelled by its UID.
+	by = NewByPod(5)
+	by.Observe(ev(collector.KindUnreadClose, nameless))
+	want = `
+# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container (capped; the rest count with every label "other"; misses ring losses).
+# TYPE tcpclose_anomalies_by_pod_total counter
+tcpclose_anomalies_by_pod_total{container="",kind="unread_close",namespace="",pod="uid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"} 1
 `
 	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
 		t.Error(err)

@@ -103,7 +103,25 @@ func Detail(ev *collector.Event) string {
 	if ev.ShutWR && ev.Kind == collector.KindUndrainedClose {
 		add("after", "shutdown(SHUT_WR)")
 	}
+	if p := ev.Pod; p != nil {
+		add("pod", PodName(p))
+		if p.Container != "" {
+			add("container", p.Container)
+		}
+	}
 	return string(b)
+}
+
+// PodName is namespace/name, or what of it the node could tell (the UID
+// when no name was found).
+func PodName(p *collector.PodInfo) string {
+	switch {
+	case p.Name == "":
+		return "uid:" + p.UID
+	case p.Namespace == "":
+		return p.Name
+	}
+	return p.Namespace + "/" + p.Name
 }
 
 // Record is the JSON form of an event: one object per line (NDJSON). Field
@@ -132,6 +150,11 @@ type Record struct {
 	TimeWait     bool   `json:"time_wait,omitempty"`
 	NoSocket     bool   `json:"no_socket,omitempty"`
 	SinceCloseNs int64  `json:"since_close_ns,omitempty"`
+	Namespace    string `json:"namespace,omitempty"`
+	Pod          string `json:"pod,omitempty"`
+	PodUID       string `json:"pod_uid,omitempty"`
+	Container    string `json:"container,omitempty"`
+	ContainerID  string `json:"container_id,omitempty"`
 }
 
 // NewRecord converts an event to its JSON form.
@@ -157,6 +180,9 @@ func NewRecord(ev *collector.Event) Record {
 	}
 	if ev.OwnerKnown {
 		r.PID, r.TID, r.Comm, r.CgroupID = ev.PID, ev.TID, ev.Comm, ev.CgroupID
+	}
+	if p := ev.Pod; p != nil {
+		r.Namespace, r.Pod, r.PodUID, r.Container, r.ContainerID = p.Namespace, p.Name, p.UID, p.Container, p.ContainerID
 	}
 	if ev.LAddr.IsValid() {
 		r.LAddr = ev.LAddr.String()

@@ -36,6 +36,16 @@ func TestDetail(t *testing.T) {
 		{"undrained after shutdown", collector.Event{Kind: collector.KindUndrainedClose, State: 5, ShutWR: true},
 			"state=FIN_WAIT2 after=shutdown(SHUT_WR)"},
 		{"reset sent without socket", collector.Event{Kind: collector.KindResetSent, Reason: "NO_SOCKET"}, "reason=NO_SOCKET"},
+		{"in a pod", collector.Event{Kind: collector.KindUnreadClose, UnreadBytes: 9, State: 1,
+			Pod: &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "u", Container: "nginx", ContainerID: "c"}},
+			"unread=9 state=ESTABLISHED pod=shop/web-0 container=nginx"},
+		{"in a pod, sandbox", collector.Event{Kind: collector.KindUndrainedClose, State: 1,
+			Pod: &collector.PodInfo{Namespace: "shop", Name: "web-0"}}, "state=ESTABLISHED pod=shop/web-0"},
+		{"in a pod, names unknown", collector.Event{Kind: collector.KindAbortClose, State: 1,
+			Pod: &collector.PodInfo{UID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"}},
+			"unsent=0 state=ESTABLISHED pod=uid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"},
+		{"in a pod, no namespace", collector.Event{Kind: collector.KindUndrainedClose, State: 1,
+			Pod: &collector.PodInfo{Name: "web-0", Container: "app"}}, "state=ESTABLISHED pod=web-0 container=app"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +128,27 @@ func TestJSONSchema(t *testing.T) {
 	for k := range got {
 		if _, ok := want[k]; !ok {
 			t.Errorf("unexpected field %s (omitempty fields should be absent here)", k)
+		}
+	}
+}
+
+func TestJSONPodFields(t *testing.T) {
+	ev := unreadEvent()
+	ev.Pod = &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+		Container: "nginx", ContainerID: "8d5c"}
+	var buf bytes.Buffer
+	if err := NewJSON(&buf).Write(&ev); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"namespace": "shop", "pod": "web-0", "pod_uid": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+		"container": "nginx", "container_id": "8d5c", "comm": "server", "pid": 4242.0}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
 		}
 	}
 }

@@ -65,6 +65,12 @@ func (l *Log) Write(ev *collector.Event) error {
 	if r.SinceCloseNs > 0 {
 		attrs = append(attrs, slog.Int64("since_close_ns", r.SinceCloseNs))
 	}
+	for _, a := range [...]slog.Attr{slog.String("namespace", r.Namespace), slog.String("pod", r.Pod),
+		slog.String("pod_uid", r.PodUID), slog.String("container", r.Container), slog.String("container_id", r.ContainerID)} {
+		if a.Value.String() != "" { // as in the JSON form: only what is known
+			attrs = append(attrs, a)
+		}
+	}
 	if h := Hint(ev.Kind); h != "" {
 		attrs = append(attrs, slog.String("hint", h))
 	}

@@ -17,6 +17,8 @@ func TestLogRecords(t *testing.T) {
 		RAddr: netip.MustParseAddr("10.0.0.2"), RPort: 5555, UnreadBytes: 1234, State: 8}
 	graceful := ev
 	graceful.Kind = collector.KindGracefulClose
+	inPod := ev
+	inPod.Pod = &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "u-1", Container: "nginx", ContainerID: "c1"}
 	tests := []struct {
 		name      string
 		ev        collector.Event
@@ -28,6 +30,8 @@ func TestLogRecords(t *testing.T) {
 			"pid": 42.0, "comm": "nginx", "unread_bytes": 1234.0, "laddr": "10.0.0.1", "rport": 5555.0,
 			"state": "CLOSE_WAIT", "event_time": "2026-01-02T03:04:05Z", "msg": logMessages[collector.KindUnreadClose],
 			"hint": Hint(collector.KindUnreadClose)}},
+		{"pod fields", inPod, slog.LevelInfo, 1, map[string]any{"namespace": "shop", "pod": "web-0",
+			"pod_uid": "u-1", "container": "nginx", "container_id": "c1", "comm": "nginx"}},
 		{"graceful at info", graceful, slog.LevelInfo, 1, map[string]any{"level": "INFO", "kind": "graceful_close"}},
 		{"graceful filtered by level", graceful, slog.LevelWarn, 0, nil},
 	}
@@ -52,6 +56,13 @@ func TestLogRecords(t *testing.T) {
 			for k, v := range tt.want {
 				if got[k] != v {
 					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+			if tt.ev.Pod == nil {
+				for _, k := range []string{"namespace", "pod", "pod_uid", "container", "container_id"} {
+					if _, ok := got[k]; ok {
+						t.Errorf("%s present outside a pod", k)
+					}
 				}
 			}
 		})

@@ -17,6 +17,7 @@ import (
 type config struct {
 	output    string
 	opts      collector.Options
+	pods      podFlags
 	duration  time.Duration
 	readyFile string
 	noHints   bool
@@ -26,12 +27,14 @@ type config struct {
 // serveConfig is the parsed command line of the daemon mode.
 type serveConfig struct {
 	opts          collector.Options
+	pods          podFlags
 	listenAddress string
 	webConfigFile string
 	metricsPath   string
 	logFormat     string
 	logLevel      slog.Level
 	byComm        int
+	byPod         int
 }
 
 // defaultListenAddress is outside the 9100-9999 range that Prometheus
@@ -80,6 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	var cf collectorFlags
 	fs.StringVar(&cfg.output, "o", "table", "output format: table or json (NDJSON, one object per event)")
 	cf.define(fs)
+	cfg.pods.define(fs)
 	fs.DurationVar(&cfg.duration, "duration", 0, "stop after this long (e.g. 30s); 0 runs until Ctrl-C")
 	fs.BoolVar(&cfg.noHints, "no-hints", false, "table output: do not print fix hints")
 	fs.StringVar(&cfg.readyFile, "ready-file", "", "create this file once every program is attached")
@@ -93,6 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.duration < 0 {
 		return nil, usageError{fmt.Errorf("--duration must not be negative")}
 	}
+	if err := cfg.pods.validate(); err != nil {
+		return nil, usageError{err}
+	}
 	var err error
 	if cfg.opts, err = cf.options(); err != nil {
 		return nil, usageError{err}
@@ -105,12 +112,14 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs := newFlagSet("tcpclose-trace serve")
 	var cf collectorFlags
 	cf.define(fs)
+	cfg.pods.define(fs)
 	fs.StringVar(&cfg.listenAddress, "web.listen-address", defaultListenAddress, "address to serve metrics, health and readiness on")
 	fs.StringVar(&cfg.webConfigFile, "web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
 	fs.StringVar(&cfg.metricsPath, "web.telemetry-path", "/metrics", "path of the metrics")
 	fs.StringVar(&cfg.logFormat, "log.format", "json", "log format: json or logfmt")
 	level := fs.String("log.level", "info", "log level: debug, info, warn or error (anomalies log at warn)")
 	fs.IntVar(&cfg.byComm, "metrics.by-comm", 0, "also export anomalies by command name for at most this many names (0: off)")
+	fs.IntVar(&cfg.byPod, "metrics.by-pod", 0, "also export anomalies by pod and container for at most this many containers (0: off)")
 	if err := parse(fs, args, serveUsage, stderr); err != nil {
 		return nil, err
 	}
@@ -122,6 +131,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if cfg.byComm < 0 || cfg.byComm > 1000 {
 		return nil, usageError{fmt.Errorf("--metrics.by-comm %d is out of range (0-1000)", cfg.byComm)}
+	}
+	if cfg.byPod < 0 || cfg.byPod > 10000 {
+		return nil, usageError{fmt.Errorf("--metrics.by-pod %d is out of range (0-10000)", cfg.byPod)}
+	}
+	if err := cfg.pods.validate(); err != nil {
+		return nil, usageError{err}
 	}
 	if !strings.HasPrefix(cfg.metricsPath, "/") || cfg.metricsPath == "/" {
 		return nil, usageError{fmt.Errorf("--web.telemetry-path %q must start with / and not be /", cfg.metricsPath)}

@@ -29,6 +29,24 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("parsed = %+v %+v", c, o)
 			}
 		}},
+		{name: "pod defaults", args: nil, check: func(t *testing.T, c *config) {
+			p := c.pods
+			if p.mode != "auto" || p.cfg.CgroupRoot != "" || p.cfg.Sources.Containerd != "/run/containerd" ||
+				p.cfg.Sources.CRIO != "/run/containers/storage" || p.cfg.Sources.Docker != "/var/lib/docker" ||
+				p.cfg.Sources.Kubelet != "/var/lib/kubelet" {
+				t.Errorf("pod flags = %+v", p)
+			}
+		}},
+		{name: "pod flags", args: []string{"--pods", "off", "--cgroup-root", "/host/cgroup", "--containerd-root",
+			"/run/k3s/containerd", "--crio-root", "", "--docker-root", "", "--kubelet-root", "/host/kubelet"},
+			check: func(t *testing.T, c *config) {
+				p := c.pods
+				if p.mode != "off" || p.cfg.CgroupRoot != "/host/cgroup" || p.cfg.Sources.Containerd != "/run/k3s/containerd" ||
+					p.cfg.Sources.CRIO != "" || p.cfg.Sources.Docker != "" || p.cfg.Sources.Kubelet != "/host/kubelet" {
+					t.Errorf("pod flags = %+v", p)
+				}
+			}},
+		{name: "bad pods mode", args: []string{"--pods", "yes"}, wantErr: "--pods must be auto or off"},
 		{name: "bad output", args: []string{"-o", "yaml"}, wantErr: "-o must be table or json"},
 		{name: "port out of range", args: []string{"--port", "70000"}, wantErr: "out of range"},
 		{name: "port not a number", args: []string{"--port", "http"}, wantErr: "want a positive integer"},

@@ -31,6 +31,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	if err := web.Validate(cfg.webConfigFile); err != nil {
 		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
 	}
+	pods, err := cfg.pods.resolver()
+	if err != nil {
+		return err
+	}
+	enrich := enricher(pods)
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
 		return fmt.Errorf("--web.listen-address: %w", err)
@@ -39,10 +44,15 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 
 	exp := exporter.New(version)
 	metrics := []prometheus.Collector{exp}
-	var byComm *exporter.ByComm
+	var byOwner []*exporter.ByOwner
 	if cfg.byComm > 0 {
-		byComm = exporter.NewByComm(cfg.byComm)
-		metrics = append(metrics, byComm)
+		byOwner = append(byOwner, exporter.NewByComm(cfg.byComm))
+	}
+	if cfg.byPod > 0 {
+		byOwner = append(byOwner, exporter.NewByPod(cfg.byPod))
+	}
+	for _, b := range byOwner {
+		metrics = append(metrics, b)
 	}
 	reg, err := exporter.NewRegistry(metrics...)
 	if err != nil {
@@ -82,12 +92,18 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	exp.SetSource(c)
 	defer exp.SetSource(nil) // before c.Close: no scrape reads closed maps
 	ready.Store(true)
-	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String())
+	podRoot := "off"
+	if pods != nil {
+		podRoot = pods.Root()
+	}
+	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
+		"pods_cgroup_root", podRoot)
 
 	sink := output.NewLog(logger)
 	err = c.Run(ctx, func(ev *collector.Event) {
-		if byComm != nil {
-			byComm.Observe(ev)
+		enrich(ev)
+		for _, b := range byOwner {
+			b.Observe(ev)
 		}
 		_ = sink.Write(ev)
 	})

@@ -45,6 +45,14 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "bad log format", args: []string{"--log.format", "xml"}, wantErr: "json or logfmt"},
 		{name: "bad log level", args: []string{"--log.level", "loud"}, wantErr: "--log.level must be"},
 		{name: "bad by-comm", args: []string{"--metrics.by-comm", "5000"}, wantErr: "out of range"},
+		{name: "by-pod", args: []string{"--metrics.by-pod", "200", "--pods", "auto", "--kubelet-root", ""},
+			check: func(t *testing.T, c *serveConfig) {
+				if c.byPod != 200 || c.pods.mode != "auto" || c.pods.cfg.Sources.Kubelet != "" {
+					t.Errorf("parsed = %+v", c)
+				}
+			}},
+		{name: "bad by-pod", args: []string{"--metrics.by-pod", "-1"}, wantErr: "--metrics.by-pod -1 is out of range"},
+		{name: "bad pods mode", args: []string{"--pods", "on"}, wantErr: "--pods must be auto or off"},
 		{name: "telemetry path", args: []string{"--web.telemetry-path", "metrics"}, wantErr: "must start with /"},
 		{name: "empty listen address", args: []string{"--web.listen-address", ""}, wantErr: "must not be empty"},
 		{name: "shared filter check", args: []string{"--port", "70000"}, wantErr: "out of range"},

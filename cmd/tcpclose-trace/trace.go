@@ -20,6 +20,11 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "tcpclose-trace", version)
 		return nil
 	}
+	pods, err := cfg.pods.resolver()
+	if err != nil {
+		return err
+	}
+	enrich := enricher(pods)
 	c, err := collector.Open(cfg.opts)
 	if err != nil {
 		return err
@@ -50,6 +55,7 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	summary := output.NewSummary()
 	var writeErr error
 	err = c.Run(ctx, func(ev *collector.Event) {
+		enrich(ev)
 		summary.Add(ev)
 		if writeErr == nil {
 			writeErr = sink.Write(ev)

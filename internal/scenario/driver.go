@@ -117,6 +117,12 @@ func (d *driver) startHelper(role string) (*helper, error) {
 		close(h.done)
 	}()
 	h.proc.PID = h.cmd.Process.Pid
+	if role == roleCloser && d.ns.CloserCgroup != "" {
+		procs := filepath.Join(d.ns.CloserCgroup, "cgroup.procs")
+		if err := os.WriteFile(procs, []byte(strconv.Itoa(h.proc.PID)), 0o644); err != nil {
+			return h, fmt.Errorf("move into cgroup %s: %w", d.ns.CloserCgroup, err)
+		}
+	}
 	f, err := h.reply(d.ctx, "start")
 	if err != nil {
 		return h, err

@@ -36,6 +36,9 @@ type Namespace struct {
 	Name string
 	// Inode is the inode of the namespace, as in stat -L /run/netns/NAME.
 	Inode uint32
+	// CloserCgroup, when set, is a cgroup v2 directory the closer helper is
+	// moved into as it starts (before it opens any socket).
+	CloserCgroup string
 
 	dir string // temp dir: helper symlinks and nstat history
 
