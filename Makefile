@@ -9,7 +9,7 @@ BIN      := bin/tcpclose-trace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus
+DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux
 
 .PHONY: all build generate check-generated lint test unit e2e deps bench clean
 

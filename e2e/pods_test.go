@@ -22,6 +22,7 @@ import (
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods/kubepodstest"
 )
@@ -334,4 +335,59 @@ func byPodSeries(t *testing.T, url string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// daemonSetCapabilities are the only capabilities the DaemonSet grants
+// (deploy/: its tests check the manifests add exactly these).
+var daemonSetCapabilities = []string{"bpf", "perfmon"}
+
+// Capability numbers (include/uapi/linux/capability.h).
+var capabilityBits = map[string]uint{"perfmon": 38, "bpf": 39}
+
+// TestServeLeastPrivilege runs the daemon as the DaemonSet does: uid 0 with
+// no capability but CAP_BPF and CAP_PERFMON and no_new_privs. It must
+// attach, detect, read the node's state for pod names, and stop cleanly.
+func TestServeLeastPrivilege(t *testing.T) {
+	requireHost(t)
+	root := requireCgroup2(t)
+	setpriv := testenv.RequireTool(t, "setpriv", "util-linux")
+	bin := buildCLI(t)
+	ns := newNamespace(t)
+	dir := t.TempDir()
+	cases := setUpPods(t, root, dir)[:1]
+
+	keep := "-all"
+	var want uint64
+	for _, c := range daemonSetCapabilities {
+		keep += ",+" + c
+		want |= 1 << capabilityBits[c]
+	}
+	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	args := append([]string{"--no-new-privs", "--inh-caps=-all", "--bounding-set=" + keep, "--", bin, "serve",
+		"--web.listen-address", target, "--netns", strconv.FormatUint(uint64(ns.Inode), 10)}, podFlags(root, dir)...)
+	d := startDaemonCmd(t, exec.Command(setpriv, args...), http.DefaultClient, "http://"+target)
+
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eff uint64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			if eff, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if eff != want {
+		t.Fatalf("daemon's effective capabilities %#x, want exactly %v (%#x)", eff, daemonSetCapabilities, want)
+	}
+
+	mib := runPods(t, ns, cases)
+	time.Sleep(300 * time.Millisecond)
+	d.stop(t)
+	checkPodRecords(t, cases, d.logRecords(t), mib)
+	if left := programsLeft(t); len(left) > 0 {
+		t.Errorf("programs left loaded after SIGTERM: %v", left)
+	}
 }

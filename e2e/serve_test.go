@@ -62,7 +62,14 @@ type daemon struct {
 // 200 through client at base.
 func startDaemon(t *testing.T, bin string, client *http.Client, base string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{cmd: exec.Command(bin, append([]string{"serve"}, args...)...), waited: make(chan error, 1)}
+	return startDaemonCmd(t, exec.Command(bin, append([]string{"serve"}, args...)...), client, base)
+}
+
+// startDaemonCmd starts cmd, a daemon perhaps behind a wrapper, and returns
+// once /readyz answers 200 through client at base.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd, client *http.Client, base string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, waited: make(chan error, 1)}
 	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
