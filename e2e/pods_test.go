@@ -216,16 +216,23 @@ func requireCgroup2(t *testing.T) string {
 	return root
 }
 
+// podTest sets up what a pod test needs: the cgroup v2 root, the built
+// command, a directory of node state, a namespace, and every layout.
+func podTest(t *testing.T) (root, bin, dir string, ns *scenario.Namespace, cases []*podCase) {
+	t.Helper()
+	requireHost(t)
+	root = requireCgroup2(t)
+	bin = buildCLI(t)
+	ns = newNamespace(t)
+	dir = t.TempDir()
+	return root, bin, dir, ns, setUpPods(t, root, dir)
+}
+
 // TestPodAttributionTrace builds real kubepods cgroups in each layout, runs
 // a process in each that closes with unread data, and checks that trace
 // mode's NDJSON names the pod, namespace and container.
 func TestPodAttributionTrace(t *testing.T) {
-	requireHost(t)
-	root := requireCgroup2(t)
-	bin := buildCLI(t)
-	ns := newNamespace(t)
-	dir := t.TempDir()
-	cases := setUpPods(t, root, dir)
+	root, bin, dir, ns, cases := podTest(t)
 
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(bin, append([]string{"-o", "json", "--netns", strconv.FormatUint(uint64(ns.Inode), 10),
@@ -265,12 +272,7 @@ func TestPodAttributionTrace(t *testing.T) {
 // TestPodAttributionServe does the same with the daemon: its logs name the
 // pods and --metrics.by-pod counts each container's anomaly.
 func TestPodAttributionServe(t *testing.T) {
-	requireHost(t)
-	root := requireCgroup2(t)
-	bin := buildCLI(t)
-	ns := newNamespace(t)
-	dir := t.TempDir()
-	cases := setUpPods(t, root, dir)
+	root, bin, dir, ns, cases := podTest(t)
 
 	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d := startDaemon(t, bin, http.DefaultClient, "http://"+target, append([]string{"--web.listen-address", target,
@@ -348,13 +350,9 @@ var capabilityBits = map[string]uint{"perfmon": 38, "bpf": 39}
 // no capability but CAP_BPF and CAP_PERFMON and no_new_privs. It must
 // attach, detect, read the node's state for pod names, and stop cleanly.
 func TestServeLeastPrivilege(t *testing.T) {
-	requireHost(t)
-	root := requireCgroup2(t)
 	setpriv := testenv.RequireTool(t, "setpriv", "util-linux")
-	bin := buildCLI(t)
-	ns := newNamespace(t)
-	dir := t.TempDir()
-	cases := setUpPods(t, root, dir)[:1]
+	root, bin, dir, ns, cases := podTest(t)
+	cases = cases[:1]
 
 	keep := "-all"
 	var want uint64
