@@ -7,6 +7,7 @@ STRIP    ?= llvm-strip-19
 CLANG_FORMAT ?= clang-format-19
 BIN      := bin/tcpclose-trace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION  := $(VERSION)
 
 # The container image: a static, reproducible build of the binary (no cgo, no
 # local paths, no VCS stamp, no build id: two builds of one commit are
@@ -14,6 +15,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 # SOURCE_DATE_EPOCH (default: the commit time). The Dockerfile uses the same
 # flags. `make image IMAGE_ARCH=arm64` builds for arm64.
 IMAGE_ARCH     ?= $(shell $(GO) env GOARCH)
+IMAGE_ARCH     := $(IMAGE_ARCH)
 STATIC_BIN     ?= bin/linux-$(IMAGE_ARCH)/tcpclose-trace
 IMAGE          ?= bin/tcpclose-trace-image.tar
 STATIC_FLAGS   := -trimpath -buildvcs=false
