@@ -7,16 +7,42 @@ STRIP    ?= llvm-strip-19
 CLANG_FORMAT ?= clang-format-19
 BIN      := bin/tcpclose-trace
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION  := $(VERSION)
+
+# The container image: a static, reproducible build of the binary (no cgo, no
+# local paths, no VCS stamp, no build id: two builds of one commit are
+# byte-identical) packed by tcpclose-mkimage. Every time in the image is
+# SOURCE_DATE_EPOCH (default: the commit time). The Dockerfile uses the same
+# flags. `make image IMAGE_ARCH=arm64` builds for arm64.
+IMAGE_ARCH     ?= $(shell $(GO) env GOARCH)
+IMAGE_ARCH     := $(IMAGE_ARCH)
+STATIC_BIN     ?= bin/linux-$(IMAGE_ARCH)/tcpclose-trace
+IMAGE          ?= bin/tcpclose-trace-image.tar
+STATIC_FLAGS   := -trimpath -buildvcs=false
+STATIC_LDFLAGS  = -s -w -buildid= -X main.version=$(VERSION)
+REVISION       ?= $(shell git rev-parse HEAD 2>/dev/null)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux
+DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux skopeo
 
-.PHONY: all build generate check-generated lint test unit e2e deps bench clean
+.PHONY: all build static image generate check-generated lint test unit e2e deps bench clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/tcpclose-trace
+
+# The static binary of the image (needs only Go: the BPF object is committed).
+static:
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(STATIC_FLAGS) -ldflags "$(STATIC_LDFLAGS)" -o $(STATIC_BIN) ./cmd/tcpclose-trace
+
+# OCI image archive of the static binary, built without a container engine;
+# prints the image digest. Load it with podman load, docker load or skopeo.
+image: static
+	@mkdir -p $(dir $(IMAGE))
+	$(GO) run ./cmd/tcpclose-mkimage -binary $(STATIC_BIN) -arch $(IMAGE_ARCH) -o $(IMAGE) \
+		-version "$(VERSION)" -revision "$(REVISION)" -source-date-epoch "$(SOURCE_DATE_EPOCH)"
 
 # Rebuild bpf/tcpclose_bpfel.{o,go} from bpf/tcpclose.c with the pinned clang.
 generate:
