@@ -6,6 +6,9 @@ CLANG    ?= clang-19
 STRIP    ?= llvm-strip-19
 CLANG_FORMAT ?= clang-format-19
 BIN      := bin/tcpclose-trace
+# The Kubernetes manifests' tests: a Go module of their own, so that the
+# Kubernetes, Helm and kustomize libraries stay out of go.mod.
+KUBETEST := deploy/kubetest
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 VERSION  := $(VERSION)
 
@@ -26,7 +29,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # Debian packages the build and the tests need (installed by `make deps`).
 DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux skopeo
 
-.PHONY: all build static image generate check-generated lint test unit e2e deps bench clean
+.PHONY: all build static image generate check-generated lint test unit kubetest e2e deps bench clean
 
 all: build
 
@@ -55,10 +58,16 @@ check-generated: generate
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
+	cd $(KUBETEST) && $(GO) vet ./...
 	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
 
-unit:
+unit: kubetest
 	$(GO) test -p 1 -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+# Builds the kustomize manifests and renders the Helm chart in process,
+# decodes every object strictly and checks it (no cluster needed).
+kubetest:
+	cd $(KUBETEST) && $(GO) test -p 1 -count=1 -timeout 10m ./...
 
 e2e:
 	$(GO) test -count=1 -v -timeout 20m ./e2e/
@@ -67,8 +76,10 @@ e2e:
 # TCPCLOSE_REQUIRE_TOOLS=1 turns a missing promtool/prometheus into a failure.
 # -p 1: e2e and the benchmark smoke run both attach host-wide programs and
 # check for leftovers, so their packages must not run at the same time.
+# Then the Kubernetes manifests' module (deploy/kubetest), after the rest.
 test: deps lint check-generated
 	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -p 1 -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory kubetest
 
 # Installs missing Debian packages (needs root and apt).
 deps:
