@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -166,17 +167,23 @@ func Parse(r io.Reader) ([]Result, string, error) {
 // first column that ran it), one column per run, then a totals row and the
 // reasons for every failure and skip.
 func Render(w io.Writer, cols []Column) error {
+	// Rows in run order: a test only a later column ran goes right after
+	// the test that preceded it there.
 	var names []string
 	seen := map[string]bool{}
 	cells := make([]map[string]Result, len(cols))
 	for i, c := range cols {
 		cells[i] = map[string]Result{}
+		at := 0 // where the next new name goes
 		for _, r := range c.Results {
 			cells[i][r.Name] = r
-			if !seen[r.Name] {
-				seen[r.Name] = true
-				names = append(names, r.Name)
+			if seen[r.Name] {
+				at = slices.Index(names, r.Name) + 1
+				continue
 			}
+			seen[r.Name] = true
+			names = slices.Insert(names, at, r.Name)
+			at++
 		}
 	}
 	b := &strings.Builder{}

@@ -64,6 +64,7 @@ func TestRender(t *testing.T) {
 		}, Error: "qemu killed after the 1h0m0s timeout"},
 		{Name: "host", Kernel: "host", Results: []Result{
 			{Name: "TestA", Status: Pass},
+			{Name: "TestA/sub", Status: Pass},
 			{Name: "TestC", Status: Pass},
 		}},
 	}
@@ -74,9 +75,10 @@ func TestRender(t *testing.T) {
 	want := "| test | 6.1 (6.1.0-56-cloud-amd64) | host |\n" +
 		"| --- | --- | --- |\n" +
 		"| TestA | FAIL | pass |\n" +
+		"| TestA/sub | - | pass |\n" +
+		"| TestC | - | pass |\n" + // after what preceded it in its column
 		"| TestB | skip | - |\n" +
-		"| TestC | - | pass |\n" +
-		"| **total** (pass/fail/skip) | 0/1/1 | 2/0/0 |\n" +
+		"| **total** (pass/fail/skip) | 0/1/1 | 3/0/0 |\n" +
 		"\n" +
 		"- **6.1**: run incomplete: qemu killed after the 1h0m0s timeout\n" +
 		"- **6.1** FAIL `TestA`: kernel lacks tracepoint sock_send_length\n" +
