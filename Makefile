@@ -67,11 +67,11 @@ bench: build
 
 # Boots Debian's linux-image-$(KERNEL).*-cloud-amd64-unsigned (downloaded with
 # apt-get, cached in $(VMTEST_CACHE)) under qemu with software emulation and runs
-# the whole end-to-end suite inside (root; about 15 minutes per kernel).
+# the whole end-to-end suite inside (root; about 5 minutes per kernel).
 vmtest: vmtest-deps
 	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE)
 
-# The suite on 6.1, 6.12 and the host's kernel; the matrix goes to
+# The suite on 6.1, 6.12 and the host's kernel (about 8 minutes); the matrix goes to
 # $(VMTEST_CACHE)/matrix.md as well.
 vmtest-matrix: vmtest-deps
 	$(GO) run ./cmd/tcpclose-vmtest run -kernels 6.1,6.12 -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
