@@ -27,9 +27,15 @@ REVISION       ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 # Debian packages the build and the tests need (installed by `make deps`).
-DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux skopeo
+DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux skopeo busybox-static cpio
+# What `make vmtest` needs besides (installed without recommends).
+VMTEST_DEB_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
 
-.PHONY: all build static image generate check-generated lint test unit kubetest e2e deps bench clean
+# make vmtest KERNEL=6.1|6.12: the end-to-end suite on a Debian kernel under qemu.
+KERNEL       ?= 6.1
+VMTEST_CACHE ?= .cache/vmtest
+
+.PHONY: all build static image generate check-generated lint test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -95,6 +101,24 @@ bench: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="bpftrace bpfcc-tools"
 	$(GO) build -o bin/tcpclose-bench ./cmd/tcpclose-bench
 	bin/tcpclose-bench -tracer $(BIN) -o BENCHMARKS.md
+
+# Boots Debian's linux-image-$(KERNEL).*-cloud-amd64-unsigned (downloaded with
+# apt-get, cached in $(VMTEST_CACHE)) under qemu with software emulation and runs
+# the whole end-to-end suite inside (root; about 5 minutes per kernel).
+vmtest: vmtest-deps
+	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE)
+
+# The suite on 6.1, 6.12 and the host's kernel (about 8 minutes); the matrix goes to
+# $(VMTEST_CACHE)/matrix.md as well.
+vmtest-matrix: vmtest-deps
+	$(GO) run ./cmd/tcpclose-vmtest run -kernels 6.1,6.12 -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
+
+vmtest-deps: deps
+	@missing=""; for p in $(VMTEST_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf bin

@@ -17,9 +17,17 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
-// buildCLI compiles the command once per test.
+// buildCLI compiles the command once per test, or returns the prebuilt
+// binary named by TCPCLOSE_TRACE_BIN (where the suite runs without a Go
+// toolchain, as in `make vmtest`).
 func buildCLI(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("TCPCLOSE_TRACE_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("TCPCLOSE_TRACE_BIN: %v", err)
+		}
+		return bin
+	}
 	bin := filepath.Join(t.TempDir(), "tcpclose-trace")
 	cmd := exec.Command("go", "build", "-o", bin, "../cmd/tcpclose-trace")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -12,10 +12,13 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 )
 
 const usage = `Usage: tcpclose-trace [flags]
        tcpclose-trace serve [flags]   (daemon: Prometheus metrics and JSON logs; serve -h)
+       tcpclose-trace selftest        (checks every detection on this kernel; selftest -h)
 
 Traces TCP closes and resets that lose data (close with unread bytes, close
 before the peer's EOF, data refused after close, zero-linger aborts, resets)
@@ -35,6 +38,8 @@ Flags:
 `
 
 func main() {
+	// The self-test's scenario helpers are this executable re-run.
+	scenario.MaybeRunHelper()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -57,6 +62,9 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "selftest" {
+		return runSelftest(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		cfg, err := parseServeFlags(args[1:], stderr)
 		if err != nil {

@@ -287,7 +287,7 @@ func (d *driver) waitFinWait2(closerPort, peerPort uint16) bool {
 	if d.err != nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(d.ctx, helperPoll)
+	ctx, cancel := context.WithTimeout(d.ctx, scaled(helperPoll))
 	defer cancel()
 	s, err := d.ns.waitOrphanFinWait2(ctx, d.af, closerPort, peerPort)
 	if err != nil {

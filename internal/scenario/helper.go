@@ -195,7 +195,7 @@ func (h *helperProc) sock(f []string, n int) (int, []int, error) {
 
 // poll calls cond every millisecond until it is true, for at most helperPoll.
 func poll(what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(helperPoll)
+	deadline := time.Now().Add(scaled(helperPoll))
 	for {
 		ok, err := cond()
 		if err != nil {

@@ -38,9 +38,9 @@ type MixedResult struct {
 	RefusedBytes uint64
 }
 
-// RunMixed runs n connections (1 to MaxMixed, within 60 s) between one
-// tct-closer and one tct-peer helper inside ns, one at a time, cycling
-// through unread_close (1 to 4000 unread bytes), undrained (plain close(),
+// RunMixed runs n connections (1 to MaxMixed, within 60 s times the time
+// scale, see EnvTimeScale) between one tct-closer and one tct-peer helper
+// inside ns, one at a time, cycling through unread_close (1 to 4000 unread bytes), undrained (plain close(),
 // then 1 to 1000 bytes sent after it; the peer sets TCP_QUICKACK to ack the
 // FIN at once), linger_zero (nothing unsent), graceful and closed_port.
 // It returns once both helpers exited and no full socket is left.
@@ -52,7 +52,7 @@ func RunMixed(ns *Namespace, family string, n int) (*MixedResult, error) {
 	if n < 1 || n > MaxMixed {
 		return nil, fmt.Errorf("mixed: n %d out of range 1..%d", n, MaxMixed)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), mixedTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(mixedTimeout))
 	defer cancel()
 	d, err := newDriver(ctx, ns, "mixed", family)
 	if err != nil {

@@ -191,7 +191,7 @@ func (c Counters) Delta(before Counters) Counters {
 
 // command runs name with args (bounded by cmdTimeout) and returns its stdout.
 func command(name string, env []string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(cmdTimeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	if env != nil {

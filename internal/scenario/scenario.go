@@ -73,7 +73,7 @@ func Run(ns *Namespace, name, family string) (*Result, error) {
 		}
 		return nil, fmt.Errorf("unknown scenario %q", name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(runTimeout))
 	defer cancel()
 	d, err := newDriver(ctx, ns, name, family)
 	if err != nil {

@@ -1,0 +1,487 @@
+// Command tcpclose-vmtest runs the end-to-end suite on other kernels: it
+// boots Debian's cloud kernels under qemu (software emulation) with a busybox
+// initramfs holding the statically built suite, optionally runs the same
+// suite on the host, and prints pass/fail/skip per test per kernel.
+//
+//	tcpclose-vmtest run -kernels 6.1,6.12 -host   # boot, run, print the matrix
+//	tcpclose-vmtest matrix RESULT.json...         # print saved results again
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testmatrix"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/vmtest"
+)
+
+const usage = `Usage: tcpclose-vmtest run [flags]        run the e2e suite on Debian kernels under qemu (root)
+       tcpclose-vmtest matrix FILE.json...   print saved results as a matrix
+
+Flags of run:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := runMain(ctx, os.Args[1:])
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tcpclose-vmtest: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errFailed means the matrix was printed and some run failed.
+var errFailed = errors.New("some tests failed or a run did not complete")
+
+func runMain(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "run":
+		return runCmd(ctx, args[1:])
+	case "matrix":
+		return matrixCmd(args[1:])
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return flag.ErrHelp
+}
+
+// config is what run needs.
+type config struct {
+	kernels []string
+	host    bool
+	cache   string
+	run     string
+	timeout time.Duration
+	memory  string
+	cpus    int
+	out     string
+}
+
+func runCmd(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
+	var cfg config
+	kernels := fs.String("kernels", "6.1,6.12", "comma-separated Debian kernel series to boot (empty: none)")
+	fs.BoolVar(&cfg.host, "host", false, "also run the suite on the host kernel (a column of its own)")
+	fs.StringVar(&cfg.cache, "cache", ".cache/vmtest", "cache: downloaded packages, kernels, builds, results")
+	fs.StringVar(&cfg.run, "run", "", "run only the tests matching this regular expression (go test -run)")
+	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Minute, "limit per kernel, boot included")
+	fs.StringVar(&cfg.memory, "memory", "2G", "guest memory")
+	fs.IntVar(&cfg.cpus, "smp", 2, "guest CPUs")
+	fs.StringVar(&cfg.out, "o", "", "also write the matrix (Markdown) to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, k := range strings.Split(*kernels, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			cfg.kernels = append(cfg.kernels, k)
+		}
+	}
+	if len(cfg.kernels) == 0 && !cfg.host {
+		return errors.New("nothing to run: no -kernels and no -host")
+	}
+	if cfg.timeout < 5*time.Minute {
+		return errors.New("-timeout must be at least 5m")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("run as root: the suite loads BPF programs (and apt-get downloads the kernels)")
+	}
+	return runAll(ctx, &cfg)
+}
+
+// guestTools are the commands the suite runs, with their Debian packages.
+var guestTools = []struct{ name, pkg string }{
+	{"ip", "iproute2"}, {"nstat", "iproute2"}, {"sysctl", "procps"}, {"setpriv", "util-linux"},
+	{"prometheus", "prometheus"}, {"promtool", "prometheus"},
+}
+
+func runAll(ctx context.Context, cfg *config) error {
+	for _, d := range []string{"build", "results"} {
+		if err := os.MkdirAll(filepath.Join(cfg.cache, d), 0o755); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	b, err := build(ctx, filepath.Join(cfg.cache, "build"))
+	if err != nil {
+		return err
+	}
+	logf("built the suite and the tracer (static) in %v", since(t0))
+
+	var cols []testmatrix.Column
+	if len(cfg.kernels) > 0 {
+		for _, series := range cfg.kernels {
+			col, err := runKernel(ctx, cfg, b, series)
+			if err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				col = &testmatrix.Column{Name: series, Error: err.Error()}
+				logf("%s: %v", series, err)
+			}
+			cols = append(cols, *col)
+		}
+	}
+	if cfg.host {
+		col, err := runHost(ctx, cfg, b)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			col = &testmatrix.Column{Name: "host", Error: err.Error()}
+		}
+		cols = append(cols, *col)
+	}
+	return printMatrix(cols, cfg.out)
+}
+
+// binaries are the statically built programs that go into the guest.
+type binaries struct {
+	suite, tracer string
+	repo          string // the module's root
+}
+
+func build(ctx context.Context, dir string) (*binaries, error) {
+	root, err := output(ctx, "", nil, "go", "list", "-m", "-f", "{{.Dir}}")
+	if err != nil {
+		return nil, fmt.Errorf("find the module root: %w", err)
+	}
+	b := &binaries{suite: filepath.Join(dir, "e2e.test"), tracer: filepath.Join(dir, "tcpclose-trace"),
+		repo: strings.TrimSpace(string(root))}
+	env := []string{"CGO_ENABLED=0"}
+	if _, err := output(ctx, b.repo, env, "go", "test", "-c", "-o", b.suite, "./e2e"); err != nil {
+		return nil, fmt.Errorf("build the e2e suite: %w", err)
+	}
+	if _, err := output(ctx, b.repo, env, "go", "build", "-o", b.tracer, "./cmd/tcpclose-trace"); err != nil {
+		return nil, fmt.Errorf("build the tracer: %w", err)
+	}
+	for _, p := range []*string{&b.suite, &b.tracer} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// guestTimeScale stretches the scenarios' time limits in the guest, which
+// runs them about ten times slower than the host (software emulation).
+const guestTimeScale = 10
+
+// Paths inside the guest.
+const (
+	guestSuiteDir = "/src/e2e" // the suite reads ../deploy/...
+	guestTracer   = "/usr/local/bin/tcpclose-trace"
+)
+
+// suiteArgs are the test binary's flags, in the guest and on the host.
+func suiteArgs(cfg *config) []string {
+	// The suite's own timeout fires first, so a hang ends with a stack
+	// trace and the tests that finished are still reported.
+	args := []string{"-test.v=test2json", "-test.count=1", "-test.timeout=" + (cfg.timeout - 3*time.Minute).String()}
+	if cfg.run != "" {
+		args = append(args, "-test.run="+cfg.run)
+	}
+	return args
+}
+
+func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Kernel, out string) error {
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		return errors.New("busybox not found (Debian package busybox-static)")
+	}
+	if o, _ := exec.CommandContext(ctx, "ldd", busybox).CombinedOutput(); !strings.Contains(string(o), "not a dynamic executable") {
+		return fmt.Errorf("%s is not static: install Debian's busybox-static", busybox)
+	}
+	var progs []string
+	for _, t := range guestTools {
+		p, err := lookTool(t.name)
+		if err != nil {
+			return fmt.Errorf("%s not found (Debian package %s)", t.name, t.pkg)
+		}
+		progs = append(progs, p)
+	}
+	files := map[string]string{
+		strings.TrimPrefix(guestSuiteDir, "/") + "/e2e.test": b.suite,
+		strings.TrimPrefix(guestTracer, "/"):                 b.tracer,
+	}
+	rules, err := filepath.Glob(filepath.Join(b.repo, "deploy", "prometheus", "*.yml"))
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		files["src/deploy/prometheus/"+filepath.Base(r)] = r
+	}
+	var modules []string
+	for _, m := range k.Modules {
+		guest := "/lib/modules/" + filepath.Base(m)
+		files[guest[1:]] = m
+		modules = append(modules, guest)
+	}
+	var quoted []string
+	for _, a := range suiteArgs(cfg) {
+		quoted = append(quoted, shellQuote(a))
+	}
+	init := fmt.Sprintf(initScript, strings.Join(modules, " "), guestSuiteDir, guestTracer, guestTimeScale, strings.Join(quoted, " "))
+	f := &vmtest.Initramfs{
+		Busybox:  busybox,
+		Applets:  []string{"sh", "mount", "mkdir", "cat", "echo", "uname", "poweroff", "reboot", "sleep", "ls", "dmesg", "insmod"},
+		Programs: progs,
+		Files:    files,
+		Init:     init,
+	}
+	tree := out + ".d"
+	if err := os.RemoveAll(tree); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tree)
+	return f.Build(ctx, tree, out)
+}
+
+// shellQuote quotes s for sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// lookTool finds a command also where root's PATH lacks the sbin directories.
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return filepath.Abs(p)
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+// initScript is the guest's /init: mount what the suite needs, bring
+// loopback up, run the suite with its output on the second serial port
+// between markers, power off. Arguments: modules, suite dir, tracer, time
+// scale, suite flags.
+const initScript = `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+for m in %s; do insmod $m || echo "insmod $m failed"; done
+ip link set lo up
+out=/dev/ttyS1
+echo "VMTEST-BEGIN $(uname -r)" >$out
+cd %s
+TCPCLOSE_TRACE_BIN=%s TCPCLOSE_REQUIRE_TOOLS=1 TCPCLOSE_TIME_SCALE=%d ./e2e.test %s >$out 2>&1
+echo "VMTEST-EXIT $?" >$out
+poweroff -f
+sleep 5
+reboot -f
+`
+
+// runKernel boots one kernel series and returns its column.
+func runKernel(ctx context.Context, cfg *config, b *binaries, series string) (*testmatrix.Column, error) {
+	t0 := time.Now()
+	k, err := vmtest.FetchKernel(ctx, cfg.cache, series)
+	if err != nil {
+		return nil, err
+	}
+	logf("%s: %s (vmlinuz and modules ready in %v)", series, k.Package, since(t0))
+	t0 = time.Now()
+	initrd := filepath.Join(cfg.cache, "build", "initramfs-"+series+".cpio")
+	if err := buildInitramfs(ctx, cfg, b, k, initrd); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(initrd)
+	if err != nil {
+		return nil, err
+	}
+	logf("%s: built the initramfs (%d MiB) in %v", series, st.Size()>>20, since(t0))
+	raw := filepath.Join(cfg.cache, "results", series+".log")
+	f, err := os.Create(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := &vmtest.Machine{Kernel: k.Vmlinuz, Initramfs: initrd, Memory: cfg.memory, CPUs: cfg.cpus,
+		Console: filepath.Join(cfg.cache, "results", series+".console"), Timeout: cfg.timeout}
+	logf("%s: booting under qemu (TCG, %d CPUs, %s); console log in %s", series, cfg.cpus, cfg.memory, m.Console)
+	o, runErr := m.Run(ctx, io.MultiWriter(f, liveOutput{os.Stdout}))
+	if o != nil {
+		logf("%s: guest %s: boot %v, suite %v, exit %d", series, o.Release, o.Boot.Round(100*time.Millisecond),
+			o.Suite.Round(100*time.Millisecond), o.ExitCode)
+	}
+	col, err := column(ctx, series, raw)
+	if err != nil {
+		return nil, err
+	}
+	if o != nil {
+		col.Kernel, col.Seconds = o.Release, o.Suite.Seconds()
+	}
+	if runErr != nil {
+		col.Error = runErr.Error()
+	} else if o.ExitCode != 0 && !col.Failed() {
+		col.Error = fmt.Sprintf("suite exited with status %d", o.ExitCode)
+	}
+	return col, saveColumn(cfg.cache, col)
+}
+
+// runHost runs the same static suite on the host's kernel.
+func runHost(ctx context.Context, cfg *config, b *binaries) (*testmatrix.Column, error) {
+	raw := filepath.Join(cfg.cache, "results", "host.log")
+	f, err := os.Create(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.suite, suiteArgs(cfg)...)
+	cmd.Dir = filepath.Join(b.repo, "e2e")
+	cmd.Env = append(os.Environ(), "TCPCLOSE_TRACE_BIN="+b.tracer, "TCPCLOSE_REQUIRE_TOOLS=1")
+	cmd.Stdout = io.MultiWriter(f, liveOutput{os.Stdout})
+	cmd.Stderr = cmd.Stdout
+	logf("host: running the suite")
+	t0 := time.Now()
+	runErr := cmd.Run()
+	elapsed := time.Since(t0)
+	logf("host: suite %v (%v)", elapsed.Round(100*time.Millisecond), runErr)
+	col, err := column(ctx, "host", raw)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return nil, err
+	}
+	col.Kernel, col.Seconds = strings.TrimSpace(string(rel)), elapsed.Seconds()
+	if runErr != nil && !col.Failed() {
+		col.Error = runErr.Error()
+	}
+	return col, saveColumn(cfg.cache, col)
+}
+
+// column converts a raw `-test.v=test2json` log with go tool test2json and
+// parses it.
+func column(ctx context.Context, name, raw string) (*testmatrix.Column, error) {
+	in, err := os.Open(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	cmd := exec.CommandContext(ctx, "go", "tool", "test2json", "-t", "-p", "e2e")
+	cmd.Stdin = in
+	js, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool test2json: %w", err)
+	}
+	if err := os.WriteFile(strings.TrimSuffix(raw, ".log")+".events.json", js, 0o644); err != nil {
+		return nil, err
+	}
+	results, pkg, err := testmatrix.Parse(strings.NewReader(string(js)))
+	if err != nil {
+		return nil, err
+	}
+	col := &testmatrix.Column{Name: name, Results: results}
+	if pkg == "" {
+		col.Error = "the suite's output ended before its result"
+	}
+	return col, nil
+}
+
+func saveColumn(cache string, col *testmatrix.Column) error {
+	b, err := json.MarshalIndent(col, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(cache, "results", col.Name+".json"), append(b, '\n'), 0o644)
+}
+
+func matrixCmd(files []string) error {
+	if len(files) == 0 {
+		return errors.New("matrix: name result files (e.g. .cache/vmtest/results/6.1.json)")
+	}
+	var cols []testmatrix.Column
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var c testmatrix.Column
+		if err := json.Unmarshal(b, &c); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		cols = append(cols, c)
+	}
+	return printMatrix(cols, "")
+}
+
+func printMatrix(cols []testmatrix.Column, file string) error {
+	var sb strings.Builder
+	if err := testmatrix.Render(&sb, cols); err != nil {
+		return err
+	}
+	fmt.Print("\n" + sb.String())
+	if file != "" {
+		if err := os.WriteFile(file, []byte(sb.String()), 0o644); err != nil {
+			return fmt.Errorf("write matrix: %w", err)
+		}
+	}
+	for i := range cols {
+		if cols[i].Failed() {
+			return errFailed
+		}
+	}
+	return nil
+}
+
+// liveOutput shows the suite's output as it comes, without test2json's
+// framing bytes.
+type liveOutput struct{ w io.Writer }
+
+func (l liveOutput) Write(p []byte) (int, error) {
+	if _, err := l.w.Write([]byte(strings.ReplaceAll(string(p), "\x16", ""))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func output(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "vmtest: "+format+"\n", args...)
+}

@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+)
+
+// selftestLimit bounds one self-test run (minutes under emulation).
+const selftestLimit = 5 * time.Minute
+
+// runSelftest runs `bin selftest args...` and returns its exit code,
+// stdout and stderr.
+func runSelftest(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), selftestLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"selftest"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("selftest: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	return 0, "", ""
+}
+
+// rowCells returns the cells of a report row, by the row's name.
+func rowCells(t *testing.T, out, row string) []string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(row) + `((?:\s+(?:ok|FAIL|n/a))+)\s*$`)
+	m := re.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no row %q in the report:\n%s", row, out)
+	}
+	return strings.Fields(m[1])
+}
+
+// namespaceGone asserts that the self-test's namespace no longer exists.
+func namespaceGone(t *testing.T, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`network namespace (tct-[0-9a-f]+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the self-test did not name its namespace:\n%s", out)
+	}
+	if _, err := os.Stat("/run/netns/" + m[1]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("namespace %s left behind (stat: %v)", m[1], err)
+	}
+}
+
+// kernelNamesReasons reports whether the running kernel has enum sk_rst_reason.
+func kernelNamesReasons(t *testing.T) bool {
+	t.Helper()
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		t.Fatalf("kernel BTF: %v", err)
+	}
+	_, err = collector.LoadReasons(spec)
+	if err != nil && !errors.Is(err, collector.ErrNoResetReasons) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestSelftest runs `tcpclose-trace selftest` as a user would on a new
+// host: on a kernel the tracer supports it must report every detection
+// working for both families, exit 0, and leave nothing behind.
+func TestSelftest(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	code, out, errOut := runSelftest(t, bin, nil)
+	if code != 0 {
+		t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	reasons := kernelNamesReasons(t)
+	for _, row := range selftest.Rows() {
+		want := []string{"ok", "ok"}
+		if row == selftest.RowReasons && !reasons {
+			want = []string{"n/a", "n/a"}
+		}
+		if got := rowCells(t, out, row); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("row %q: %v, want %v", row, got, want)
+		}
+	}
+	if !strings.Contains(out, "PASS: every detection this kernel supports works") {
+		t.Errorf("no PASS verdict:\n%s", out)
+	}
+	namespaceGone(t, out)
+	if left := programsLeft(t); len(left) > 0 {
+		t.Errorf("programs left loaded: %v", left)
+	}
+}
+
+// TestSelftestBrokenDetection makes one detection fail for real (its events
+// are discarded before the check, as if the kernel never reported them):
+// the self-test must name that row, keep the others ok, and exit 1.
+func TestSelftestBrokenDetection(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	code, out, errOut := runSelftest(t, bin, []string{"TCPCLOSE_SELFTEST_DROP=unread_close"}, "--family", "ipv4")
+	if code != 1 {
+		t.Errorf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for row, want := range map[string]string{
+		selftest.RowUnread:   "FAIL",
+		selftest.RowCounters: "FAIL", // unread_close events no longer match TCPAbortOnClose
+		selftest.RowGraceful: "ok",
+		selftest.RowAbort:    "ok",
+	} {
+		if got := rowCells(t, out, row); len(got) != 1 || got[0] != want {
+			t.Errorf("row %q: %v, want [%s]", row, got, want)
+		}
+	}
+	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1", "FAIL: 2 of 10 checks"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "tcpclose-trace: selftest failed") {
+		t.Errorf("stderr lacks the one-line error: %q", errOut)
+	}
+	namespaceGone(t, out)
+}
+
+// TestSelftestInterrupted stops the self-test with SIGTERM in the middle of
+// a scenario: it must exit non-zero within seconds and remove its namespace
+// and programs.
+func TestSelftestInterrupted(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	cmd := exec.Command(bin, "selftest")
+	var stdout syncbuf.Buffer
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		waited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	var ns, all string
+	timeout := time.After(selftestLimit)
+	for ns == "" || !strings.Contains(all, "ipv4 undrained_fin_wait") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("selftest ended before the signal:\n%s", all)
+			}
+			all += l + "\n"
+			if n, found := strings.CutPrefix(l, "selftest: created network namespace "); found {
+				ns = n
+			}
+		case <-timeout:
+			t.Fatalf("selftest did not reach undrained_fin_wait:\n%s", all)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for l := range lines {
+			all += l + "\n"
+		}
+	}()
+	select {
+	case err := <-waited:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("exit after SIGTERM: %v, want status 1", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("selftest still running 30 s after SIGTERM")
+	}
+	if _, err := os.Stat("/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("namespace %s left behind after SIGTERM (stat: %v)", ns, err)
+	}
+	if left := programsLeft(t); len(left) > 0 {
+		t.Errorf("programs left loaded after SIGTERM: %v", left)
+	}
+	if !strings.Contains(stdout.String(), "DETECTION") {
+		t.Errorf("no report after SIGTERM:\n%s", stdout.String())
+	}
+}

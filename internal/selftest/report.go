@@ -1,0 +1,87 @@
+package selftest
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Write prints the report: one row per detection, one column per family,
+// then why each failed or unavailable cell is so, then a verdict line.
+func (r *Report) Write(w io.Writer) error {
+	if r.Kernel != nil {
+		fmt.Fprintf(w, "kernel: %s\n\n", r.Kernel)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "DETECTION")
+	for _, f := range r.Families {
+		fmt.Fprintf(tw, "\t%s", strings.ToUpper(f))
+	}
+	fmt.Fprintln(tw)
+	for _, row := range Rows() {
+		fmt.Fprint(tw, row)
+		for _, f := range r.Families {
+			fmt.Fprintf(tw, "\t%s", r.Cells[row][f].Status)
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Why each cell is not ok, grouped by reason, in row order.
+	type note struct {
+		status Status
+		why    string
+		cells  []string
+	}
+	var notes []*note
+	byWhy := map[string]*note{}
+	failed, total, notAvailable := 0, 0, 0
+	for _, row := range Rows() {
+		rowFailed := false
+		for _, f := range r.Families {
+			total++
+			c := r.Cells[row][f]
+			if c.Status == Failed {
+				rowFailed = true
+			}
+			if c.Status == NotAvailable {
+				notAvailable++
+			}
+			if c.Status == OK {
+				continue
+			}
+			key := string(c.Status) + "\x00" + c.Why
+			n := byWhy[key]
+			if n == nil {
+				n = &note{status: c.Status, why: c.Why}
+				byWhy[key] = n
+				notes = append(notes, n)
+			}
+			n.cells = append(n.cells, row+"/"+f)
+		}
+		if rowFailed {
+			failed++
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range notes {
+		where := strings.Join(n.cells, ", ")
+		if len(n.cells) == total {
+			where = "every detection"
+		} else if len(n.cells) == total-notAvailable && n.status == Failed {
+			where = "every other detection"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", n.status, where, n.why)
+	}
+	fmt.Fprintln(w)
+	if failed == 0 {
+		_, err := fmt.Fprintln(w, "PASS: every detection this kernel supports works")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "FAIL: %d of %d checks do not work on this kernel\n", failed, len(Rows()))
+	return err
+}

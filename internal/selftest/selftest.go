@@ -1,0 +1,390 @@
+// Package selftest checks, on the running kernel, that every detection of
+// the tracer works: in a private network namespace it runs each close
+// scenario on loopback and compares the events with what the scenario did
+// and with the namespace's own kernel counters.
+package selftest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+)
+
+// Detections, the rows of the report, in order.
+const (
+	RowUnread        = "unread_close"
+	RowUndrained     = "undrained_close"
+	RowAfterFinWait  = "data_after_close (FIN_WAIT2 orphan)"
+	RowAfterTimeWait = "data_after_close (TIME_WAIT)"
+	RowAbort         = "abort_close"
+	RowResetReceived = "reset_received"
+	RowResetSent     = "reset_sent (no socket)"
+	RowGraceful      = "graceful_close"
+	RowReasons       = "reset reasons"
+	RowCounters      = "kernel counters agree"
+)
+
+// Rows lists the report's rows in order.
+func Rows() []string {
+	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAbort,
+		RowResetReceived, RowResetSent, RowGraceful, RowReasons, RowCounters}
+}
+
+// Options change how the self-test runs.
+type Options struct {
+	// Families to test: "ipv4", "ipv6"; nil means both.
+	Families []string
+	// Drop discards streamed events of this kind before they are checked.
+	// It exists for tests: it proves that a detection that stops working
+	// makes the self-test fail. KindNone drops nothing.
+	Drop collector.Kind
+	// Wait bounds how long to wait for a scenario's events (0: 5 s).
+	Wait time.Duration
+	// Progress, if set, is told what happens: the namespace created, each
+	// scenario as it starts.
+	Progress func(msg string)
+}
+
+// Status is the outcome of one detection for one family.
+type Status string
+
+// Outcomes. NotAvailable means the kernel cannot provide it: not a failure.
+const (
+	OK           Status = "ok"
+	Failed       Status = "FAIL"
+	NotAvailable Status = "n/a"
+)
+
+// Cell is one detection for one family, with the first reason it failed.
+type Cell struct {
+	Status Status
+	Why    string
+}
+
+// Report is the outcome of a self-test.
+type Report struct {
+	Kernel    *Kernel // what the kernel's BTF offers
+	Namespace string  // the private namespace it ran in
+	Families  []string
+	// Cells holds, per row and family, the outcome.
+	Cells map[string]map[string]*Cell
+}
+
+// OK reports whether every detection this kernel can support works.
+func (r *Report) OK() bool {
+	for _, byFamily := range r.Cells {
+		for _, c := range byFamily {
+			if c.Status == Failed {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func newReport(families []string) *Report {
+	r := &Report{Families: families, Cells: map[string]map[string]*Cell{}}
+	for _, row := range Rows() {
+		r.Cells[row] = map[string]*Cell{}
+		for _, f := range families {
+			r.Cells[row][f] = &Cell{Status: OK}
+		}
+	}
+	return r
+}
+
+// fail marks a cell failed, keeping the first reason.
+func (r *Report) fail(row, family, why string) {
+	c := r.Cells[row][family]
+	if c.Status != Failed {
+		c.Status, c.Why = Failed, why
+	}
+}
+
+// failAll marks every cell failed with the same reason, except those the
+// kernel cannot support anyway.
+func (r *Report) failAll(why string) {
+	for _, row := range Rows() {
+		for _, f := range r.Families {
+			if r.Cells[row][f].Status != NotAvailable {
+				r.fail(row, f, why)
+			}
+		}
+	}
+}
+
+// Run runs the self-test. The report is returned whatever failed; the error
+// is set only when the run was interrupted (ctx ended) or could not clean
+// up. The namespace is removed before Run returns.
+func Run(ctx context.Context, opts Options) (rep *Report, err error) {
+	families := opts.Families
+	if len(families) == 0 {
+		families = []string{"ipv4", "ipv6"}
+	}
+	if opts.Wait == 0 {
+		opts.Wait = 5 * time.Second
+	}
+	rep = newReport(families)
+	k, err := probeKernel()
+	rep.Kernel = k
+	if err != nil {
+		rep.failAll(err.Error())
+		return rep, nil
+	}
+	for _, f := range families {
+		if !k.ResetReasons {
+			rep.Cells[RowReasons][f] = &Cell{Status: NotAvailable,
+				Why: "the kernel has no enum sk_rst_reason (added in 6.10): resets show reason unknown"}
+		}
+	}
+	ns, err := scenario.NewNamespace()
+	if err != nil {
+		rep.failAll(fmt.Sprintf("no private network namespace: %v", err))
+		return rep, nil
+	}
+	rep.Namespace = ns.Name
+	if opts.Progress != nil {
+		opts.Progress("created network namespace " + ns.Name)
+	}
+	defer func() {
+		if cerr := ns.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove namespace: %w", cerr))
+		}
+	}()
+
+	c, err := collector.Open(collector.Options{Netns: ns.Inode, All: true})
+	if err != nil {
+		rep.failAll(fmt.Sprintf("the tracer did not load: %v", err))
+		return rep, nil
+	}
+	defer c.Close()
+	s := &stream{drop: opts.Drop}
+	runCtx, stop := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(runCtx, s.add) }()
+	defer func() {
+		stop()
+		if rerr := <-runDone; rerr != nil {
+			err = errors.Join(err, fmt.Errorf("tracer: %w", rerr))
+		}
+	}()
+
+	ck := &checker{rep: rep, ns: ns, c: c, s: s, reasons: k.ResetReasons, wait: opts.Wait}
+	for _, family := range families {
+		for _, name := range scenario.Names() {
+			if err := ctx.Err(); err != nil {
+				return rep, fmt.Errorf("interrupted: %w", err)
+			}
+			if opts.Progress != nil {
+				opts.Progress(family + " " + name)
+			}
+			ck.scenario(family, name)
+		}
+	}
+	return rep, ctx.Err()
+}
+
+// stream collects the events of the run.
+type stream struct {
+	drop collector.Kind
+
+	mu     sync.Mutex
+	events []collector.Event
+}
+
+func (s *stream) add(ev *collector.Event) {
+	if s.drop != collector.KindNone && ev.Kind == s.drop {
+		return
+	}
+	s.mu.Lock()
+	s.events = append(s.events, *ev)
+	s.mu.Unlock()
+}
+
+func (s *stream) since(mark int) []collector.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]collector.Event(nil), s.events[mark:]...)
+}
+
+func (s *stream) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}
+
+// checker runs scenarios and fills the report.
+type checker struct {
+	rep     *Report
+	ns      *scenario.Namespace
+	c       *collector.Collector
+	s       *stream
+	reasons bool // the kernel names reset reasons
+	wait    time.Duration
+}
+
+// settle is how long to keep collecting after the expected events arrived:
+// the ring is drained every 50 ms and provisional resets are held one more
+// period, so an unexpected event shows within it.
+const settle = 300 * time.Millisecond
+
+// scenario runs one scenario and checks its events and counters.
+func (ck *checker) scenario(family, name string) {
+	finTimeout := "60" // the default: an orphan in FIN_WAIT2 becomes a TIME_WAIT mini-socket
+	if name == "undrained_fin_wait" {
+		finTimeout = "120" // above 60 s the orphan stays a full FIN_WAIT2 socket
+	}
+	rows := rowsOf(name)
+	failRows := func(why string) {
+		for _, row := range rows {
+			ck.rep.fail(row, family, why)
+		}
+	}
+	if err := ck.ns.Sysctl("net.ipv4.tcp_fin_timeout", finTimeout); err != nil {
+		failRows(err.Error())
+		return
+	}
+	mark := ck.s.mark()
+	before, bpfBefore, err := ck.counters()
+	if err != nil {
+		failRows(err.Error())
+		return
+	}
+	res, err := scenario.Run(ck.ns, name, family)
+	if err != nil {
+		failRows(err.Error())
+		return
+	}
+	wants := expected(name, res)
+	events := ck.collect(mark, wants)
+	after, bpfAfter, err := ck.counters()
+	if err != nil {
+		failRows(err.Error())
+		return
+	}
+
+	unmatched := append([]collector.Event(nil), events...)
+	for _, w := range wants {
+		i := w.find(unmatched, res, ck.reasons)
+		if i < 0 {
+			ck.rep.fail(w.row, family, fmt.Sprintf("%s: %s", name, w.missing(unmatched, res, ck.reasons)))
+			continue
+		}
+		unmatched = append(unmatched[:i], unmatched[i+1:]...)
+	}
+	for _, ev := range unmatched {
+		ck.rep.fail(rowOfEvent(&ev), family, fmt.Sprintf("%s: unexpected %s", name, describe(&ev, res)))
+	}
+	if msg := agree(events, after.Delta(before), bpfAfter.ResetsSent()-bpfBefore.ResetsSent()); msg != "" {
+		ck.rep.fail(RowCounters, family, name+": "+msg)
+	}
+}
+
+// counters reads the namespace's counters and the programs' own.
+func (ck *checker) counters() (scenario.Counters, collector.Counters, error) {
+	mib, err := ck.ns.Counters()
+	if err != nil {
+		return nil, collector.Counters{}, err
+	}
+	bpf, err := ck.c.Counters()
+	if err != nil {
+		return nil, collector.Counters{}, fmt.Errorf("read the programs' counters: %w", err)
+	}
+	return mib, bpf, nil
+}
+
+// collect waits until as many events as expected arrived (or the wait
+// passed), then a little longer for unexpected ones, and returns them.
+func (ck *checker) collect(mark int, wants []want) []collector.Event {
+	deadline := time.Now().Add(ck.wait)
+	for time.Now().Before(deadline) && ck.s.mark()-mark < len(wants) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	return ck.s.since(mark)
+}
+
+// agree compares what was streamed with the namespace's counters: every
+// unread_close is a TCPAbortOnClose; every abort_close and every
+// data_after_close on a full socket a TCPAbortOnData; and every reset the
+// events imply is in TcpOutRsts, as are the resets the programs counted.
+func agree(events []collector.Event, mib scenario.Counters, bpfResets uint64) string {
+	var onClose, onData, rsts uint64
+	for _, ev := range events {
+		switch ev.Kind {
+		case collector.KindUnreadClose:
+			onClose++
+			rsts++
+		case collector.KindAbortClose:
+			onData++
+			rsts++
+		case collector.KindDataAfterClose:
+			if !ev.TimeWait {
+				onData++
+			}
+			rsts++
+		case collector.KindResetSent:
+			rsts++
+		}
+	}
+	var bad []string
+	check := func(what string, got uint64, counter string) {
+		if got != mib[counter] {
+			bad = append(bad, fmt.Sprintf("%s %d but %s +%d", what, got, counter, mib[counter]))
+		}
+	}
+	check("unread_close events", onClose, "TcpExtTCPAbortOnClose")
+	check("abort_close + data_after_close (full socket) events", onData, "TcpExtTCPAbortOnData")
+	check("events with a reset sent", rsts, "TcpOutRsts")
+	check("resets counted by the programs", bpfResets, "TcpOutRsts")
+	return strings.Join(bad, "; ")
+}
+
+// rowsOf lists the rows a scenario proves (any failure to run it fails them).
+func rowsOf(name string) []string {
+	switch name {
+	case "unread_close":
+		return []string{RowUnread, RowResetReceived}
+	case "undrained_fin_wait":
+		return []string{RowUndrained, RowAfterFinWait, RowResetReceived}
+	case "undrained_time_wait":
+		return []string{RowUndrained, RowAfterTimeWait, RowResetReceived}
+	case "linger_zero", "peer_reset":
+		return []string{RowAbort, RowResetReceived}
+	case "graceful":
+		return []string{RowGraceful}
+	case "closed_port":
+		return []string{RowResetSent, RowResetReceived}
+	}
+	return []string{RowCounters}
+}
+
+// rowOfEvent is the row an unexpected event counts against.
+func rowOfEvent(ev *collector.Event) string {
+	switch ev.Kind {
+	case collector.KindUnreadClose:
+		return RowUnread
+	case collector.KindUndrainedClose:
+		return RowUndrained
+	case collector.KindDataAfterClose:
+		if ev.TimeWait {
+			return RowAfterTimeWait
+		}
+		return RowAfterFinWait
+	case collector.KindAbortClose:
+		return RowAbort
+	case collector.KindResetReceived:
+		return RowResetReceived
+	case collector.KindResetSent:
+		return RowResetSent
+	case collector.KindGracefulClose:
+		return RowGraceful
+	}
+	return RowCounters
+}

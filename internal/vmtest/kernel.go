@@ -1,0 +1,217 @@
+// Package vmtest boots Debian's cloud kernels under qemu with a busybox
+// initramfs that holds the statically built end-to-end suite, and collects
+// what the suite reports.
+package vmtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Kernel is one Debian kernel image, extracted.
+type Kernel struct {
+	Series  string // as asked, e.g. "6.1"
+	Package string // e.g. linux-image-6.1.0-56-cloud-amd64-unsigned
+	Release string // uname -r, e.g. 6.1.0-56-cloud-amd64
+	Vmlinuz string // path of the extracted kernel image
+	// Modules are the extracted, uncompressed modules of GuestModules, in
+	// load order.
+	Modules []string
+}
+
+// GuestModules are the modules the suite needs that Debian's cloud kernels
+// build as modules, in load order: sock_diag for TCP (inet_diag, tcp_diag).
+var GuestModules = []string{"kernel/net/ipv4/inet_diag", "kernel/net/ipv4/tcp_diag"}
+
+// packagePattern matches the unsigned cloud images of a series; the series
+// is followed by a dot, so "6.1" does not match 6.12.
+func packagePattern(series string) (*regexp.Regexp, error) {
+	if !regexp.MustCompile(`^[0-9]+\.[0-9]+$`).MatchString(series) {
+		return nil, fmt.Errorf("kernel series %q: want MAJOR.MINOR, e.g. 6.1", series)
+	}
+	return regexp.MustCompile(`^linux-image-(` + regexp.QuoteMeta(series) + `\.[0-9][^ ]*-cloud-amd64)-unsigned$`), nil
+}
+
+// newestPackage picks, from apt-cache search output, the newest package of
+// the series by natural order of the name.
+func newestPackage(searchOutput []byte, series string) (pkg, release string, err error) {
+	re, err := packagePattern(series)
+	if err != nil {
+		return "", "", err
+	}
+	var names []string
+	for _, line := range strings.Split(string(searchOutput), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if re.MatchString(name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "", "", fmt.Errorf("no package linux-image-%s.*-cloud-amd64-unsigned in the apt lists (apt-get update?)", series)
+	}
+	slices.SortFunc(names, naturalCompare)
+	pkg = names[len(names)-1]
+	return pkg, re.FindStringSubmatch(pkg)[1], nil
+}
+
+// naturalCompare orders strings with their digit runs compared as numbers:
+// 6.1.0-9 < 6.1.0-10.
+func naturalCompare(a, b string) int {
+	for a != "" && b != "" {
+		da, ra := splitDigits(a)
+		db, rb := splitDigits(b)
+		if da != "" && db != "" {
+			na, _ := strconv.ParseUint(da, 10, 64)
+			nb, _ := strconv.ParseUint(db, 10, 64)
+			if na != nb {
+				if na < nb {
+					return -1
+				}
+				return 1
+			}
+			a, b = ra, rb
+			continue
+		}
+		if a[0] != b[0] {
+			if a[0] < b[0] {
+				return -1
+			}
+			return 1
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+// splitDigits returns the leading run of digits of s and the rest.
+func splitDigits(s string) (string, string) {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return s[:i], s[i:]
+}
+
+// FetchKernel finds the newest linux-image-SERIES.*-cloud-amd64-unsigned in
+// the apt lists, downloads it with apt-get into cache/debs (unless there
+// already) and extracts its vmlinuz into cache/kernels/RELEASE.
+func FetchKernel(ctx context.Context, cache, series string) (*Kernel, error) {
+	if _, err := packagePattern(series); err != nil {
+		return nil, err
+	}
+	query := `^linux-image-` + regexp.QuoteMeta(series) + `\..*-cloud-amd64-unsigned$`
+	out, err := run(ctx, "", "apt-cache", "search", "--names-only", query)
+	if err != nil {
+		return nil, err
+	}
+	pkg, release, err := newestPackage(out, series)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cache, "kernels", release)
+	k := &Kernel{Series: series, Package: pkg, Release: release, Vmlinuz: filepath.Join(dir, "vmlinuz")}
+	for _, m := range GuestModules {
+		k.Modules = append(k.Modules, filepath.Join(dir, "modules", filepath.Base(m)+".ko"))
+	}
+	if _, err := os.Stat(k.Vmlinuz); err == nil {
+		return k, nil
+	}
+	debs := filepath.Join(cache, "debs")
+	if err := os.MkdirAll(debs, 0o755); err != nil {
+		return nil, fmt.Errorf("create deb cache: %w", err)
+	}
+	deb, err := findDeb(debs, pkg)
+	if err != nil {
+		// The sandbox user of apt cannot write into a root-owned cache.
+		if _, err := run(ctx, debs, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg); err != nil {
+			return nil, err
+		}
+		if deb, err = findDeb(debs, pkg); err != nil {
+			return nil, err
+		}
+	}
+	tmp, err := os.MkdirTemp(cache, "extract-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// The image, its config and the few modules the guest loads.
+	members := []string{"./boot/vmlinuz-" + release, "./boot/config-" + release}
+	for _, m := range GuestModules {
+		members = append(members, "./lib/modules/"+release+"/"+m+".ko*")
+	}
+	script := `deb=$1 dir=$2; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards "$@"`
+	if _, err := run(ctx, "", "sh", append([]string{"-c", script, "sh", deb, tmp}, members...)...); err != nil {
+		return nil, fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "modules"), 0o755); err != nil {
+		return nil, fmt.Errorf("create kernel cache: %w", err)
+	}
+	for i, m := range GuestModules {
+		if err := uncompressModule(ctx, filepath.Join(tmp, "lib/modules", release, m), k.Modules[i]); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []string{"config", "vmlinuz"} { // vmlinuz last: its presence marks a complete entry
+		if err := os.Rename(filepath.Join(tmp, "boot", f+"-"+release), filepath.Join(dir, f)); err != nil {
+			return nil, fmt.Errorf("%s of %s: %w", f, pkg, err)
+		}
+	}
+	return k, nil
+}
+
+// uncompressModule writes module base (base.ko, or base.ko.xz as 6.12 ships
+// them) uncompressed to dst, so busybox's insmod can load it.
+func uncompressModule(ctx context.Context, base, dst string) error {
+	if _, err := os.Stat(base + ".ko"); err == nil {
+		return os.Rename(base+".ko", dst)
+	}
+	if _, err := os.Stat(base + ".ko.xz"); err != nil {
+		return fmt.Errorf("module %s not in the package: %w", filepath.Base(base), err)
+	}
+	out, err := run(ctx, "", "xz", "-dc", base+".ko.xz")
+	if err != nil {
+		return fmt.Errorf("uncompress module %s (Debian package xz-utils): %w", filepath.Base(base), err)
+	}
+	return os.WriteFile(dst, out, 0o644)
+}
+
+// findDeb returns the downloaded .deb of pkg in dir.
+func findDeb(dir, pkg string) (string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, pkg+"_*_amd64.deb"))
+	if err != nil {
+		return "", err
+	}
+	if len(m) == 0 {
+		return "", fmt.Errorf("%s: no .deb in %s", pkg, dir)
+	}
+	slices.SortFunc(m, naturalCompare)
+	return m[len(m)-1], nil
+}
+
+// run runs a command (in dir, if not empty) and returns its stdout; the
+// error carries its stderr.
+func run(ctx context.Context, dir, name string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && msg != "" {
+			return nil, fmt.Errorf("%s: %w: %s", name, err, msg)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return stdout.Bytes(), nil
+}
