@@ -60,6 +60,12 @@ func TestTableHintsOncePerKind(t *testing.T) {
 	if err := tab.Write(&graceful); err != nil {
 		t.Fatal(err)
 	}
+	if buf.Len() != 0 {
+		t.Errorf("table wrote %d bytes before Flush", buf.Len())
+	}
+	if err := tab.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	if len(lines) != 5 {
 		t.Fatalf("got %d lines, want header + 2 events + 1 hint + 1 graceful:\n%s", len(lines), buf.String())
@@ -94,7 +100,11 @@ func TestHintsForEveryAnomaly(t *testing.T) {
 func TestJSONSchema(t *testing.T) {
 	var buf bytes.Buffer
 	ev := unreadEvent()
-	if err := NewJSON(&buf).Write(&ev); err != nil {
+	j := NewJSON(&buf)
+	if err := j.Write(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(buf.String(), "\n") != 1 {
