@@ -28,6 +28,7 @@ type running struct {
 	waited   chan error
 	stderr   strings.Builder
 	lines    int64
+	first    []string        // the first lines printed
 	latency  []time.Duration // close to stdout, from the event's own time
 	mu       sync.Mutex
 	readDone chan struct{}
@@ -120,6 +121,9 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 			now := time.Now()
 			r.mu.Lock()
 			r.lines++
+			if len(r.first) < maxFirstLines {
+				r.first = append(r.first, sc.Text())
+			}
 			if parseTimes {
 				if t, ok := eventTime(sc.Bytes()); ok {
 					r.latency = append(r.latency, now.Sub(t))
@@ -148,6 +152,28 @@ func eventTime(line []byte) (time.Time, bool) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s[:j])
 	return t, err == nil
+}
+
+// maxFirstLines is how many of a tool's first lines are kept.
+const maxFirstLines = 8
+
+// eventLines counts the lines among the first that report events: not
+// bpftrace's "Attaching N probes..." and not the header, which every peer
+// prints before its first event.
+func (r *running) eventLines() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, header := 0, false
+	for _, l := range r.first {
+		switch {
+		case strings.HasPrefix(l, "Attaching ") || strings.TrimSpace(l) == "":
+		case !header:
+			header = true
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 func (r *running) countLines() int64 {
