@@ -259,12 +259,6 @@ func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
 	return c.RunBatches(ctx, sink, nil)
 }
 
-// batchLen is how many events are handed to the sink goroutine at once.
-const batchLen = 256
-
-// batch is a run of events handed from the reader to the sink goroutine.
-type batch struct{ events []Event }
-
 // RunBatches is Run for a sink that buffers its output: events come in
 // batches (what one drain of the ring read, in pieces of at most batchLen),
 // and flush, if not nil, is called once the sink has caught up with the
@@ -273,11 +267,7 @@ type batch struct{ events []Event }
 // that, whole batches are dropped and counted in Stats.SinkDropped.
 func (c *Collector) RunBatches(ctx context.Context, sink func(*Event), flush func()) error {
 	nBatches := max(2, (c.opts.QueueLen+batchLen-1)/batchLen)
-	q := &batchQueue{
-		full: make(chan *batch, nBatches),
-		free: make(chan *batch, nBatches),
-		left: nBatches,
-	}
+	q := &batchQueue{full: make(chan *batch, nBatches), left: nBatches}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -289,52 +279,13 @@ func (c *Collector) RunBatches(ctx context.Context, sink func(*Event), flush fun
 				flush()
 			}
 			b.events = b.events[:0]
-			q.free <- b
+			q.put(b)
 		}
 	}()
 	err := c.read(ctx, q)
 	close(q.full)
 	<-done
 	return err
-}
-
-// batchQueue passes batches to the sink goroutine and takes them back; the
-// batches are allocated as needed, at most left more.
-type batchQueue struct {
-	full, free chan *batch
-	left       int
-	cur        *batch
-	dropped    *atomic.Uint64
-}
-
-// add appends ev to the current batch, handing the batch over when it is full.
-// With no batch free (the sink is behind by QueueLen events), ev is dropped.
-func (q *batchQueue) add(ev *Event) {
-	if q.cur == nil {
-		select {
-		case q.cur = <-q.free:
-		default:
-			if q.left == 0 {
-				q.dropped.Add(1)
-				return
-			}
-			q.left--
-			q.cur = &batch{events: make([]Event, 0, batchLen)}
-		}
-	}
-	q.cur.events = append(q.cur.events, *ev)
-	if len(q.cur.events) == batchLen {
-		q.send()
-	}
-}
-
-// send hands the current batch, if any, to the sink goroutine. It never
-// blocks: every batch in existence fits in the channel.
-func (q *batchQueue) send() {
-	if q.cur != nil && len(q.cur.events) > 0 {
-		q.full <- q.cur
-		q.cur = nil
-	}
 }
 
 // maxProvisional bounds the reset_received events held back for one drain period.
@@ -349,7 +300,6 @@ type provisional struct {
 
 func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 	var rec ringbuf.Record
-	var ev Event
 	q.dropped = &c.sinkDropped
 	held := make(map[uint64]provisional)
 	flush := func(before uint64) {
@@ -390,20 +340,21 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 				}
 				return fmt.Errorf("read ring buffer: %w", err)
 			}
-			if err := c.decoder.Decode(rec.RawSample, &ev); err != nil {
+			ev := q.slot()
+			if err := c.decoder.Decode(rec.RawSample, ev); err != nil {
 				q.send()
 				return err
 			}
 			c.decoded.Add(1)
-			c.correlate(&ev)
+			c.correlate(ev)
 			switch {
 			case ev.provisional && ev.Cookie != 0 && len(held) < maxProvisional:
-				held[ev.Cookie] = provisional{ev: ev, cycle: cycle}
+				held[ev.Cookie] = provisional{ev: *ev, cycle: cycle}
 			case ev.localAbort:
 				delete(held, ev.Cookie)
-				q.add(&ev)
+				q.commit()
 			default:
-				q.add(&ev)
+				q.commit()
 			}
 		}
 		if stopping {

@@ -126,75 +126,83 @@ type encoder struct {
 	html bool
 	utc  timeCache // event times, in UTC
 	now  timeCache // log times, in the local zone (as slog writes them)
-	// quoted holds strings already escaped and quoted (log messages and hints).
-	quoted map[string][]byte
+	// byKind holds, per event kind, the log line's constant parts already
+	// escaped: level and message, and the hint.
+	byKind [32]*logConsts
 }
 
-// appendConst appends s quoted and escaped, remembering the result: for the
-// few constant strings of log lines.
-func (e *encoder) appendConst(b []byte, s string) []byte {
-	q, ok := e.quoted[s]
-	if !ok {
-		if e.quoted == nil {
-			e.quoted = make(map[string][]byte)
-		}
-		q = e.appendString(nil, s)
-		e.quoted[s] = q
+type logConsts struct{ head, hint []byte }
+
+// logConstsOf returns the constant parts of kind k's log lines.
+func (e *encoder) logConstsOf(k collector.Kind) *logConsts {
+	if int(k) < len(e.byKind) && e.byKind[k] != nil {
+		return e.byKind[k]
 	}
-	return append(b, q...)
+	c := &logConsts{}
+	c.head = append(c.head, `,"level":`...)
+	c.head = e.appendString(c.head, logLevel(k).String())
+	c.head = append(c.head, `,"msg":`...)
+	c.head = e.appendString(c.head, logMessages[k])
+	if h := Hint(k); h != "" {
+		c.hint = append(c.hint, `,"hint":`...)
+		c.hint = e.appendString(c.hint, h)
+	}
+	if int(k) < len(e.byKind) {
+		e.byKind[k] = c
+	}
+	return c
+}
+
+// keys are the fields' `,"name":` prefixes, and logKeys the log's.
+var keys, logKeys = fieldKeys()
+
+func fieldKeys() (keys, logKeys []string) {
+	for i := range fields {
+		keys = append(keys, `,"`+fields[i].name+`":`)
+		logKeys = append(logKeys, `,"`+logName(&fields[i])+`":`)
+	}
+	return keys, logKeys
 }
 
 // appendRecord appends ev as one NDJSON line, byte for byte what
 // encoding/json writes for NewRecord(ev).
 func (e *encoder) appendRecord(b []byte, ev *collector.Event) []byte {
-	b = append(b, '{')
-	first := true
+	start := len(b)
 	for i := range fields {
 		f := &fields[i]
 		mark := len(b)
-		if !first {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, f.name...)
-		b = append(b, '"', ':')
+		b = append(b, keys[i]...)
 		var empty bool
-		b, empty = f.appendJSON(e, b, ev)
-		if empty && f.omitEmpty {
+		if b, empty = f.appendJSON(e, b, ev); empty && f.omitEmpty {
 			b = b[:mark]
-			continue
 		}
-		first = false
 	}
+	if len(b) == start {
+		return append(b, '{', '}', '\n')
+	}
+	b[start] = '{' // the first key's comma
 	return append(b, '}', '\n')
 }
 
 // appendLogLine appends ev as the line log/slog's JSON handler writes for
 // the Log sink's record: time, level, msg, the fields (time as event_time),
 // then the hint.
-func (e *encoder) appendLogLine(b []byte, now time.Time, level slog.Level, msg string, ev *collector.Event, hint string) []byte {
+func (e *encoder) appendLogLine(b []byte, now time.Time, ev *collector.Event) []byte {
+	consts := e.logConstsOf(ev.Kind)
 	b = append(b, `{"time":"`...)
 	b = e.now.append(b, now)
-	b = append(b, `","level":`...)
-	b = e.appendConst(b, level.String())
-	b = append(b, `,"msg":`...)
-	b = e.appendConst(b, msg)
+	b = append(b, '"')
+	b = append(b, consts.head...)
 	for i := range fields {
 		f := &fields[i]
 		mark := len(b)
-		b = append(b, ',', '"')
-		b = append(b, logName(f)...)
-		b = append(b, '"', ':')
+		b = append(b, logKeys[i]...)
 		var empty bool
-		b, empty = f.appendJSON(e, b, ev)
-		if empty && f.logOmitEmpty {
+		if b, empty = f.appendJSON(e, b, ev); empty && f.logOmitEmpty {
 			b = b[:mark]
 		}
 	}
-	if hint != "" {
-		b = append(b, `,"hint":`...)
-		b = e.appendConst(b, hint)
-	}
+	b = append(b, consts.hint...)
 	return append(b, '}', '\n')
 }
 

@@ -175,7 +175,7 @@ func TestLogLineMatchesSlog(t *testing.T) {
 		if err := slog.NewJSONHandler(&want, nil).Handle(context.Background(), rec); err != nil {
 			t.Fatal(err)
 		}
-		got := e.appendLogLine(nil, when, level, msg, &ev, Hint(ev.Kind))
+		got := e.appendLogLine(nil, when, &ev)
 		if !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("event %+v:\nfast: %s\nslog: %s", ev, got, want.Bytes())
 		}

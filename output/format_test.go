@@ -155,3 +155,31 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryCountsExactly: the recent-key cache loses no count, whatever the
+// order and number of distinct (process, kind) pairs.
+func TestSummaryCountsExactly(t *testing.T) {
+	s := NewSummary()
+	want := map[summaryKey]uint64{}
+	for i := range 10000 {
+		ev := collector.Event{Kind: collector.Kind(1 + i%3), PID: uint32(i % 7), Comm: "c", OwnerKnown: i%11 != 0}
+		if i%100 < 50 {
+			ev.PID = 1 // long runs of one key
+		}
+		s.Add(&ev)
+		k := summaryKey{kind: ev.Kind, comm: "-"}
+		if ev.OwnerKnown {
+			k.pid, k.comm = ev.PID, ev.Comm
+		}
+		want[k]++
+	}
+	s.settle()
+	if len(s.counts) != len(want) {
+		t.Fatalf("%d keys, want %d", len(s.counts), len(want))
+	}
+	for k, n := range want {
+		if s.counts[k] != n {
+			t.Errorf("%+v: %d, want %d", k, s.counts[k], n)
+		}
+	}
+}

@@ -58,7 +58,7 @@ func (l *Log) Write(ev *collector.Event) error {
 	}
 	if l.fast != nil {
 		l.fast.mu.Lock()
-		l.fast.buf = l.enc.appendLogLine(l.fast.buf, time.Now(), level, logMessages[ev.Kind], ev, Hint(ev.Kind))
+		l.fast.buf = l.enc.appendLogLine(l.fast.buf, time.Now(), ev)
 		var err error
 		if len(l.fast.buf) >= flushAt {
 			err = l.fast.flushLocked()

@@ -66,7 +66,7 @@ type bench struct {
 	burst   int
 	runFor  time.Duration
 	quick   bool
-	bpfOnly bool
+	only    string // "bpf" or "sustained": run just that part and print it
 	ns      *scenario.Namespace
 	dir     string
 	samples []sample
@@ -88,7 +88,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.BoolVar(&b.bpfOnly, "bpf-only", false, "only measure the BPF run time per program (W1, W2) and print it")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program) or sustained (the paced runs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,12 +125,22 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	started := time.Now()
 	ts := tools(b)
-	if b.bpfOnly {
+	switch b.only {
+	case "bpf":
 		if err := b.measureBPF(ctx, ts[1]); err != nil {
 			return err
 		}
 		b.writeBPF(os.Stdout)
 		return nil
+	case "sustained":
+		if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+			return err
+		}
+		b.writeSustained(os.Stdout)
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("-only %q: want bpf or sustained", b.only)
 	}
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
 		return err

@@ -106,16 +106,7 @@ func (b *bench) writeReport(took time.Duration) error {
 	fmt.Fprintf(&w, ". *ring lost*: records the kernel counted but found no room for in the ring; "+
 		"*dropped*: events read but dropped because the tracer's output fell behind; '-' where the tool has no such count.\n\n")
 
-	if len(b.steady) > 0 {
-		fmt.Fprintf(&w, "## Sustained rate\n\nW4 paced at %.0f events/s (%.0f connections/s, 4 workers) for %s, once per mode.\n\n",
-			b.sustainedRate(), b.sustainedRate()/sustainedEventsPerConn, b.steadyFor())
-		fmt.Fprintf(&w, "| tool | events/s achieved | events streamed | ring lost | dropped | tracer CPU per event | wakeups/s | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
-		for _, s := range b.steady {
-			fmt.Fprintf(&w, "| %s | %.0f | %d | %d | %d | %s | %.0f | %s |\n", s.tool, steadyRate(s), s.events, s.lost, s.dropped,
-				cpuPerEvent(s.tool, []sample{s}), wakeups(s), rssColumn([]sample{s}))
-		}
-		fmt.Fprintf(&w, "\n")
-	}
+	b.writeSustained(&w)
 
 	fmt.Fprintf(&w, "## Event latency (close to the line on stdout, trace mode)\n\n| workload | events timed | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
 	for _, g := range gs {
@@ -149,6 +140,21 @@ func (b *bench) writeReport(took time.Duration) error {
 		return err
 	}
 	return os.WriteFile(b.out, []byte(out), 0o644)
+}
+
+// writeSustained writes the table of the sustained-rate runs.
+func (b *bench) writeSustained(w io.Writer) {
+	if len(b.steady) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## Sustained rate\n\nW4 paced at %.0f events/s (%.0f connections/s, 4 workers) for %s, once per mode.\n\n",
+		b.sustainedRate(), b.sustainedRate()/sustainedEventsPerConn, b.steadyFor())
+	fmt.Fprintf(w, "| tool | events/s offered | events written | ring lost | dropped | tracer CPU per event | wakeups/s | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range b.steady {
+		fmt.Fprintf(w, "| %s | %.0f | %d | %d | %d | %s | %.0f | %s |\n", s.tool, steadyRate(s), s.events, s.lost, s.dropped,
+			cpuPerEvent(s.tool, []sample{s}), wakeups(s), rssColumn([]sample{s}))
+	}
+	fmt.Fprintf(w, "\n")
 }
 
 func (b *bench) steadyFor() time.Duration {

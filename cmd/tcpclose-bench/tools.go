@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tool is a tracer (or none) run around one workload.
@@ -113,14 +116,30 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
+	// A 1 MiB pipe: the tracer must not wait on this reader.
+	if f, ok := stdout.(*os.File); ok {
+		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 	go func() {
 		defer close(r.readDone)
 		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var lines int64
 		for sc.Scan() {
+			lines++
+			// Every line is counted; one in latencyEvery is timed, which
+			// keeps this reader cheap at 100k lines per second.
+			if lines > maxFirstLines && (!parseTimes || lines%latencyEvery != 0) {
+				if lines%1024 == 0 {
+					r.mu.Lock()
+					r.lines = lines
+					r.mu.Unlock()
+				}
+				continue
+			}
 			now := time.Now()
 			r.mu.Lock()
-			r.lines++
+			r.lines = lines
 			if len(r.first) < maxFirstLines {
 				r.first = append(r.first, sc.Text())
 			}
@@ -131,26 +150,31 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 			}
 			r.mu.Unlock()
 		}
+		r.mu.Lock()
+		r.lines = lines
+		r.mu.Unlock()
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	go func() { <-r.readDone; r.waited <- r.cmd.Wait() }()
 	return r, nil
 }
 
+// latencyEvery: one line in this many is timed.
+const latencyEvery = 4
+
 // eventTime finds the "time" field of an NDJSON record without a full decode.
 func eventTime(line []byte) (time.Time, bool) {
 	const key = `"time":"`
-	s := string(line)
-	i := strings.Index(s, key)
+	i := bytes.Index(line, []byte(key))
 	if i < 0 {
 		return time.Time{}, false
 	}
-	s = s[i+len(key):]
-	j := strings.IndexByte(s, '"')
+	line = line[i+len(key):]
+	j := bytes.IndexByte(line, '"')
 	if j < 0 {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339Nano, s[:j])
+	t, err := time.Parse(time.RFC3339Nano, string(line[:j]))
 	return t, err == nil
 }
 
