@@ -727,12 +727,15 @@ static __always_inline void classify_dead_close(struct sock *sk)
 	struct event e = {.kind = KIND_GRACEFUL_CLOSE, .flags = EVF_PEER_FIN};
 	struct owner o;
 
-	owner_from_current(&o);
+	/* Nothing follows a destroy: the owner matters only to a stream or a filter. */
+	if (stream_graceful || filter_pid || filter_comm_len) {
+		owner_from_current(&o);
+		set_owner(&e, &o);
+	}
 	if (needs_addresses(&e)) {
 		e.cookie = bpf_get_socket_cookie(sk);
 		fill_from_sock(&e, sk);
 	}
-	set_owner(&e, &o);
 	emit(&e);
 }
 

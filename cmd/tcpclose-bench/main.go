@@ -88,7 +88,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program) or sustained (the paced runs)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,9 +138,18 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		b.writeSustained(os.Stdout)
 		return nil
+	case "peers":
+		unmount, err := mountTracefs()
+		if err != nil {
+			return err
+		}
+		defer unmount()
+		b.tryPeers(ctx)
+		b.writePeers(os.Stdout)
+		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf or sustained", b.only)
+		return fmt.Errorf("-only %q: want bpf, sustained or peers", b.only)
 	}
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
 		return err

@@ -16,7 +16,6 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
@@ -81,13 +80,13 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 		if err != nil {
 			return err
 		}
-		before := programStats(w)
+		before := programStats(w, r.cmd.Process.Pid)
 		f0, _ := floor.prog.Stats()
 		if _, err := b.load(ctx, w, loadArgs{conns: b.conns, duration: b.runFor}); err != nil {
 			r.stop()
 			return err
 		}
-		after := programStats(w)
+		after := programStats(w, r.cmd.Process.Pid)
 		f1, _ := floor.prog.Stats()
 		r.stop()
 		for name, a := range after {
@@ -108,19 +107,51 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 	return nil
 }
 
-// programStats reads the run statistics of the loaded programs named like ours.
-func programStats(w loadgen.Workload) map[string]bpfStat {
+// programStats reads the run statistics of the programs the process pid
+// holds (the tracer under test, not another instance on the host), by name.
+func programStats(w loadgen.Workload, pid int) map[string]bpfStat {
 	stats := map[string]bpfStat{}
-	collector.EachLoaded(func(_ ebpf.ProgramID, name string, p *ebpf.Program) {
-		ps, err := p.Stats()
+	for _, id := range heldPrograms(pid) {
+		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
-			return
+			continue
 		}
+		info, ierr := p.Info()
+		ps, serr := p.Stats()
+		p.Close()
+		if ierr != nil || serr != nil {
+			continue
+		}
+		name := info.Name
 		s := stats[name]
 		stats[name] = bpfStat{workload: w, program: name, runs: s.runs + ps.RunCount, runtime: s.runtime + ps.Runtime,
 			misses: s.misses + ps.RecursionMisses}
-	})
+	}
 	return stats
+}
+
+// heldPrograms lists the BPF programs whose fds process pid holds.
+func heldPrograms(pid int) []ebpf.ProgramID {
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	entries, _ := os.ReadDir(dir)
+	seen := map[ebpf.ProgramID]bool{}
+	var ids []ebpf.ProgramID
+	for _, e := range entries {
+		b, err := os.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+				if id := ebpf.ProgramID(n); err == nil && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
 }
 
 // emptyProgram is a tp_btf program that does nothing, attached where ours
@@ -222,15 +253,20 @@ func (b *bench) tryPeers(ctx context.Context) {
 // does not work here ("" when it printed at least one event line).
 func (b *bench) probePeer(ctx context.Context, t tool) string {
 	r, err := t.start(ctx, b)
+	if r == nil {
+		return oneLine(err.Error())
+	}
 	if err == nil {
 		_, err = b.load(ctx, loadgen.Graceful, loadArgs{conns: 200, duration: 5 * time.Second})
 		time.Sleep(500 * time.Millisecond)
+		early, exitErr := r.exitedEarly()
 		r.stop()
+		if early && err == nil {
+			err = fmt.Errorf("exited while tracing: %v: %s", exitErr, firstLine(r.stderr.String()))
+		}
 	}
-	stderr := ""
-	if r != nil {
-		stderr = r.stderr.String()
-	}
+	<-r.exited
+	stderr := r.stderr.String()
 	if strings.Contains(stderr, "kprobe") && (strings.Contains(stderr, "rror attaching") || strings.Contains(stderr, "kprobe_events")) {
 		return "cannot attach: no kprobes on this kernel (" + oneLine(firstMatch(stderr, "rror attaching")) + ")"
 	}

@@ -28,7 +28,8 @@ type tool struct {
 // running is a started tool: its process and what it printed.
 type running struct {
 	cmd      *exec.Cmd
-	waited   chan error
+	exited   chan struct{} // closed once the process has been waited for
+	exitErr  error
 	stderr   strings.Builder
 	lines    int64
 	first    []string        // the first lines printed
@@ -107,7 +108,7 @@ func launchBpftrace(ctx context.Context, script string) (*running, error) {
 // launch starts a tracer with its stdout read (and, with parseTimes, each
 // line's "time" field turned into a latency) by this process.
 func launch(ctx context.Context, path string, args []string, parseTimes bool) (*running, error) {
-	r := &running{cmd: exec.CommandContext(ctx, path, args...), waited: make(chan error, 1), readDone: make(chan struct{})}
+	r := &running{cmd: exec.CommandContext(ctx, path, args...), exited: make(chan struct{}), readDone: make(chan struct{})}
 	r.cmd.Stderr = &r.stderr
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -155,7 +156,7 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 		r.mu.Unlock()
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	go func() { <-r.readDone; r.waited <- r.cmd.Wait() }()
+	go func() { <-r.readDone; r.exitErr = r.cmd.Wait(); close(r.exited) }()
 	return r, nil
 }
 
@@ -200,6 +201,16 @@ func (r *running) eventLines() int {
 	return n
 }
 
+// exitedEarly reports whether the process ended before it was stopped, and how.
+func (r *running) exitedEarly() (bool, error) {
+	select {
+	case <-r.exited:
+		return true, r.exitErr
+	default:
+		return false, nil
+	}
+}
+
 func (r *running) countLines() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -211,8 +222,8 @@ func (r *running) waitFor(ready func() bool) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for !ready() {
 		select {
-		case err := <-r.waited:
-			return fmt.Errorf("%s exited before it was ready: %v: %s", r.cmd.Path, err, firstLine(r.stderr.String()))
+		case <-r.exited:
+			return fmt.Errorf("%s exited before it was ready: %v: %s", r.cmd.Path, r.exitErr, firstLine(r.stderr.String()))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -232,10 +243,10 @@ func (r *running) stop() {
 	r.stopOnce.Do(func() {
 		_ = r.cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-r.waited:
+		case <-r.exited:
 		case <-time.After(10 * time.Second):
 			_ = r.cmd.Process.Kill()
-			<-r.waited
+			<-r.exited
 		}
 	})
 }
