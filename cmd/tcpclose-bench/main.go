@@ -28,6 +28,8 @@ func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "load" {
 		err = runLoad(ctx, os.Args[2:])
+	} else if len(os.Args) > 1 && os.Args[1] == "hooks" {
+		err = runHooks(ctx)
 	} else {
 		err = runBench(ctx, os.Args[1:])
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
@@ -70,7 +71,7 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 		return fmt.Errorf("enable BPF stats: %w", err)
 	}
 	defer os.WriteFile(sysctl, old, 0o644)
-	floor, err := newEmptyProgram()
+	floor, err := newEmptyProgram("sock_recv_length")
 	if err != nil {
 		return err
 	}
@@ -154,20 +155,22 @@ func heldPrograms(pid int) []ebpf.ProgramID {
 	return ids
 }
 
-// emptyProgram is a tp_btf program that does nothing, attached where ours
-// run most (sock_recv_length): its run time per run is what bpf_stats
-// itself adds, the floor under every figure of the table.
+// emptyProgram is a tp_btf program that does nothing. Attached where ours
+// run most (sock_recv_length), its run time per run is what bpf_stats
+// itself adds, the floor under every figure of the table; attached to all
+// our tracepoints ("tcpclose-bench hooks"), its throughput is what merely
+// hooking them costs.
 type emptyProgram struct {
 	prog *ebpf.Program
 	link link.Link
 }
 
-func newEmptyProgram() (*emptyProgram, error) {
+func newEmptyProgram(tracepoint string) (*emptyProgram, error) {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "bench_empty",
 		Type:         ebpf.Tracing,
 		AttachType:   ebpf.AttachTraceRawTp,
-		AttachTo:     "sock_recv_length",
+		AttachTo:     tracepoint,
 		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
 		License:      "GPL",
 	})
@@ -185,6 +188,21 @@ func newEmptyProgram() (*emptyProgram, error) {
 func (e *emptyProgram) Close() {
 	e.link.Close()
 	e.prog.Close()
+}
+
+// runHooks attaches an empty program to each of tcpclose-trace's
+// tracepoints, prints "attached" and waits for ctx to end.
+func runHooks(ctx context.Context) error {
+	for _, tp := range collector.Tracepoints() {
+		e, err := newEmptyProgram(tp)
+		if err != nil {
+			return fmt.Errorf("%s: %w", tp, err)
+		}
+		defer e.Close()
+	}
+	fmt.Println("attached")
+	<-ctx.Done()
+	return nil
 }
 
 // peerNote is what happened when a peer tool was tried.

@@ -55,6 +55,9 @@ tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args-
 // numOwnTools counts the tools tools() lists first: none and tcpclose-trace's two modes.
 const numOwnTools = 3
 
+// hooksTool names the empty programs on our tracepoints: the cost of hooking alone.
+const hooksTool = "empty programs on the same tracepoints"
+
 func tools(b *bench) []tool {
 	ts := []tool{
 		{name: "none"},
@@ -84,6 +87,17 @@ func tools(b *bench) []tool {
 			})
 		}},
 	}
+	ts = append(ts, tool{name: hooksTool, start: func(ctx context.Context, b *bench) (*running, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		r, err := launch(ctx, self, []string{"hooks"}, false)
+		if err != nil {
+			return nil, err
+		}
+		return r, r.waitFor(func() bool { return r.countLines() > 0 })
+	}})
 	if !b.quick {
 		ts = append(ts, tool{name: "bpftrace (state changes + resets)", start: func(ctx context.Context, b *bench) (*running, error) {
 			script := b.tmp("tcpstates.bt")
