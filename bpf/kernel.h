@@ -78,7 +78,9 @@ enum sk_rst_reason {
 };
 
 struct in6_addr {
-	__u8 in6_u[16];
+	union {
+		__u8 u6_addr8[16];
+	} in6_u;
 } __attribute__((preserve_access_index));
 
 struct ns_common {
@@ -123,7 +125,12 @@ struct inet_sock {
 	__be16 inet_sport;
 } __attribute__((preserve_access_index));
 
+struct inet_connection_sock {
+	struct inet_sock icsk_inet;
+} __attribute__((preserve_access_index));
+
 struct tcp_sock {
+	struct inet_connection_sock inet_conn;
 	__u32 rcv_nxt;
 	__u32 copied_seq;
 	__u32 write_seq;

@@ -9,6 +9,11 @@
  * a ring buffer without a wakeup per record. Ownership (pid, comm, cgroup) is
  * recorded in socket-local storage in process context (connect, accept,
  * close) and read from there in softirq, never from the current task.
+ *
+ * Cost: these programs run on every TCP state change, send and receive of
+ * the host. tp_btf arguments are BTF pointers, so struct sock fields are
+ * read with plain loads (CO-RE relocated) rather than bpf_probe_read
+ * calls; the common paths return after a few loads.
  */
 #include "kernel.h"
 
@@ -29,7 +34,6 @@ enum kind {
 	KIND_RESET_RECEIVED,
 	KIND_RESET_SENT,
 	KIND_GRACEFUL_CLOSE,
-	KIND_DESTROY, /* internal: a reported socket is gone */
 	NR_KINDS,
 };
 
@@ -49,7 +53,6 @@ enum {
 enum {
 	SKF_OWNER = 1 << 0,
 	SKF_CLASSIFIED = 1 << 1,    /* the final close was classified */
-	SKF_REPORTED = 1 << 2,	    /* an event was streamed: report destroy */
 	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
 	SKF_INHERITED = 1 << 4,	    /* owner is the listener's: the first user replaces it */
 	SKF_WAS_RESET = 1 << 5,	    /* tcp_reset() ran: a later close is not graceful */
@@ -151,6 +154,24 @@ struct {
 	__type(value, struct owner);
 } tw_owner SEC(".maps");
 
+/*
+ * Per CPU, direct-mapped: cookies of sockets whose owner is settled, so that
+ * sends and receives on them need no storage lookup. A cookie is unique for
+ * the host's uptime, so a stale slot is never wrong, only a miss.
+ */
+#define SETTLED_SLOTS 256
+
+struct settled {
+	__u64 cookie[SETTLED_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settled);
+} settled SEC(".maps");
+
 static __always_inline struct counts *get_counters(void)
 {
 	__u32 zero = 0;
@@ -184,94 +205,95 @@ static __always_inline void set_owner(struct event *e, const struct owner *o)
 
 static __always_inline bool sock_flag_set(const struct sock *sk, int bit)
 {
-	unsigned long flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
-
-	return flags & (1UL << bit);
+	return sk->__sk_common.skc_flags & (1UL << bit);
 }
 
-static __always_inline bool is_full_sock(const struct sock *sk)
+static __always_inline bool is_full_sock(int state)
 {
-	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
 	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
 }
 
-/* Bytes the application never read: rcv_nxt - copied_seq, less an in-order FIN. */
-static __always_inline __u32 unread_bytes(const struct sock *sk)
+/*
+ * The tcp_sock view of a full TCP socket. The tp_btf argument is typed
+ * struct sock, whose bounds the verifier enforces on plain loads; the helper
+ * returns a pointer typed tcp_sock (NULL for a mini-socket).
+ */
+static __always_inline struct tcp_sock *tcp_sk(struct sock *sk)
 {
-	const struct tcp_sock *tp = (const void *)sk;
-	__u32 n = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+	return bpf_skc_to_tcp_sock(sk);
+}
+
+/* Bytes the application never read: rcv_nxt - copied_seq, less an in-order FIN. */
+static __always_inline __u32 unread_bytes(const struct sock *sk, const struct tcp_sock *tp)
+{
+	__u32 n = tp->rcv_nxt - tp->copied_seq;
 
 	if (n && sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
 		n--;
 	return n;
 }
 
-static __always_inline __u32 unsent_bytes(const struct sock *sk)
+static __always_inline __u32 unsent_bytes(const struct tcp_sock *tp)
 {
-	const struct tcp_sock *tp = (const void *)sk;
-
-	return BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
+	return tp->write_seq - tp->snd_una;
 }
 
 static __always_inline bool linger_zero(const struct sock *sk)
 {
 	return sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_LINGER)) &&
-	       BPF_CORE_READ(sk, sk_lingertime) == 0;
+	       sk->sk_lingertime == 0;
 }
 
-static __always_inline void fill_from_sock(struct event *e, const struct sock *sk)
+static __always_inline void fill_from_sock(struct event *e, struct sock *sk)
 {
 	const struct sock_common *skc = &sk->__sk_common;
+	struct tcp_sock *tp = NULL;
 
-	e->family = BPF_CORE_READ(skc, skc_family);
-	e->state = BPF_CORE_READ(skc, skc_state);
+	e->family = skc->skc_family;
+	e->state = skc->skc_state;
 	/* A full socket's skc_num is zeroed when close() releases the port. */
-	if (e->state != TCP_TIME_WAIT && e->state != TCP_NEW_SYN_RECV)
-		e->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	if (is_full_sock(e->state))
+		tp = tcp_sk(sk);
+	if (tp)
+		e->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
 	else
-		e->lport = BPF_CORE_READ(skc, skc_num);
-	e->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
-	e->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+		e->lport = skc->skc_num;
+	e->rport = bpf_ntohs(skc->skc_dport);
+	e->netns = skc->skc_net.net->ns.inum;
 	if (e->family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->laddr, skc, skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&e->raddr, skc, skc_v6_daddr);
+		__builtin_memcpy(e->laddr, skc->skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(e->raddr, skc->skc_v6_daddr.in6_u.u6_addr8, 16);
 	} else {
-		BPF_CORE_READ_INTO((__be32 *)e->laddr, skc, skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)e->raddr, skc, skc_daddr);
+		*(__be32 *)e->laddr = skc->skc_rcv_saddr;
+		*(__be32 *)e->raddr = skc->skc_daddr;
 	}
 }
 
 /* Addresses of a socket-less reset: local is the offending segment's destination. */
 static __always_inline void fill_from_skb(struct event *e, const struct sk_buff *skb)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	__u16 th = BPF_CORE_READ(skb, transport_header);
+	unsigned char *head = skb->head;
 	struct tcphdr tcp = {};
-	__u8 version = 0;
+	union {
+		struct iphdr v4;
+		struct ipv6hdr v6;
+	} ip;
 
 	e->flags |= EVF_NO_SOCKET;
-	e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
-	bpf_probe_read_kernel(&version, 1, head + nh);
-	if ((version >> 4) == 6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh))
-			return;
+	e->netns = skb->dev->nd_net.net->ns.inum;
+	/* An IPv4 header is followed by at least a TCP header: 40 bytes are there. */
+	if (bpf_probe_read_kernel(&ip, sizeof(ip.v6), head + skb->network_header))
+		return;
+	if ((ip.v4.ihl_version >> 4) == 6) {
 		e->family = AF_INET6;
-		__builtin_memcpy(e->laddr, ip6.daddr, 16);
-		__builtin_memcpy(e->raddr, ip6.saddr, 16);
+		__builtin_memcpy(e->laddr, ip.v6.daddr, 16);
+		__builtin_memcpy(e->raddr, ip.v6.saddr, 16);
 	} else {
-		struct iphdr ip4;
-
-		if (bpf_probe_read_kernel(&ip4, sizeof(ip4), head + nh))
-			return;
 		e->family = AF_INET;
-		__builtin_memcpy(e->laddr, &ip4.daddr, 4);
-		__builtin_memcpy(e->raddr, &ip4.saddr, 4);
+		__builtin_memcpy(e->laddr, &ip.v4.daddr, 4);
+		__builtin_memcpy(e->raddr, &ip.v4.saddr, 4);
 	}
-	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th))
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + skb->transport_header))
 		return;
 	e->lport = bpf_ntohs(tcp.dest);
 	e->rport = bpf_ntohs(tcp.source);
@@ -313,15 +335,32 @@ static __always_inline bool wanted(const struct event *e)
 	return true;
 }
 
+/* Bits needed to write v (0 for 0): the histogram bucket, without a loop. */
 static __always_inline __u32 log2_bucket(__u32 v)
 {
 	__u32 b = 0;
 
-	for (int i = 0; i < 32 && v; i++) {
-		v >>= 1;
-		b++;
+	if (v >> 16) {
+		v >>= 16;
+		b += 16;
 	}
-	return b;
+	if (v >> 8) {
+		v >>= 8;
+		b += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		b += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		b += 2;
+	}
+	if (v >> 1) {
+		v >>= 1;
+		b += 1;
+	}
+	return b + v;
 }
 
 /*
@@ -361,13 +400,13 @@ static __always_inline int emit(struct event *e)
 	return EMIT_STREAMED;
 }
 
-static __always_inline int emit_for_sock(struct event *e, struct sk_info *info)
+/*
+ * A graceful close nobody asked to see is only counted: its addresses are
+ * needed only by the netns and port filters.
+ */
+static __always_inline bool needs_addresses(const struct event *e)
 {
-	int r = emit(e);
-
-	if (r == EMIT_STREAMED && info)
-		info->flags |= SKF_REPORTED;
-	return r;
+	return e->kind != KIND_GRACEFUL_CLOSE || stream_graceful || filter_netns || filter_port;
 }
 
 /*
@@ -377,17 +416,17 @@ static __always_inline int emit_for_sock(struct event *e, struct sk_info *info)
  */
 static __always_inline bool in_final_close(const struct sock *sk)
 {
-	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	struct socket *sock = sk->sk_socket;
 	struct file *f;
 
 	if (!sock)
 		return false;
-	f = BPF_CORE_READ(sock, file);
+	f = sock->file;
 	if (!f) /* a kernel socket: close() has just set both shutdown bits */
-		return BPF_CORE_READ(sk, sk_shutdown) == SHUTDOWN_MASK;
+		return sk->sk_shutdown == SHUTDOWN_MASK;
 	if (bpf_core_field_exists(f->f_ref))
-		return BPF_CORE_READ(f, f_ref.refcnt.counter) < 0;
-	return BPF_CORE_READ((struct file___old *)f, f_count.counter) == 0;
+		return f->f_ref.refcnt.counter < 0;
+	return ((struct file___old *)f)->f_count.counter == 0;
 }
 
 static __always_inline bool close_transition(int oldstate, int newstate)
@@ -410,19 +449,23 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 {
 	struct event e = {};
 	struct sk_info *info;
+	struct tcp_sock *tp;
 	bool peer_fin;
 
 	peer_fin = sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)) ||
 		   oldstate == TCP_CLOSE_WAIT || oldstate == TCP_CLOSING ||
 		   oldstate == TCP_LAST_ACK;
 	if (newstate == TCP_CLOSE) {
-		e.unread_bytes = unread_bytes(sk);
+		tp = tcp_sk(sk);
+		if (!tp)
+			return;
+		e.unread_bytes = unread_bytes(sk, tp);
 		if (e.unread_bytes) {
 			e.kind = KIND_UNREAD_CLOSE;
-			e.unsent_bytes = unsent_bytes(sk);
+			e.unsent_bytes = unsent_bytes(tp);
 		} else if (linger_zero(sk)) {
 			e.kind = KIND_ABORT_CLOSE;
-			e.unsent_bytes = unsent_bytes(sk);
+			e.unsent_bytes = unsent_bytes(tp);
 		} else if (peer_fin) {
 			e.kind = KIND_GRACEFUL_CLOSE;
 		}
@@ -439,8 +482,10 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	if (e.kind == KIND_NONE)
 		return; /* closed during connect: nothing to report */
 
-	e.cookie = bpf_get_socket_cookie(sk);
-	fill_from_sock(&e, sk);
+	if (needs_addresses(&e)) {
+		e.cookie = bpf_get_socket_cookie(sk);
+		fill_from_sock(&e, sk);
+	}
 	e.state = oldstate;
 	if (peer_fin)
 		e.flags |= EVF_PEER_FIN;
@@ -449,7 +494,7 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	set_owner(&e, &info->owner);
 	if (e.kind == KIND_UNDRAINED_CLOSE)
 		bpf_map_update_elem(&tw_owner, &e.cookie, &info->owner, BPF_ANY);
-	emit_for_sock(&e, info);
+	emit(&e);
 }
 
 /* Records the current task as owner unless a real one is known already. */
@@ -463,10 +508,41 @@ static __always_inline void record_owner(struct sock *sk, __u8 how)
 	}
 }
 
+/*
+ * On send and receive: the first task that uses a socket whose owner is
+ * unknown or inherited from its listener becomes its owner. Most calls are
+ * on sockets already settled, answered from the per-CPU cache.
+ */
+static __always_inline void record_user(struct sock *sk)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+	struct settled *cache = NULL;
+	struct sk_info *info;
+	__u64 *slot = NULL;
+	__u32 zero = 0;
+
+	if (cookie) /* generated at ESTABLISHED */
+		cache = bpf_map_lookup_elem(&settled, &zero);
+	if (cache) {
+		slot = &cache->cookie[cookie & (SETTLED_SLOTS - 1)];
+		if (*slot == cookie)
+			return;
+	}
+	info = info_of(sk, true);
+	if (!info)
+		return;
+	if (!(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED)) {
+		owner_from_current(&info->owner);
+		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
+	}
+	if (slot)
+		*slot = cookie;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 
 	if (newstate == TCP_SYN_SENT) {
@@ -497,16 +573,16 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(on_send_length, struct sock *sk)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
-		record_owner(sk, 0);
+	if (sk->sk_protocol == IPPROTO_TCP)
+		record_user(sk);
 	return 0;
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_recv_length, struct sock *sk)
 {
-	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP)
-		record_owner(sk, 0);
+	if (sk->sk_protocol == IPPROTO_TCP)
+		record_user(sk);
 	return 0;
 }
 
@@ -520,16 +596,17 @@ int BPF_PROG(on_recv_length, struct sock *sk)
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(on_receive_reset, struct sock *sk)
 {
-	struct sk_info *info = info_of(sk, true);
 	struct event e = {.kind = KIND_RESET_RECEIVED};
-	int state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	int state = sk->__sk_common.skc_state;
+	struct sk_info *info;
 	bool provisional;
 
-	provisional = (BPF_CORE_READ(sk, sk_shutdown) & RCV_SHUTDOWN) &&
-		      (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
-		       state == TCP_LAST_ACK || state == TCP_CLOSE_WAIT);
 	if (state == TCP_CLOSE)
 		return 0; /* tcp_reset() ignores it */
+	provisional = (sk->sk_shutdown & RCV_SHUTDOWN) &&
+		      (state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+		       state == TCP_LAST_ACK || state == TCP_CLOSE_WAIT);
+	info = info_of(sk, true);
 	if (info)
 		info->flags |= SKF_WAS_RESET;
 	e.cookie = bpf_get_socket_cookie(sk);
@@ -538,7 +615,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 		e.flags |= EVF_PROVISIONAL;
 	if (info && (info->flags & SKF_OWNER))
 		set_owner(&e, &info->owner);
-	if (emit_for_sock(&e, info) != EMIT_FILTERED && provisional && info) {
+	if (emit(&e) != EMIT_FILTERED && provisional && info) {
 		info->flags |= SKF_RESET_PENDING;
 		info->abort_state = state;
 		info->reset_ns = bpf_ktime_get_boot_ns();
@@ -585,9 +662,9 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 			return 0;
 		fill_from_skb(&e, skb);
 	} else {
-		e.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+		e.cookie = sk->__sk_common.skc_cookie.counter;
 		fill_from_sock(&e, sk);
-		if (is_full_sock(sk)) {
+		if (is_full_sock(e.state)) {
 			info = info_of(sk, false);
 			if (info && (info->flags & SKF_OWNER))
 				set_owner(&e, &info->owner);
@@ -620,6 +697,7 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 		__u32 refused = payload_bytes(skb, &tcp_flags);
 
 		e.flags |= EVF_TIME_WAIT;
+		/* Not a plain load: the verifier bounds sk by struct sock. */
 		if (BPF_CORE_READ(tw, tw_substate) == TCP_FIN_WAIT2 && refused &&
 		    !(tcp_flags & TCPHDR_SYN)) {
 			/* TIME_WAIT path: data after an orphan FIN_WAIT2 became a mini-socket. */
@@ -635,7 +713,7 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 		/* The reset of an unread or zero-linger close: part of that event. */
 		return 0;
 	}
-	emit_for_sock(&e, info);
+	emit(&e);
 	return 0;
 }
 
@@ -644,35 +722,37 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
  * destroys it at once, in the closing task. If the peer's FIN had arrived
  * (shutdown(SHUT_WR), drain, close), that was a graceful close.
  */
-static __always_inline void classify_dead_close(struct sock *sk, struct sk_info *info)
+static __always_inline void classify_dead_close(struct sock *sk)
 {
 	struct event e = {.kind = KIND_GRACEFUL_CLOSE, .flags = EVF_PEER_FIN};
 	struct owner o;
 
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_CLOSE ||
-	    !sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
-		return;
-	owner_from_current(&o);
-	e.cookie = bpf_get_socket_cookie(sk);
-	fill_from_sock(&e, sk);
-	set_owner(&e, &o);
-	emit_for_sock(&e, info);
+	/* Nothing follows a destroy: the owner matters only to a stream or a filter. */
+	if (stream_graceful || filter_pid || filter_comm_len) {
+		owner_from_current(&o);
+		set_owner(&e, &o);
+	}
+	if (needs_addresses(&e)) {
+		e.cookie = bpf_get_socket_cookie(sk);
+		fill_from_sock(&e, sk);
+	}
+	emit(&e);
 }
 
+/*
+ * Nothing is streamed for the destruction itself: the collector keeps state
+ * only for undrained closes, which outlive their socket (TIME_WAIT) and age out.
+ */
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_destroy, struct sock *sk)
 {
-	struct sk_info *info = info_of(sk, false);
-	struct event e = {.kind = KIND_DESTROY};
+	struct sk_info *info;
 
-	if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
-		classify_dead_close(sk, info);
-	if (!info || !(info->flags & SKF_REPORTED))
+	if (sk->__sk_common.skc_state != TCP_CLOSE ||
+	    !sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
 		return 0;
-	e.cookie = bpf_get_socket_cookie(sk);
-	fill_from_sock(&e, sk);
-	if (info->flags & SKF_OWNER)
-		set_owner(&e, &info->owner);
-	emit(&e);
+	info = info_of(sk, false);
+	if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
+		classify_dead_close(sk);
 	return 0;
 }

@@ -15,7 +15,7 @@ import (
 
 type TcpcloseCounts struct {
 	_            structs.HostLayout
-	Kinds        [9]uint64
+	Kinds        [8]uint64
 	Reasons      [64]uint64
 	UnreadBytes  uint64
 	UnsentBytes  uint64
@@ -57,6 +57,11 @@ type TcpcloseOwner struct {
 	Comm     [16]int8
 }
 
+type TcpcloseSettled struct {
+	_      structs.HostLayout
+	Cookie [256]uint64
+}
+
 type TcpcloseSkInfo struct {
 	_          structs.HostLayout
 	Owner      TcpcloseOwner
@@ -72,6 +77,7 @@ type TcpcloseSkInfo struct {
 const (
 	TcpcloseMapCounters        = "counters"
 	TcpcloseMapEvents          = "events"
+	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
 	TcpcloseMapTwOwner         = "tw_owner"
 	TcpcloseProgOnDestroy      = "on_destroy"
@@ -145,6 +151,7 @@ type TcpcloseProgramSpecs struct {
 type TcpcloseMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	Settled  *ebpf.MapSpec `ebpf:"settled"`
 	SkInfo   *ebpf.MapSpec `ebpf:"sk_info"`
 	TwOwner  *ebpf.MapSpec `ebpf:"tw_owner"`
 }
@@ -184,6 +191,7 @@ func (o *TcpcloseObjects) Close() error {
 type TcpcloseMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Events   *ebpf.Map `ebpf:"events"`
+	Settled  *ebpf.Map `ebpf:"settled"`
 	SkInfo   *ebpf.Map `ebpf:"sk_info"`
 	TwOwner  *ebpf.Map `ebpf:"tw_owner"`
 }
@@ -192,6 +200,7 @@ func (m *TcpcloseMaps) Close() error {
 	return _TcpcloseClose(
 		m.Counters,
 		m.Events,
+		m.Settled,
 		m.SkInfo,
 		m.TwOwner,
 	)

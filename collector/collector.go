@@ -31,7 +31,7 @@ type Options struct {
 
 	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
 	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
-	QueueLen     int           // events buffered between reader and sink; 0 for 4096
+	QueueLen     int           // events buffered between reader and sink; 0 for 16384
 	DrainEvery   time.Duration // ring polling period; 0 for 50ms
 	TrackSockets int           // correlation capacity; 0 for 65536
 	TrackTTL     time.Duration // correlation age limit; 0 for 2m
@@ -43,7 +43,7 @@ func (o *Options) setDefaults() {
 		o.RingBytes = 4 << 20
 	}
 	if o.QueueLen == 0 {
-		o.QueueLen = 4096
+		o.QueueLen = 16384
 	}
 	if o.DrainEvery == 0 {
 		o.DrainEvery = 50 * time.Millisecond
@@ -88,6 +88,7 @@ type Collector struct {
 	evictions   atomic.Uint64
 	expired     atomic.Uint64
 	closeOnce   sync.Once
+	wakeupBytes int // the ring fill at which the kernel wakes the reader; 0: never
 }
 
 // Open checks the host, loads and attaches the programs. On error nothing
@@ -145,19 +146,26 @@ func Open(opts Options) (_ *Collector, err error) {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	c.decoder = Decoder{Reasons: reasons, BootTime: bootTime()}
+	c.wakeupBytes = int(wakeupBytes(&opts))
 	return c, nil
+}
+
+// wakeupBytes is the ring fill at which the kernel wakes the reader before
+// its period ends: a quarter of the ring unless set; 0 for never.
+func wakeupBytes(o *Options) uint64 {
+	switch {
+	case o.WakeupBytes < 0:
+		return 0
+	case o.WakeupBytes > 0:
+		return uint64(o.WakeupBytes)
+	}
+	return uint64(o.RingBytes / 4)
 }
 
 func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 	var comm [16]byte
 	copy(comm[:], o.Comm)
-	wakeup := uint64(o.RingBytes / 4) // wake the reader early when a quarter is used
-	switch {
-	case o.WakeupBytes < 0:
-		wakeup = 0
-	case o.WakeupBytes > 0:
-		wakeup = uint64(o.WakeupBytes)
-	}
+	wakeup := wakeupBytes(o)
 	values := map[string]any{
 		"filter_pid":      o.PID,
 		"filter_netns":    o.Netns,
@@ -248,16 +256,34 @@ func (c *Collector) Close() error {
 // still holds and returns. sink runs on its own goroutine: a slow sink makes
 // the collector drop (and count) events, never stall the ring reader.
 func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
-	queue := make(chan Event, c.opts.QueueLen)
+	return c.RunBatches(ctx, sink, nil)
+}
+
+// RunBatches is Run for a sink that buffers its output: events come in
+// batches (what one drain of the ring read, in pieces of at most batchLen),
+// and flush, if not nil, is called once the sink has caught up with the
+// reader, so output is written in large pieces and never later than one
+// drain period. At most Options.QueueLen events wait for the sink; past
+// that, whole batches are dropped and counted in Stats.SinkDropped.
+func (c *Collector) RunBatches(ctx context.Context, sink func(*Event), flush func()) error {
+	nBatches := max(2, (c.opts.QueueLen+batchLen-1)/batchLen)
+	q := &batchQueue{full: make(chan *batch, nBatches), left: nBatches}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for ev := range queue {
-			sink(&ev)
+		for b := range q.full {
+			for i := range b.events {
+				sink(&b.events[i])
+			}
+			if flush != nil && len(q.full) == 0 {
+				flush()
+			}
+			b.events = b.events[:0]
+			q.put(b)
 		}
 	}()
-	err := c.read(ctx, queue)
-	close(queue)
+	err := c.read(ctx, q)
+	close(q.full)
 	<-done
 	return err
 }
@@ -272,100 +298,117 @@ type provisional struct {
 	cycle uint64
 }
 
-func (c *Collector) read(ctx context.Context, queue chan<- Event) error {
+func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 	var rec ringbuf.Record
-	var ev Event
+	q.dropped = &c.sinkDropped
 	held := make(map[uint64]provisional)
-	deliver := func(ev *Event) {
-		select {
-		case queue <- *ev:
-		default:
-			c.sinkDropped.Add(1)
-		}
-	}
 	flush := func(before uint64) {
 		for cookie, p := range held {
 			if p.cycle < before {
-				deliver(&p.ev)
+				q.add(&p.ev)
 				delete(held, cookie)
 			}
 		}
 	}
+	// Between drains the reader sleeps on a timer, and on the kernel's
+	// wakeup once the ring fills to wakeup_bytes: no thread blocks in a
+	// system call, so an idle tracer wakes the host only once per period.
+	var early <-chan struct{}
+	drained := func() {}
+	if c.wakeupBytes > 0 {
+		w, err := newRingWaker(c.objs.Events.FD(), func() bool { return c.reader.AvailableBytes() >= c.wakeupBytes })
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		early, drained = w.C(), w.Drained
+	}
+	timer := time.NewTimer(c.opts.DrainEvery)
+	defer timer.Stop()
 	for cycle := uint64(1); ; cycle++ {
 		stopping := ctx.Err() != nil
-		if stopping {
-			c.reader.SetDeadline(time.Now()) // drain what is there, then stop
-		} else {
-			c.reader.SetDeadline(time.Now().Add(c.opts.DrainEvery))
-		}
+		c.reader.SetDeadline(time.Now()) // read what is there, without blocking
 		for {
 			err := c.reader.ReadInto(&rec)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				break
 			}
 			if err != nil {
+				q.send()
 				if errors.Is(err, ringbuf.ErrClosed) {
 					return nil
 				}
 				return fmt.Errorf("read ring buffer: %w", err)
 			}
-			if err := c.decoder.Decode(rec.RawSample, &ev); err != nil {
+			ev := q.slot()
+			if err := c.decoder.Decode(rec.RawSample, ev); err != nil {
+				q.send()
 				return err
 			}
 			c.decoded.Add(1)
-			if !c.correlate(&ev) {
-				continue
-			}
+			c.correlate(ev)
 			switch {
 			case ev.provisional && ev.Cookie != 0 && len(held) < maxProvisional:
-				held[ev.Cookie] = provisional{ev: ev, cycle: cycle}
+				held[ev.Cookie] = provisional{ev: *ev, cycle: cycle}
 			case ev.localAbort:
 				delete(held, ev.Cookie)
-				deliver(&ev)
+				q.commit()
 			default:
-				deliver(&ev)
+				q.commit()
 			}
 		}
 		if stopping {
 			flush(cycle + 1)
+			q.send()
 			return nil
 		}
-		flush(cycle)
+		if len(held) > 0 {
+			flush(cycle)
+		}
+		q.send()
+		drained()
+		select {
+		case <-ctx.Done():
+		case <-timer.C:
+			timer.Reset(c.opts.DrainEvery)
+		case <-early:
+		}
 	}
 }
 
-// correlate joins ev with what is known of its socket; it reports whether
-// ev is for the sink (destroy records are not).
-func (c *Collector) correlate(ev *Event) bool {
-	defer func() {
-		c.evictions.Store(c.tracker.Evictions())
-		c.expired.Store(c.tracker.Expired())
-	}()
+// correlate joins ev with what is known of its socket. Only undrained
+// closes are remembered: the data_after_close that may follow (perhaps from
+// the socket's TIME_WAIT successor, after the socket itself is gone) is told
+// with the close's owner and the time since it. Every other event is joined
+// read-only, so connection churn adds no correlation state.
+func (c *Collector) correlate(ev *Event) {
 	if ev.Cookie == 0 {
-		return ev.Kind != kindDestroy
-	}
-	var owner *correlate.Owner
-	if ev.OwnerKnown {
-		owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
+		return
 	}
 	switch ev.Kind {
-	case kindDestroy:
-		c.tracker.Destroyed(ev.Cookie)
-		return false
 	case KindUndrainedClose:
-		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
-	case KindDataAfterClose:
-		prev, ok := c.tracker.Get(ev.Cookie)
-		if ok && !prev.Closed.IsZero() {
-			ev.SinceClose = ev.Time.Sub(prev.Closed)
-			fillOwner(ev, prev)
+		var owner *correlate.Owner
+		if ev.OwnerKnown {
+			owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
 		}
-		c.tracker.Forget(ev.Cookie)
+		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
+		c.evictions.Store(c.tracker.Evictions())
+		c.expired.Store(c.tracker.Expired())
+	case KindDataAfterClose:
+		if prev, ok := c.tracker.Get(ev.Cookie); ok {
+			if !prev.Closed.IsZero() {
+				ev.SinceClose = ev.Time.Sub(prev.Closed)
+			}
+			fillOwner(ev, prev)
+			c.tracker.Forget(ev.Cookie)
+		}
 	default:
-		entry := c.tracker.Touch(ev.Cookie, ev.Time, owner)
-		fillOwner(ev, entry)
+		if !ev.OwnerKnown && c.tracker.Len() > 0 {
+			if prev, ok := c.tracker.Get(ev.Cookie); ok {
+				fillOwner(ev, prev)
+			}
+		}
 	}
-	return true
 }
 
 // fillOwner gives ev the owner remembered for its socket when the kernel

@@ -20,7 +20,6 @@ const (
 	KindResetReceived
 	KindResetSent
 	KindGracefulClose
-	kindDestroy // internal: a socket with reported events is gone
 	numKinds
 )
 
@@ -33,7 +32,6 @@ var kindNames = [numKinds]string{
 	KindResetReceived:  "reset_received",
 	KindResetSent:      "reset_sent",
 	KindGracefulClose:  "graceful_close",
-	kindDestroy:        "destroy",
 }
 
 // Kinds lists the public event kinds in their stable order.
@@ -64,7 +62,7 @@ func ParseKind(name string) (Kind, error) {
 
 // Anomaly reports whether the kind means data was, or may be, lost.
 func (k Kind) Anomaly() bool {
-	return k != KindNone && k != KindGracefulClose && k < kindDestroy
+	return k != KindNone && k != KindGracefulClose && k < numKinds
 }
 
 // State is a TCP socket state (include/net/tcp_states.h).

@@ -67,6 +67,17 @@ var hooks = []hook{
 	{"on_destroy", "tracepoint", "tcp_destroy_sock"},
 }
 
+// Tracepoints lists the tracepoints the programs attach to.
+func Tracepoints() []string {
+	var names []string
+	for _, h := range hooks {
+		if h.what == "tracepoint" {
+			names = append(names, h.target)
+		}
+	}
+	return names
+}
+
 // checkHooks verifies, from BTF, that every tracepoint and function exists,
 // so a missing one is named instead of surfacing as a load error.
 func checkHooks(spec *btf.Spec) error {

@@ -18,18 +18,18 @@ type Owner struct {
 
 // Entry is what is remembered about one socket, by cookie.
 type Entry struct {
-	Cookie    uint64
-	Owner     Owner
-	HasOwner  bool
-	Closed    time.Time // time of an undrained close, zero if none
-	Seen      time.Time // last event on the socket
-	Destroyed bool
+	Cookie   uint64
+	Owner    Owner
+	HasOwner bool
+	Closed   time.Time // time of an undrained close, zero if none
+	Seen     time.Time // last event on the socket
 }
 
 // Tracker remembers sockets by cookie. State is bounded three ways: a
-// destroyed socket is dropped (unless its undrained close may still be
-// answered by its TIME_WAIT successor), entries age out after TTL, and past
-// Capacity the least recently seen entry is evicted. Not safe for concurrent use.
+// finished story is forgotten, entries age out after TTL (an undrained close
+// may be answered by its TIME_WAIT successor long after the socket is gone),
+// and past Capacity the least recently seen entry is evicted. Not safe for
+// concurrent use.
 type Tracker struct {
 	capacity  int
 	ttl       time.Duration
@@ -91,22 +91,6 @@ func (t *Tracker) Touch(cookie uint64, now time.Time, owner *Owner) Entry {
 func (t *Tracker) MarkClosed(cookie uint64, now time.Time, owner *Owner) {
 	t.Touch(cookie, now, owner)
 	t.byCookie[cookie].Value.(*Entry).Closed = now
-}
-
-// Destroyed records that the kernel freed the socket. It is forgotten at
-// once unless it closed undrained: then a TIME_WAIT mini-socket carrying the
-// same cookie may still refuse data, and the entry lives until it ages out.
-func (t *Tracker) Destroyed(cookie uint64) {
-	el, ok := t.byCookie[cookie]
-	if !ok {
-		return
-	}
-	e := el.Value.(*Entry)
-	if e.Closed.IsZero() {
-		t.remove(el)
-		return
-	}
-	e.Destroyed = true
 }
 
 // Forget drops a socket whose story is complete.

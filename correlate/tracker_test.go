@@ -27,25 +27,6 @@ func TestTracker(t *testing.T) {
 			wantPresent: []uint64{1},
 		},
 		{
-			name:     "destroy forgets a socket that did not close undrained",
-			capacity: 4,
-			run: func(tr *Tracker) {
-				tr.Touch(1, t0, owner)
-				tr.Destroyed(1)
-			},
-			wantAbsent: []uint64{1},
-		},
-		{
-			name:     "destroy keeps an undrained close for its TIME_WAIT successor",
-			capacity: 4,
-			run: func(tr *Tracker) {
-				tr.MarkClosed(1, t0, owner)
-				tr.Destroyed(1)
-			},
-			wantLen:     1,
-			wantPresent: []uint64{1},
-		},
-		{
 			name:     "capacity evicts the least recently seen",
 			capacity: 2,
 			run: func(tr *Tracker) {

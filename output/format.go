@@ -3,7 +3,7 @@
 package output
 
 import (
-	"encoding/json"
+	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -13,15 +13,16 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 )
 
-// Sink writes events.
+// Sink writes events. Output may be buffered until Flush.
 type Sink interface {
 	Write(ev *collector.Event) error
+	Flush() error
 }
 
 // Table writes one aligned line per event, with a hint the first time each
-// anomaly kind appears.
+// anomaly kind appears; buffered until Flush.
 type Table struct {
-	w        io.Writer
+	w        *bufio.Writer
 	header   bool
 	hinted   map[collector.Kind]bool
 	NoHints  bool
@@ -31,8 +32,11 @@ type Table struct {
 
 // NewTable returns a Table writing to w.
 func NewTable(w io.Writer) *Table {
-	return &Table{w: w, hinted: make(map[collector.Kind]bool), location: time.Local}
+	return &Table{w: bufio.NewWriter(w), hinted: make(map[collector.Kind]bool), location: time.Local}
 }
+
+// Flush implements Sink.
+func (t *Table) Flush() error { return t.w.Flush() }
 
 const tableFormat = "%-12s %7s %-15s %-39s %-39s %-16s %s\n"
 
@@ -193,13 +197,35 @@ func NewRecord(ev *collector.Event) Record {
 	return r
 }
 
-// JSON writes NDJSON, one object per event.
+// JSON writes NDJSON, one object per event, buffered until Flush. It writes
+// what encoding/json writes for NewRecord, without reflection or allocation.
 type JSON struct {
-	enc *json.Encoder
+	w   io.Writer
+	buf []byte
+	enc encoder
 }
 
 // NewJSON returns a JSON sink writing to w.
-func NewJSON(w io.Writer) *JSON { return &JSON{enc: json.NewEncoder(w)} }
+func NewJSON(w io.Writer) *JSON { return &JSON{w: w, enc: encoder{html: true}} }
+
+// flushAt is the buffered output size that is written without waiting for Flush.
+const flushAt = 64 << 10
 
 // Write implements Sink.
-func (j *JSON) Write(ev *collector.Event) error { return j.enc.Encode(NewRecord(ev)) }
+func (j *JSON) Write(ev *collector.Event) error {
+	j.buf = j.enc.appendRecord(j.buf, ev)
+	if len(j.buf) >= flushAt {
+		return j.Flush()
+	}
+	return nil
+}
+
+// Flush implements Sink.
+func (j *JSON) Flush() error {
+	if len(j.buf) == 0 {
+		return nil
+	}
+	_, err := j.w.Write(j.buf)
+	j.buf = j.buf[:0]
+	return err
+}

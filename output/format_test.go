@@ -70,6 +70,12 @@ func TestTableHintsOncePerKind(t *testing.T) {
 	if err := tab.Write(&graceful); err != nil {
 		t.Fatal(err)
 	}
+	if buf.Len() != 0 {
+		t.Errorf("table wrote %d bytes before Flush", buf.Len())
+	}
+	if err := tab.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	if len(lines) != 5 {
 		t.Fatalf("got %d lines, want header + 2 events + 1 hint + 1 graceful:\n%s", len(lines), buf.String())
@@ -104,7 +110,11 @@ func TestHintsForEveryAnomaly(t *testing.T) {
 func TestJSONSchema(t *testing.T) {
 	var buf bytes.Buffer
 	ev := unreadEvent()
-	if err := NewJSON(&buf).Write(&ev); err != nil {
+	j := NewJSON(&buf)
+	if err := j.Write(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Count(buf.String(), "\n") != 1 {
@@ -137,7 +147,11 @@ func TestJSONPodFields(t *testing.T) {
 	ev.Pod = &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
 		Container: "nginx", ContainerID: "8d5c"}
 	var buf bytes.Buffer
-	if err := NewJSON(&buf).Write(&ev); err != nil {
+	j := NewJSON(&buf)
+	if err := j.Write(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	var got map[string]any
@@ -173,6 +187,34 @@ func TestSummary(t *testing.T) {
 		"ring records lost", "4\n", "events dropped (slow output)       5"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestSummaryCountsExactly: the recent-key cache loses no count, whatever the
+// order and number of distinct (process, kind) pairs.
+func TestSummaryCountsExactly(t *testing.T) {
+	s := NewSummary()
+	want := map[summaryKey]uint64{}
+	for i := range 10000 {
+		ev := collector.Event{Kind: collector.Kind(1 + i%3), PID: uint32(i % 7), Comm: "c", OwnerKnown: i%11 != 0}
+		if i%100 < 50 {
+			ev.PID = 1 // long runs of one key
+		}
+		s.Add(&ev)
+		k := summaryKey{kind: ev.Kind, comm: "-"}
+		if ev.OwnerKnown {
+			k.pid, k.comm = ev.PID, ev.Comm
+		}
+		want[k]++
+	}
+	s.settle()
+	if len(s.counts) != len(want) {
+		t.Fatalf("%d keys, want %d", len(s.counts), len(want))
+	}
+	for k, n := range want {
+		if s.counts[k] != n {
+			t.Errorf("%+v: %d, want %d", k, s.counts[k], n)
 		}
 	}
 }

@@ -2,20 +2,35 @@ package output
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 )
 
 // Log writes each event as one structured log record: anomalies at Warn,
-// graceful closes at Info. The attributes are the JSON Record's fields
-// (event_time instead of time) plus the fix hint.
+// graceful closes at Info. The attributes are the JSON Record's fields, in
+// its order (event_time instead of time; tid and the flags always present),
+// then the fix hint.
 type Log struct {
 	logger *slog.Logger
+	fast   *LogWriter // non-nil: JSON lines appended here, bypassing slog
+	enc    encoder
+	attrs  []slog.Attr
 }
 
-// NewLog returns a Log writing to logger.
+// NewLog returns a Log writing through logger.
 func NewLog(logger *slog.Logger) *Log { return &Log{logger: logger} }
+
+// NewJSONLog returns a Log for a logger whose handler is
+// slog.NewJSONHandler(w, opts) with no ReplaceAttr and no AddSource. Event
+// records skip slog: they are appended to w as the exact lines the handler
+// would write, and w is written at Flush (other records go straight out).
+func NewJSONLog(logger *slog.Logger, w *LogWriter) *Log {
+	return &Log{logger: logger, fast: w}
+}
 
 var logMessages = map[collector.Kind]string{
 	collector.KindUnreadClose:    "close with unread data: peer's data discarded, RST sent",
@@ -27,53 +42,95 @@ var logMessages = map[collector.Kind]string{
 	collector.KindGracefulClose:  "graceful close",
 }
 
+func logLevel(k collector.Kind) slog.Level {
+	if k.Anomaly() {
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
 // Write implements Sink.
 func (l *Log) Write(ev *collector.Event) error {
-	level := slog.LevelInfo
-	if ev.Kind.Anomaly() {
-		level = slog.LevelWarn
-	}
+	level := logLevel(ev.Kind)
 	ctx := context.Background()
 	if !l.logger.Enabled(ctx, level) {
 		return nil
 	}
-	r := NewRecord(ev)
-	attrs := []slog.Attr{
-		slog.String("kind", r.Kind),
-		slog.String("event_time", r.Time),
-		slog.Uint64("pid", uint64(r.PID)),
-		slog.Uint64("tid", uint64(r.TID)),
-		slog.String("comm", r.Comm),
-		slog.Uint64("cgroup_id", r.CgroupID),
-		slog.Uint64("netns", uint64(r.Netns)),
-		slog.String("family", r.Family),
-		slog.String("laddr", r.LAddr),
-		slog.Uint64("lport", uint64(r.LPort)),
-		slog.String("raddr", r.RAddr),
-		slog.Uint64("rport", uint64(r.RPort)),
-		slog.Uint64("cookie", r.Cookie),
-		slog.String("state", r.State),
-		slog.String("reason", r.Reason),
-		slog.Uint64("unread_bytes", uint64(r.UnreadBytes)),
-		slog.Uint64("unsent_bytes", uint64(r.UnsentBytes)),
-		slog.Uint64("refused_bytes", uint64(r.RefusedBytes)),
-		slog.Bool("peer_fin", r.PeerFIN),
-		slog.Bool("shut_wr", r.ShutWR),
-		slog.Bool("time_wait", r.TimeWait),
-		slog.Bool("no_socket", r.NoSocket),
-	}
-	if r.SinceCloseNs > 0 {
-		attrs = append(attrs, slog.Int64("since_close_ns", r.SinceCloseNs))
-	}
-	for _, a := range [...]slog.Attr{slog.String("namespace", r.Namespace), slog.String("pod", r.Pod),
-		slog.String("pod_uid", r.PodUID), slog.String("container", r.Container), slog.String("container_id", r.ContainerID)} {
-		if a.Value.String() != "" { // as in the JSON form: only what is known
-			attrs = append(attrs, a)
+	if l.fast != nil {
+		l.fast.mu.Lock()
+		l.fast.buf = l.enc.appendLogLine(l.fast.buf, time.Now(), ev)
+		var err error
+		if len(l.fast.buf) >= flushAt {
+			err = l.fast.flushLocked()
 		}
+		l.fast.mu.Unlock()
+		return err
+	}
+	l.attrs = appendLogAttrs(l.attrs[:0], ev)
+	l.logger.LogAttrs(ctx, level, logMessages[ev.Kind], l.attrs...)
+	return nil
+}
+
+// appendLogAttrs appends the attributes of ev's log record.
+func appendLogAttrs(attrs []slog.Attr, ev *collector.Event) []slog.Attr {
+	for i := range fields {
+		f := &fields[i]
+		if f.logOmitEmpty {
+			if _, empty := f.appendJSON(&encoder{}, nil, ev); empty {
+				continue
+			}
+		}
+		attrs = append(attrs, slog.Attr{Key: logName(f), Value: f.value(ev)})
 	}
 	if h := Hint(ev.Kind); h != "" {
 		attrs = append(attrs, slog.String("hint", h))
 	}
-	l.logger.LogAttrs(ctx, level, logMessages[ev.Kind], attrs...)
-	return nil
+	return attrs
+}
+
+// Flush implements Sink.
+func (l *Log) Flush() error {
+	if l.fast == nil {
+		return nil
+	}
+	return l.fast.Flush()
+}
+
+// LogWriter is the daemon's stdout: slog's handler writes each of its
+// records straight through, while the Log sink's event lines are buffered
+// and written in one piece per batch. Lines never interleave.
+type LogWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+// NewLogWriter returns a LogWriter writing to w.
+func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{w: w} }
+
+// Write writes p, after any buffered lines.
+func (lw *LogWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	lw.buf = append(lw.buf, p...)
+	if err := lw.flushLocked(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes the buffered lines.
+func (lw *LogWriter) Flush() error {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.flushLocked()
+}
+
+func (lw *LogWriter) flushLocked() error {
+	if len(lw.buf) == 0 {
+		return nil
+	}
+	_, err := lw.w.Write(lw.buf)
+	lw.buf = lw.buf[:0]
+	return err
 }

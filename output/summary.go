@@ -19,6 +19,12 @@ type summaryKey struct {
 // Summary counts streamed events per process and kind.
 type Summary struct {
 	counts map[summaryKey]uint64
+	// The last keys counted and their counts, added to counts on Write:
+	// streams are runs of a few (process, kind) pairs, which then cost no
+	// map access per event.
+	recent [4]summaryKey
+	n      [4]uint64
+	next   int
 }
 
 // NewSummary returns an empty Summary.
@@ -30,11 +36,33 @@ func (s *Summary) Add(ev *collector.Event) {
 	if ev.OwnerKnown {
 		k.pid, k.comm = ev.PID, ev.Comm
 	}
-	s.counts[k]++
+	for i := range s.recent {
+		if s.n[i] > 0 && s.recent[i] == k {
+			s.n[i]++
+			return
+		}
+	}
+	i := s.next
+	s.next = (s.next + 1) % len(s.recent)
+	if s.n[i] > 0 {
+		s.counts[s.recent[i]] += s.n[i]
+	}
+	s.recent[i], s.n[i] = k, 1
+}
+
+// settle moves the recent counts into counts.
+func (s *Summary) settle() {
+	for i := range s.recent {
+		if s.n[i] > 0 {
+			s.counts[s.recent[i]] += s.n[i]
+			s.n[i] = 0
+		}
+	}
 }
 
 // Write prints the per-process table, then the kernel's totals for the run.
 func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, reasons *collector.Reasons) error {
+	s.settle()
 	keys := make([]summaryKey, 0, len(s.counts))
 	for k := range s.counts {
 		keys = append(keys, k)

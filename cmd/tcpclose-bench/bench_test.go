@@ -39,7 +39,8 @@ func TestQuickBench(t *testing.T) {
 	}
 	text := string(b)
 	for _, want := range []string{"| W1 | none |", "| W2 | tcpclose-trace (trace, NDJSON) |", "| W4 | tcpclose-trace (serve) |",
-		"| W6 | tcpclose-trace (trace, NDJSON) |", "| W2 | on_set_state |", "## Event latency"} {
+		"| W6 | tcpclose-trace (trace, NDJSON) |", "| W2 | on_set_state |", "## Event latency",
+		"| W1 | empty programs on the same tracepoints |", "## Sustained rate", "## Targets"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}

@@ -28,6 +28,8 @@ func main() {
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "load" {
 		err = runLoad(ctx, os.Args[2:])
+	} else if len(os.Args) > 1 && os.Args[1] == "hooks" {
+		err = runHooks(ctx)
 	} else {
 		err = runBench(ctx, os.Args[1:])
 	}
@@ -45,10 +47,12 @@ func runLoad(ctx context.Context, args []string) error {
 	n := fs.Int("n", 10000, "connections")
 	d := fs.Duration("d", 5*time.Second, "time bound")
 	ipv6 := fs.Bool("6", false, "IPv6")
+	rate := fs.Float64("rate", 0, "connections per second (0: as fast as possible)")
+	workers := fs.Int("workers", 0, "client workers (0: the workload's default)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	res, err := loadgen.Run(ctx, loadgen.Workload(*w), loadgen.Options{Conns: *n, Duration: *d, IPv6: *ipv6})
+	res, err := loadgen.Run(ctx, loadgen.Workload(*w), loadgen.Options{Conns: *n, Duration: *d, IPv6: *ipv6, Rate: *rate, Workers: *workers})
 	if err != nil {
 		return err
 	}
@@ -64,11 +68,14 @@ type bench struct {
 	burst   int
 	runFor  time.Duration
 	quick   bool
+	only    string // "bpf" or "sustained": run just that part and print it
 	ns      *scenario.Namespace
 	dir     string
 	samples []sample
 	bpf     []bpfStat
+	floor   time.Duration // bpf_stats run time of an empty program
 	peers   []peerNote
+	steady  []sample // the sustained-rate runs
 }
 
 func (b *bench) tmp(name string) string { return filepath.Join(b.dir, name) }
@@ -83,6 +90,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -119,6 +127,35 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	started := time.Now()
 	ts := tools(b)
+	switch b.only {
+	case "bpf":
+		if err := b.measureBPF(ctx, ts[1]); err != nil {
+			return err
+		}
+		b.writeBPF(os.Stdout)
+		return nil
+	case "sustained":
+		if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+			return err
+		}
+		b.writeSustained(os.Stdout)
+		return nil
+	case "peers":
+		unmount, err := mountTracefs()
+		if err != nil {
+			return err
+		}
+		defer unmount()
+		b.tryPeers(ctx)
+		b.writePeers(os.Stdout)
+		return nil
+	case "":
+	default:
+		return fmt.Errorf("-only %q: want bpf, sustained or peers", b.only)
+	}
+	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+		return err
+	}
 	for rep := 1; rep <= b.reps; rep++ {
 		for _, w := range loadgen.Workloads {
 			for i := 0; i < len(ts); i++ {
@@ -163,12 +200,30 @@ type sample struct {
 	ctxSw    int64
 	elapsed  time.Duration
 	rss      int64
-	lost     int64
+	lost     int64 // ring records lost (the kernel's count)
+	dropped  int64 // events the tracer dropped because its output fell behind
 	latency  []time.Duration
 }
 
 func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int) (sample, error) {
-	s := sample{tool: t.name, workload: w, rep: rep, lost: -1}
+	n, d := b.conns, b.runFor
+	if w == loadgen.Burst {
+		n, d = b.burst, 4*b.runFor
+	}
+	return b.runLoad(ctx, t, w, rep, loadArgs{conns: n, duration: d})
+}
+
+// loadArgs bound one run of the load generator.
+type loadArgs struct {
+	conns    int
+	duration time.Duration
+	rate     float64 // connections per second; 0 for as fast as possible
+	workers  int     // 0 for the workload's default
+}
+
+// runLoad runs the workload with the tool (if any) attached and measures both.
+func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int, la loadArgs) (sample, error) {
+	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1}
 	var r *running
 	if t.start != nil {
 		var err error
@@ -177,11 +232,7 @@ func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int)
 		}
 		defer r.stop()
 	}
-	n, d := b.conns, b.runFor
-	if w == loadgen.Burst {
-		n, d = b.burst, 4*b.runFor
-	}
-	res, err := b.load(ctx, w, n, d)
+	res, err := b.load(ctx, w, la)
 	if err != nil {
 		return s, err
 	}
@@ -195,28 +246,31 @@ func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int)
 	sw, _ := contextSwitches(pid)
 	s.cpu, s.ctxSw, s.elapsed, s.rss = cpu-r.cpu0, sw-r.ctx0, time.Since(r.started), peakRSS(pid)
 	if r.metrics != "" {
-		s.lost = scrapeLost(r.metrics)
+		s.lost = scrapeCounter(r.metrics, "tcpclose_ring_lost_records_total")
+		s.dropped = scrapeCounter(r.metrics, "tcpclose_events_dropped_total")
 	}
 	r.stop()
 	r.mu.Lock()
 	s.events, s.latency = r.lines, r.latency
 	r.mu.Unlock()
 	if r.metrics == "" && r.cmd.Path == b.tracer {
-		s.lost = summaryLost(r.stderr.String())
+		s.lost = summaryCount(r.stderr.String(), "ring records lost")
+		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
 	}
 	return s, nil
 }
 
 // load runs the workload inside the namespace.
-func (b *bench) load(ctx context.Context, w loadgen.Workload, n int, d time.Duration) (loadgen.Result, error) {
+func (b *bench) load(ctx context.Context, w loadgen.Workload, la loadArgs) (loadgen.Result, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return loadgen.Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, la.duration+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", b.ns.Name, self, "load",
-		"-w", string(w), "-n", fmt.Sprint(n), "-d", d.String())
+		"-w", string(w), "-n", fmt.Sprint(la.conns), "-d", la.duration.String(),
+		"-rate", fmt.Sprint(la.rate), "-workers", fmt.Sprint(la.workers))
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError

@@ -13,13 +13,15 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
-// scrapeLost reads tcpclose_ring_lost_records_total from a serve daemon.
-func scrapeLost(base string) int64 {
+// scrapeCounter reads a counter from a serve daemon's metrics; -1 if absent.
+func scrapeCounter(base, name string) int64 {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		return -1
@@ -27,7 +29,7 @@ func scrapeLost(base string) int64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "tcpclose_ring_lost_records_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
 			return int64(f)
 		}
@@ -35,10 +37,10 @@ func scrapeLost(base string) int64 {
 	return -1
 }
 
-// summaryLost reads "ring records lost N" from the trace mode's exit summary.
-func summaryLost(stderr string) int64 {
+// summaryCount reads "label N" from the trace mode's exit summary; -1 if absent.
+func summaryCount(stderr, label string) int64 {
 	for _, line := range strings.Split(stderr, "\n") {
-		if v, ok := strings.CutPrefix(line, "ring records lost"); ok {
+		if v, ok := strings.CutPrefix(line, label); ok {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err == nil {
 				return n
@@ -54,6 +56,7 @@ type bpfStat struct {
 	program  string
 	runs     uint64
 	runtime  time.Duration
+	misses   uint64 // runs skipped because a BPF program was already running on the CPU
 }
 
 // measureBPF runs the tracer under W1 and W2 with kernel.bpf_stats_enabled
@@ -68,21 +71,32 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 		return fmt.Errorf("enable BPF stats: %w", err)
 	}
 	defer os.WriteFile(sysctl, old, 0o644)
+	floor, err := newEmptyProgram("sock_recv_length")
+	if err != nil {
+		return err
+	}
+	defer floor.Close()
 	for _, w := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
 		r, err := t.start(ctx, b)
 		if err != nil {
 			return err
 		}
-		before := programStats(w)
-		if _, err := b.load(ctx, w, b.conns, b.runFor); err != nil {
+		before := programStats(w, r.cmd.Process.Pid)
+		f0, _ := floor.prog.Stats()
+		if _, err := b.load(ctx, w, loadArgs{conns: b.conns, duration: b.runFor}); err != nil {
 			r.stop()
 			return err
 		}
-		after := programStats(w)
+		after := programStats(w, r.cmd.Process.Pid)
+		f1, _ := floor.prog.Stats()
 		r.stop()
 		for name, a := range after {
 			p := before[name]
-			b.bpf = append(b.bpf, bpfStat{workload: w, program: name, runs: a.runs - p.runs, runtime: a.runtime - p.runtime})
+			b.bpf = append(b.bpf, bpfStat{workload: w, program: name, runs: a.runs - p.runs,
+				runtime: a.runtime - p.runtime, misses: a.misses - p.misses})
+		}
+		if f0 != nil && f1 != nil && f1.RunCount > f0.RunCount && w == loadgen.Graceful {
+			b.floor = (f1.Runtime - f0.Runtime) / time.Duration(f1.RunCount-f0.RunCount)
 		}
 	}
 	sort.Slice(b.bpf, func(i, j int) bool {
@@ -94,18 +108,101 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 	return nil
 }
 
-// programStats reads the run statistics of the loaded programs named like ours.
-func programStats(w loadgen.Workload) map[string]bpfStat {
+// programStats reads the run statistics of the programs the process pid
+// holds (the tracer under test, not another instance on the host), by name.
+func programStats(w loadgen.Workload, pid int) map[string]bpfStat {
 	stats := map[string]bpfStat{}
-	collector.EachLoaded(func(_ ebpf.ProgramID, name string, p *ebpf.Program) {
-		ps, err := p.Stats()
+	for _, id := range heldPrograms(pid) {
+		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
-			return
+			continue
 		}
+		info, ierr := p.Info()
+		ps, serr := p.Stats()
+		p.Close()
+		if ierr != nil || serr != nil {
+			continue
+		}
+		name := info.Name
 		s := stats[name]
-		stats[name] = bpfStat{workload: w, program: name, runs: s.runs + ps.RunCount, runtime: s.runtime + ps.Runtime}
-	})
+		stats[name] = bpfStat{workload: w, program: name, runs: s.runs + ps.RunCount, runtime: s.runtime + ps.Runtime,
+			misses: s.misses + ps.RecursionMisses}
+	}
 	return stats
+}
+
+// heldPrograms lists the BPF programs whose fds process pid holds.
+func heldPrograms(pid int) []ebpf.ProgramID {
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	entries, _ := os.ReadDir(dir)
+	seen := map[ebpf.ProgramID]bool{}
+	var ids []ebpf.ProgramID
+	for _, e := range entries {
+		b, err := os.ReadFile(dir + "/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+				if id := ebpf.ProgramID(n); err == nil && !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// emptyProgram is a tp_btf program that does nothing. Attached where ours
+// run most (sock_recv_length), its run time per run is what bpf_stats
+// itself adds, the floor under every figure of the table; attached to all
+// our tracepoints ("tcpclose-bench hooks"), its throughput is what merely
+// hooking them costs.
+type emptyProgram struct {
+	prog *ebpf.Program
+	link link.Link
+}
+
+func newEmptyProgram(tracepoint string) (*emptyProgram, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "bench_empty",
+		Type:         ebpf.Tracing,
+		AttachType:   ebpf.AttachTraceRawTp,
+		AttachTo:     tracepoint,
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		License:      "GPL",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load the empty program: %w", err)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if err != nil {
+		prog.Close()
+		return nil, fmt.Errorf("attach the empty program: %w", err)
+	}
+	return &emptyProgram{prog: prog, link: l}, nil
+}
+
+func (e *emptyProgram) Close() {
+	e.link.Close()
+	e.prog.Close()
+}
+
+// runHooks attaches an empty program to each of tcpclose-trace's
+// tracepoints, prints "attached" and waits for ctx to end.
+func runHooks(ctx context.Context) error {
+	for _, tp := range collector.Tracepoints() {
+		e, err := newEmptyProgram(tp)
+		if err != nil {
+			return fmt.Errorf("%s: %w", tp, err)
+		}
+		defer e.Close()
+	}
+	fmt.Println("attached")
+	<-ctx.Done()
+	return nil
 }
 
 // peerNote is what happened when a peer tool was tried.
@@ -146,12 +243,10 @@ func (b *bench) tryPeers(ctx context.Context) {
 			}
 			return r, r.waitFor(func() bool { return r.countLines() > 0 })
 		}}
-		r, err := t.start(ctx, b)
-		if err != nil {
-			b.peers = append(b.peers, peerNote{name: p.name, problem: oneLine(err.Error())})
+		if problem := b.probePeer(ctx, t); problem != "" {
+			b.peers = append(b.peers, peerNote{name: p.name, problem: problem})
 			continue
 		}
-		r.stop()
 		b.peers = append(b.peers, peerNote{name: p.name, ran: true})
 		for rep := 1; rep <= b.reps; rep++ {
 			for _, w := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
@@ -170,6 +265,46 @@ func (b *bench) tryPeers(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// probePeer starts a peer, drives a little traffic and says why the peer
+// does not work here ("" when it printed at least one event line).
+func (b *bench) probePeer(ctx context.Context, t tool) string {
+	r, err := t.start(ctx, b)
+	if r == nil {
+		return oneLine(err.Error())
+	}
+	if err == nil {
+		_, err = b.load(ctx, loadgen.Graceful, loadArgs{conns: 200, duration: 5 * time.Second})
+		time.Sleep(500 * time.Millisecond)
+		early, exitErr := r.exitedEarly()
+		r.stop()
+		if early && err == nil {
+			err = fmt.Errorf("exited while tracing: %v: %s", exitErr, firstLine(r.stderr.String()))
+		}
+	}
+	<-r.exited
+	stderr := r.stderr.String()
+	if strings.Contains(stderr, "kprobe") && (strings.Contains(stderr, "rror attaching") || strings.Contains(stderr, "kprobe_events")) {
+		return "cannot attach: no kprobes on this kernel (" + oneLine(firstMatch(stderr, "rror attaching")) + ")"
+	}
+	if err != nil {
+		return oneLine(err.Error())
+	}
+	if r.eventLines() == 0 {
+		return "printed no event line for 200 connections: " + oneLine(firstLine(stderr))
+	}
+	return ""
+}
+
+// firstMatch is the first line of s that contains sub, else the first line.
+func firstMatch(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return strings.TrimSpace(l)
+		}
+	}
+	return firstLine(s)
 }
 
 func oneLine(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -72,16 +73,13 @@ func (b *bench) writeReport(took time.Duration) error {
 	fmt.Fprintf(&w, "- The tracers trace the whole host (no filter). tcpclose-trace's trace mode writes NDJSON to a pipe read by the benchmark "+
 		"(which times each line against the event's own timestamp: the latency below); serve mode logs JSON to a pipe the same way.\n\n")
 
-	fmt.Fprintf(&w, "## Throughput and tracer cost\n\n")
-	fmt.Fprintf(&w, "| workload | tool | conn/s (median, min-max) | vs none | events | tracer CPU per 1k events | wakeups/s | peak RSS | ring lost |\n")
-	fmt.Fprintf(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	gs := b.groups()
-	base := map[loadgen.Workload]float64{}
-	for _, g := range gs {
-		if g.tool == "none" {
-			base[g.workload] = summarize(rates(g.samples)).median
-		}
-	}
+	b.writeTargets(&w, gs)
+
+	fmt.Fprintf(&w, "## Throughput and tracer cost\n\n")
+	fmt.Fprintf(&w, "| workload | tool | conn/s (median, min-max) | vs none | events | tracer CPU per event | wakeups/s | peak RSS | ring lost | dropped |\n")
+	fmt.Fprintf(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	base := baseRates(gs)
 	for _, g := range gs {
 		r := summarize(rates(g.samples))
 		ratio := "-"
@@ -92,9 +90,14 @@ func (b *bench) writeReport(took time.Duration) error {
 		if g.workload == loadgen.Idle {
 			rate = "-"
 		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.workload, g.tool, rate, ratio,
-			costColumn(g, func(s sample) float64 { return float64(s.events) }, "%.0f"),
-			cpuPerK(g), costColumn(g, wakeups, "%.0f"), rssColumn(g), lostColumn(g))
+		events := costColumn(g, func(s sample) float64 { return float64(s.events) }, "%.0f")
+		if g.tool == hooksTool {
+			events = "-"
+		}
+		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.workload, g.tool, rate, ratio, events,
+			cpuPerEvent(g.tool, g.samples), costColumn(g, wakeups, "%.0f"), rssColumn(g.samples),
+			countColumn(g.samples, func(s sample) int64 { return s.lost }),
+			countColumn(g.samples, func(s sample) int64 { return s.dropped }))
 	}
 	fmt.Fprintf(&w, "\nWorkloads: ")
 	for i, wl := range loadgen.Workloads {
@@ -103,17 +106,19 @@ func (b *bench) writeReport(took time.Duration) error {
 		}
 		fmt.Fprintf(&w, "%s %s", wl, wl.Describe())
 	}
-	fmt.Fprintf(&w, ".\n\n")
+	fmt.Fprintf(&w, ". *ring lost*: records the kernel counted but found no room for in the ring; "+
+		"*dropped*: events read but dropped because the tracer's output fell behind; '-' where the tool has no such count.\n\n")
 
-	fmt.Fprintf(&w, "## Event latency (close to the line on stdout, trace mode)\n\n| workload | events timed | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n")
+	b.writeSustained(&w)
+
+	fmt.Fprintf(&w, "## Event latency (close to the line on stdout, trace mode)\n\n"+
+		"One line in %d is timed. W1 and W6 stream nothing of their own: their events, if any, are the rest of the host's "+
+		"(this machine is shared), often in bursts.\n\n| workload | events timed | p50 | p99 | max |\n| --- | --- | --- | --- | --- |\n", latencyEvery)
 	for _, g := range gs {
 		if !strings.HasPrefix(g.tool, "tcpclose-trace (trace") {
 			continue
 		}
-		var all []time.Duration
-		for _, s := range g.samples {
-			all = append(all, s.latency...)
-		}
+		all := latencies(g.samples)
 		if len(all) == 0 {
 			continue
 		}
@@ -121,38 +126,291 @@ func (b *bench) writeReport(took time.Duration) error {
 			percentile(all, 0.99).Round(time.Microsecond), percentile(all, 1).Round(time.Microsecond))
 	}
 
-	fmt.Fprintf(&w, "\n## BPF run time (kernel.bpf_stats_enabled, one run each)\n\n| workload | program | runs | ns per run |\n| --- | --- | --- | --- |\n")
-	totals := map[loadgen.Workload][2]float64{}
-	for _, s := range b.bpf {
-		if s.runs == 0 {
-			continue
-		}
-		fmt.Fprintf(&w, "| %s | %s | %d | %.0f |\n", s.workload, s.program, s.runs, float64(s.runtime.Nanoseconds())/float64(s.runs))
-		t := totals[s.workload]
-		totals[s.workload] = [2]float64{t[0] + float64(s.runtime.Nanoseconds()), t[1] + float64(s.runs)}
-	}
-	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
-		if t := totals[wl]; t[1] > 0 {
-			fmt.Fprintf(&w, "| %s | **all** | %.0f | **%.0f** |\n", wl, t[1], t[0]/t[1])
-		}
-	}
+	fmt.Fprintf(&w, "\n## BPF run time (kernel.bpf_stats_enabled, one run each)\n\n")
+	b.writeBPF(&w)
 
-	if len(b.peers) > 0 {
-		fmt.Fprintf(&w, "\n## Peers that need more than tracepoints\n\n| tool | result |\n| --- | --- |\n")
-		for _, p := range b.peers {
-			res := "ran: see its rows above (paired with its own no-tracer runs)"
-			if !p.ran {
-				res = "did not run here: " + p.problem
-			}
-			fmt.Fprintf(&w, "| %s | %s |\n", p.name, res)
-		}
-	}
+	b.writePeers(&w)
 	out := w.String()
 	if b.out == "-" {
 		_, err := os.Stdout.WriteString(out)
 		return err
 	}
 	return os.WriteFile(b.out, []byte(out), 0o644)
+}
+
+// writePeers writes what happened to the peers that need more than tracepoints.
+func (b *bench) writePeers(w io.Writer) {
+	if len(b.peers) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n## Peers that need more than tracepoints\n\n| tool | result |\n| --- | --- |\n")
+	for _, p := range b.peers {
+		res := "ran: see its rows above (paired with its own no-tracer runs)"
+		if !p.ran {
+			res = "did not run here: " + p.problem
+		}
+		fmt.Fprintf(w, "| %s | %s |\n", p.name, res)
+	}
+}
+
+// writeSustained writes the table of the sustained-rate runs.
+func (b *bench) writeSustained(w io.Writer) {
+	if len(b.steady) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## Sustained rate\n\nW4 paced at %.0f events/s (%.0f connections/s, 4 workers) for %s, once per mode.\n\n",
+		b.sustainedRate(), b.sustainedRate()/sustainedEventsPerConn, b.steadyFor())
+	fmt.Fprintf(w, "| tool | events/s offered | events written | ring lost | dropped | tracer CPU per event | wakeups/s | peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range b.steady {
+		fmt.Fprintf(w, "| %s | %.0f | %d | %d | %d | %s | %.0f | %s |\n", s.tool, steadyRate(s), s.events, s.lost, s.dropped,
+			cpuPerEvent(s.tool, []sample{s}), wakeups(s), rssColumn([]sample{s}))
+	}
+	fmt.Fprintf(w, "\n")
+}
+
+func (b *bench) steadyFor() time.Duration {
+	if b.quick {
+		return time.Second
+	}
+	return 10 * time.Second
+}
+
+// steadyRate is the event rate a sustained run offered.
+func steadyRate(s sample) float64 {
+	if s.result.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.result.Conns*sustainedEventsPerConn) / s.result.Elapsed.Seconds()
+}
+
+func baseRates(gs []group) map[loadgen.Workload]float64 {
+	base := map[loadgen.Workload]float64{}
+	for _, g := range gs {
+		if g.tool == "none" {
+			base[g.workload] = summarize(rates(g.samples)).median
+		}
+	}
+	return base
+}
+
+func latencies(ss []sample) []time.Duration {
+	var all []time.Duration
+	for _, s := range ss {
+		all = append(all, s.latency...)
+	}
+	return all
+}
+
+// writeTargets compares the run with the targets, each with the
+// measured figure and, where the run has them, the figures that explain it.
+func (b *bench) writeTargets(w io.Writer, gs []group) {
+	fmt.Fprintf(w, "## Targets\n\n| target | measured | met | context |\n| --- | --- | --- | --- |\n")
+	row := func(target, measured string, met bool, context string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", target, measured, map[bool]string{true: "yes", false: "**no**"}[met], context)
+	}
+	base := baseRates(gs)
+	find := func(wl loadgen.Workload, prefix string) (group, bool) {
+		for _, g := range gs {
+			if g.workload == wl && strings.HasPrefix(g.tool, prefix) {
+				return g, true
+			}
+		}
+		return group{}, false
+	}
+	for _, tc := range []struct {
+		wl   loadgen.Workload
+		want float64
+	}{{loadgen.Graceful, 0.98}, {loadgen.Unread, 0.95}} {
+		bv := base[tc.wl]
+		peer, hooks := 0.0, 0.0
+		if g, ok := find(tc.wl, "bpftrace (state"); ok && bv > 0 {
+			peer = summarize(rates(g.samples)).median / bv
+		}
+		if g, ok := find(tc.wl, hooksTool); ok && bv > 0 {
+			hooks = summarize(rates(g.samples)).median / bv
+		}
+		for _, mode := range []string{"tcpclose-trace (trace", "tcpclose-trace (serve"} {
+			g, ok := find(tc.wl, mode)
+			if !ok || bv == 0 {
+				continue
+			}
+			ratio := summarize(rates(g.samples)).median / bv
+			ctx := b.costContext(tc.wl, g, bv)
+			if hooks > 0 {
+				ctx += fmt.Sprintf("; empty programs on the same tracepoints: %.3f", hooks)
+			}
+			if peer > 0 {
+				ctx += fmt.Sprintf("; bpftrace script: %.3f", peer)
+			}
+			row(fmt.Sprintf("%s throughput with %s mode >= %.2f of none, and above every peer", tc.wl, strings.TrimPrefix(mode, "tcpclose-trace ("), tc.want),
+				fmt.Sprintf("%.3f", ratio), ratio >= tc.want && ratio > peer, ctx)
+		}
+	}
+	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
+		var rt, runs float64
+		for _, s := range b.bpf {
+			if s.workload == wl {
+				rt += float64(s.runtime.Nanoseconds())
+				runs += float64(s.runs)
+			}
+		}
+		if runs == 0 {
+			continue
+		}
+		ns := rt / runs
+		ctx := ""
+		if b.floor > 0 {
+			ctx = fmt.Sprintf("bpf_stats itself: an empty program measures %d ns per run here; %.0f ns above that", b.floor.Nanoseconds(), ns-float64(b.floor.Nanoseconds()))
+		}
+		row(fmt.Sprintf("%s BPF time <= 100 ns per run", wl), fmt.Sprintf("%.0f ns", ns), ns <= 100, ctx)
+	}
+	var worst time.Duration
+	worstWhere := ""
+	for _, g := range gs {
+		// W1 and W6 stream nothing of their own: their events come from the
+		// rest of the host, and would only divide fixed costs.
+		if !strings.HasPrefix(g.tool, "tcpclose-trace") || g.workload == loadgen.Graceful || g.workload == loadgen.Idle {
+			continue
+		}
+		if c := perEvent(g.samples); c > worst {
+			worst, worstWhere = c, fmt.Sprintf("%s, %s", g.workload, g.tool)
+		}
+	}
+	for _, s := range b.steady {
+		if c := perEvent([]sample{s}); c > worst {
+			worst, worstWhere = c, "sustained, "+s.tool
+		}
+	}
+	if worstWhere != "" {
+		ctx := worstWhere + "; the tracer process's whole CPU time (reading, decoding, formatting, writing, Go runtime, and its idle cost) over the events it wrote"
+		if idle := b.idleCPU(gs); idle > 0 {
+			ctx += fmt.Sprintf("; idle (W6) it uses %s of CPU per second", idle.Round(100*time.Microsecond))
+		}
+		row("collector CPU <= 1 us per event (worst streaming run)", worst.Round(10*time.Nanosecond).String(), worst <= time.Microsecond, ctx)
+	}
+	var rss int64
+	for _, g := range gs {
+		if strings.HasPrefix(g.tool, "tcpclose-trace") {
+			for _, s := range g.samples {
+				rss = max(rss, s.rss)
+			}
+		}
+	}
+	if rss > 0 {
+		row("peak RSS <= 40 MB", fmt.Sprintf("%.1f MB", float64(rss)/1e6), rss <= 40e6, "highest peak (VmHWM) of all our runs, bursts included")
+	}
+	for _, s := range b.steady {
+		row(fmt.Sprintf("0 ring records lost at %.0fk events/s (%s)", b.sustainedRate()/1000, s.tool),
+			fmt.Sprintf("%d lost, %d dropped", s.lost, s.dropped), s.lost == 0 && s.dropped == 0,
+			fmt.Sprintf("%.0f events/s offered", steadyRate(s)))
+	}
+	var p99 time.Duration
+	p99Where := ""
+	for _, g := range gs {
+		if strings.HasPrefix(g.tool, "tcpclose-trace (trace") && g.workload != loadgen.Graceful && g.workload != loadgen.Idle {
+			if all := latencies(g.samples); len(all) > 0 {
+				if p := percentile(all, 0.99); p > p99 {
+					p99, p99Where = p, string(g.workload)
+				}
+			}
+		}
+	}
+	if p99Where != "" {
+		row("event latency p99 <= 200 ms", p99.Round(time.Millisecond).String(), p99 <= 200*time.Millisecond, "worst of W2-W5: "+p99Where)
+	}
+	fmt.Fprintf(w, "\n")
+}
+
+// idleCPU is the trace mode's CPU time per second of W6 (no connections).
+func (b *bench) idleCPU(gs []group) time.Duration {
+	for _, g := range gs {
+		if g.workload != loadgen.Idle || !strings.HasPrefix(g.tool, "tcpclose-trace (trace") {
+			continue
+		}
+		var cpu, elapsed time.Duration
+		for _, s := range g.samples {
+			cpu += s.cpu
+			elapsed += s.elapsed
+		}
+		if elapsed > 0 {
+			return time.Duration(float64(cpu) / elapsed.Seconds())
+		}
+	}
+	return 0
+}
+
+// costContext explains a throughput ratio: what the tracer costs per
+// connection against the CPU time one connection has without it.
+func (b *bench) costContext(wl loadgen.Workload, g group, baseRate float64) string {
+	var rt float64
+	for _, s := range b.bpf {
+		if s.workload == wl {
+			rt += float64(s.runtime.Nanoseconds())
+		}
+	}
+	bpfPerConn := rt / float64(b.conns) / 1000
+	var cpu time.Duration
+	var conns int64
+	for _, s := range g.samples {
+		cpu += s.cpu
+		conns += s.result.Conns
+	}
+	budget := float64(runtime.NumCPU()) / baseRate * 1e6
+	if conns == 0 {
+		return ""
+	}
+	return fmt.Sprintf("per connection: BPF %.1f us + tracer process %.1f us, of %.0f us CPU per connection without a tracer (%d CPUs / rate)",
+		bpfPerConn, float64(cpu.Nanoseconds())/float64(conns)/1000, budget, runtime.NumCPU())
+}
+
+func totalEvents(ss []sample) int64 {
+	var n int64
+	for _, s := range ss {
+		n += s.events
+	}
+	return n
+}
+
+// perEvent is the tracer's CPU time per event written.
+func perEvent(ss []sample) time.Duration {
+	var cpu time.Duration
+	for _, s := range ss {
+		cpu += s.cpu
+	}
+	n := totalEvents(ss)
+	if n == 0 {
+		return 0
+	}
+	return cpu / time.Duration(n)
+}
+
+// writeBPF writes the table of BPF run time per program and workload.
+func (b *bench) writeBPF(w io.Writer) {
+	fmt.Fprintf(w, "| workload | program | runs | ns per run | recursion misses |\n| --- | --- | --- | --- | --- |\n")
+	type total struct {
+		ns, runs float64
+		misses   uint64
+	}
+	totals := map[loadgen.Workload]total{}
+	for _, s := range b.bpf {
+		if s.runs == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %d |\n", s.workload, s.program, s.runs, float64(s.runtime.Nanoseconds())/float64(s.runs), s.misses)
+		t := totals[s.workload]
+		totals[s.workload] = total{t.ns + float64(s.runtime.Nanoseconds()), t.runs + float64(s.runs), t.misses + s.misses}
+	}
+	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
+		if t := totals[wl]; t.runs > 0 {
+			fmt.Fprintf(w, "| %s | **all** | %.0f | **%.0f** | %d |\n", wl, t.runs, t.ns/t.runs, t.misses)
+		}
+	}
+	if b.floor > 0 {
+		fmt.Fprintf(w, "| W1 | (an empty program, for scale) | | %d | |\n", b.floor.Nanoseconds())
+	}
+	fmt.Fprintf(w, "\nbpf_stats times each run with the scheduler clock, which itself costs: the empty program's figure "+
+		"is that floor on this machine. *recursion misses*: runs the kernel skipped because a BPF program was already running on that CPU "+
+		"(the event is then neither counted nor streamed).\n")
 }
 
 func rates(ss []sample) []float64 {
@@ -182,25 +440,23 @@ func costColumn(g group, f func(sample) float64, format string) string {
 	return fmt.Sprintf(format, summarize(vs).median)
 }
 
-func cpuPerK(g group) string {
-	var cpu time.Duration
-	var events int64
-	for _, s := range g.samples {
-		cpu += s.cpu
-		events += s.events
-	}
-	if g.tool == "none" || strings.HasPrefix(g.tool, "none ") {
+func cpuPerEvent(tool string, ss []sample) string {
+	if tool == "none" || strings.HasPrefix(tool, "none ") {
 		return "-"
 	}
-	if events < 100 {
-		return fmt.Sprintf("%s total", cpu/time.Duration(len(g.samples)))
+	if totalEvents(ss) < 100 {
+		var cpu time.Duration
+		for _, s := range ss {
+			cpu += s.cpu
+		}
+		return fmt.Sprintf("%s total", (cpu / time.Duration(len(ss))).Round(time.Millisecond))
 	}
-	return (cpu * 1000 / time.Duration(events)).Round(time.Microsecond).String()
+	return perEvent(ss).Round(10 * time.Nanosecond).String()
 }
 
-func rssColumn(g group) string {
+func rssColumn(ss []sample) string {
 	var peak int64
-	for _, s := range g.samples {
+	for _, s := range ss {
 		peak = max(peak, s.rss)
 	}
 	if peak == 0 {
@@ -209,15 +465,16 @@ func rssColumn(g group) string {
 	return fmt.Sprintf("%.1f MB", float64(peak)/1e6)
 }
 
-func lostColumn(g group) string {
-	var lost int64
-	for _, s := range g.samples {
-		if s.lost < 0 {
+// countColumn sums a count over the samples, '-' if any lacks it.
+func countColumn(ss []sample, f func(sample) int64) string {
+	var n int64
+	for _, s := range ss {
+		if f(s) < 0 {
 			return "-"
 		}
-		lost += s.lost
+		n += f(s)
 	}
-	return fmt.Sprint(lost)
+	return fmt.Sprint(n)
 }
 
 func cpuModel() string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tool is a tracer (or none) run around one workload.
@@ -25,9 +28,11 @@ type tool struct {
 // running is a started tool: its process and what it printed.
 type running struct {
 	cmd      *exec.Cmd
-	waited   chan error
+	exited   chan struct{} // closed once the process has been waited for
+	exitErr  error
 	stderr   strings.Builder
 	lines    int64
+	first    []string        // the first lines printed
 	latency  []time.Duration // close to stdout, from the event's own time
 	mu       sync.Mutex
 	readDone chan struct{}
@@ -49,6 +54,9 @@ tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args-
 
 // numOwnTools counts the tools tools() lists first: none and tcpclose-trace's two modes.
 const numOwnTools = 3
+
+// hooksTool names the empty programs on our tracepoints: the cost of hooking alone.
+const hooksTool = "empty programs on the same tracepoints"
 
 func tools(b *bench) []tool {
 	ts := []tool{
@@ -79,6 +87,17 @@ func tools(b *bench) []tool {
 			})
 		}},
 	}
+	ts = append(ts, tool{name: hooksTool, start: func(ctx context.Context, b *bench) (*running, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		r, err := launch(ctx, self, []string{"hooks"}, false)
+		if err != nil {
+			return nil, err
+		}
+		return r, r.waitFor(func() bool { return r.countLines() > 0 })
+	}})
 	if !b.quick {
 		ts = append(ts, tool{name: "bpftrace (state changes + resets)", start: func(ctx context.Context, b *bench) (*running, error) {
 			script := b.tmp("tcpstates.bt")
@@ -103,7 +122,7 @@ func launchBpftrace(ctx context.Context, script string) (*running, error) {
 // launch starts a tracer with its stdout read (and, with parseTimes, each
 // line's "time" field turned into a latency) by this process.
 func launch(ctx context.Context, path string, args []string, parseTimes bool) (*running, error) {
-	r := &running{cmd: exec.CommandContext(ctx, path, args...), waited: make(chan error, 1), readDone: make(chan struct{})}
+	r := &running{cmd: exec.CommandContext(ctx, path, args...), exited: make(chan struct{}), readDone: make(chan struct{})}
 	r.cmd.Stderr = &r.stderr
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -112,14 +131,33 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
+	// A 1 MiB pipe: the tracer must not wait on this reader.
+	if f, ok := stdout.(*os.File); ok {
+		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
 	go func() {
 		defer close(r.readDone)
 		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var lines int64
 		for sc.Scan() {
+			lines++
+			// Every line is counted; one in latencyEvery is timed, which
+			// keeps this reader cheap at 100k lines per second.
+			if lines > maxFirstLines && (!parseTimes || lines%latencyEvery != 0) {
+				if lines%1024 == 0 {
+					r.mu.Lock()
+					r.lines = lines
+					r.mu.Unlock()
+				}
+				continue
+			}
 			now := time.Now()
 			r.mu.Lock()
-			r.lines++
+			r.lines = lines
+			if len(r.first) < maxFirstLines {
+				r.first = append(r.first, sc.Text())
+			}
 			if parseTimes {
 				if t, ok := eventTime(sc.Bytes()); ok {
 					r.latency = append(r.latency, now.Sub(t))
@@ -127,27 +165,64 @@ func launch(ctx context.Context, path string, args []string, parseTimes bool) (*
 			}
 			r.mu.Unlock()
 		}
+		r.mu.Lock()
+		r.lines = lines
+		r.mu.Unlock()
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
-	go func() { <-r.readDone; r.waited <- r.cmd.Wait() }()
+	go func() { <-r.readDone; r.exitErr = r.cmd.Wait(); close(r.exited) }()
 	return r, nil
 }
+
+// latencyEvery: one line in this many is timed.
+const latencyEvery = 4
 
 // eventTime finds the "time" field of an NDJSON record without a full decode.
 func eventTime(line []byte) (time.Time, bool) {
 	const key = `"time":"`
-	s := string(line)
-	i := strings.Index(s, key)
+	i := bytes.Index(line, []byte(key))
 	if i < 0 {
 		return time.Time{}, false
 	}
-	s = s[i+len(key):]
-	j := strings.IndexByte(s, '"')
+	line = line[i+len(key):]
+	j := bytes.IndexByte(line, '"')
 	if j < 0 {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339Nano, s[:j])
+	t, err := time.Parse(time.RFC3339Nano, string(line[:j]))
 	return t, err == nil
+}
+
+// maxFirstLines is how many of a tool's first lines are kept.
+const maxFirstLines = 8
+
+// eventLines counts the lines among the first that report events: not
+// bpftrace's "Attaching N probes..." and not the header, which every peer
+// prints before its first event.
+func (r *running) eventLines() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, header := 0, false
+	for _, l := range r.first {
+		switch {
+		case strings.HasPrefix(l, "Attaching ") || strings.TrimSpace(l) == "":
+		case !header:
+			header = true
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// exitedEarly reports whether the process ended before it was stopped, and how.
+func (r *running) exitedEarly() (bool, error) {
+	select {
+	case <-r.exited:
+		return true, r.exitErr
+	default:
+		return false, nil
+	}
 }
 
 func (r *running) countLines() int64 {
@@ -161,8 +236,8 @@ func (r *running) waitFor(ready func() bool) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for !ready() {
 		select {
-		case err := <-r.waited:
-			return fmt.Errorf("%s exited before it was ready: %v: %s", r.cmd.Path, err, firstLine(r.stderr.String()))
+		case <-r.exited:
+			return fmt.Errorf("%s exited before it was ready: %v: %s", r.cmd.Path, r.exitErr, firstLine(r.stderr.String()))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -182,10 +257,10 @@ func (r *running) stop() {
 	r.stopOnce.Do(func() {
 		_ = r.cmd.Process.Signal(syscall.SIGINT)
 		select {
-		case <-r.waited:
+		case <-r.exited:
 		case <-time.After(10 * time.Second):
 			_ = r.cmd.Process.Kill()
-			<-r.waited
+			<-r.exited
 		}
 	})
 }

@@ -27,7 +27,8 @@ const shutdownGrace = 3 * time.Second
 // listener before loading anything, serves metrics, health and readiness,
 // attaches the programs, logs anomalies until ctx ends, and then detaches.
 func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
-	logger := newLogger(stdout, cfg)
+	out := output.NewLogWriter(stdout)
+	logger := newLogger(out, cfg)
 	if err := web.Validate(cfg.webConfigFile); err != nil {
 		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
 	}
@@ -100,13 +101,17 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 		"pods_cgroup_root", podRoot)
 
 	sink := output.NewLog(logger)
-	err = c.Run(ctx, func(ev *collector.Event) {
+	if cfg.logFormat != "logfmt" {
+		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
+	}
+	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
 			b.Observe(ev)
 		}
 		_ = sink.Write(ev)
-	})
+	}, func() { _ = sink.Flush() })
+	_ = sink.Flush()
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)

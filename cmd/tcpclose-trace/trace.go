@@ -54,13 +54,20 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	summary := output.NewSummary()
 	var writeErr error
-	err = c.Run(ctx, func(ev *collector.Event) {
+	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		summary.Add(ev)
 		if writeErr == nil {
 			writeErr = sink.Write(ev)
 		}
+	}, func() {
+		if writeErr == nil {
+			writeErr = sink.Flush()
+		}
 	})
+	if writeErr == nil {
+		writeErr = sink.Flush()
+	}
 	if err != nil {
 		return err
 	}

@@ -53,8 +53,9 @@ func (w Workload) Describe() string {
 type Options struct {
 	Conns    int
 	Duration time.Duration
-	Workers  int  // concurrent clients; 0 for 2 (8 for Burst)
-	IPv6     bool // ::1 instead of 127.0.0.1
+	Workers  int     // concurrent clients; 0 for 2 (8 for Burst)
+	IPv6     bool    // ::1 instead of 127.0.0.1
+	Rate     float64 // connections per second, all workers together; 0 for as fast as possible
 }
 
 // Result is what a run did.
@@ -113,9 +114,18 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if done.Add(1) > int64(o.Conns) {
+				n := done.Add(1)
+				if n > int64(o.Conns) {
 					done.Add(-1)
 					return
+				}
+				if o.Rate > 0 {
+					// Paced: the n-th connection starts no earlier than n/Rate
+					// after the start, so the average rate holds even though
+					// each sleep overshoots.
+					if d := time.Until(start.Add(time.Duration(float64(n-1) / o.Rate * float64(time.Second)))); d > 0 {
+						time.Sleep(d)
+					}
 				}
 				if err := g.client(); err != nil {
 					failed.Add(1)

@@ -33,6 +33,17 @@ func TestWorkloads(t *testing.T) {
 	}
 }
 
+func TestRate(t *testing.T) {
+	res, err := Run(context.Background(), ClosedPort, Options{Conns: 400, Duration: 10 * time.Second, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 400 connections at 1000/s take at least 399 ms; the bound is loose above.
+	if res.Conns != 400 || res.Elapsed < 399*time.Millisecond || res.Elapsed > 5*time.Second {
+		t.Errorf("paced run: %d connections in %v, want 400 in about 400ms", res.Conns, res.Elapsed)
+	}
+}
+
 func TestBoundedByTime(t *testing.T) {
 	start := time.Now()
 	res, err := Run(context.Background(), Graceful, Options{Conns: 1 << 30, Duration: 300 * time.Millisecond})

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+)
+
+// sustainedEventsPerConn: each W4 connection is one reset_sent (NO_SOCKET)
+// and one reset_received (the client's SYN_SENT socket), both streamed.
+const sustainedEventsPerConn = 2
+
+// sustainedRate is the paced event rate of the sustained runs.
+func (b *bench) sustainedRate() float64 {
+	if b.quick {
+		return 10000
+	}
+	return 100000
+}
+
+// sustained runs W4 paced at sustainedRate events per second for ten
+// seconds (quick: one) under each of our modes, for the ring loss and drops
+// at a steady high rate rather than a burst.
+func (b *bench) sustained(ctx context.Context, ours []tool) error {
+	rate := b.sustainedRate() / sustainedEventsPerConn
+	d := 10 * time.Second
+	if b.quick {
+		d = time.Second
+	}
+	la := loadArgs{conns: int(rate * d.Seconds()), duration: 3 * d, rate: rate, workers: 4}
+	for _, t := range ours {
+		s, err := b.runLoad(ctx, t, loadgen.ClosedPort, 1, la)
+		if err != nil {
+			return fmt.Errorf("sustained %s: %w", t.name, err)
+		}
+		b.steady = append(b.steady, s)
+		fmt.Fprintf(os.Stderr, "sustained %-36s %10.0f events/s  events %d  lost %d  dropped %d\n",
+			t.name, float64(s.result.Conns*sustainedEventsPerConn)/s.result.Elapsed.Seconds(), s.events, s.lost, s.dropped)
+	}
+	return nil
+}
