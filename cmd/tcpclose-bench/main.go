@@ -112,7 +112,11 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer b.ns.Close()
-	for key, value := range map[string]string{"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"} {
+	// No TIME_WAIT sockets are kept (tcp_max_tw_buckets 0): otherwise each
+	// run would inherit the tens of thousands the previous runs left for
+	// 60 s, and a run's rate would depend on its place in the order.
+	for key, value := range map[string]string{"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1",
+		"net.ipv4.tcp_max_tw_buckets": "0"} {
 		if err := b.ns.Sysctl(key, value); err != nil {
 			return err
 		}
@@ -156,10 +160,17 @@ func runBench(ctx context.Context, args []string) error {
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
 		return err
 	}
+	failed := map[int]bool{}
 	for rep := 1; rep <= b.reps; rep++ {
 		for _, w := range loadgen.Workloads {
-			for i := 0; i < len(ts); i++ {
+			// The order rotates with each repetition: no tool always runs
+			// right after the same other one.
+			for j := range ts {
+				i := (j + rep - 1) % len(ts)
 				t := ts[i]
+				if failed[i] {
+					continue
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -167,8 +178,7 @@ func runBench(ctx context.Context, args []string) error {
 				if err != nil && i >= numOwnTools {
 					// A peer that cannot run here is reported, not fatal.
 					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
-					ts = append(ts[:i:i], ts[i+1:]...)
-					i--
+					failed[i] = true
 					continue
 				}
 				if err != nil {

@@ -68,7 +68,8 @@ func (b *bench) writeReport(took time.Duration) error {
 	fmt.Fprintf(&w, "- Date: %s; the whole run took %s\n", time.Now().UTC().Format("2006-01-02"), took.Round(time.Second))
 	fmt.Fprintf(&w, "- Load: the project's own generator (`internal/loadgen`) on loopback in a private network namespace, "+
 		"2 client workers (W5: 8); W1-W4 run %d connections or %s each, W5 %d connections or %s. "+
-		"Every (workload, tool) pair ran %d times, interleaved (none, ours, peers, none, ...); figures are medians with min-max.\n",
+		"Every (workload, tool) pair ran %d times, interleaved (none, ours, peers, none, ..., the order rotating with each repetition), "+
+		"in a namespace that keeps no TIME_WAIT sockets (so no run inherits the previous runs'); figures are medians with min-max.\n",
 		b.conns, b.runFor, b.burst, 4*b.runFor, b.reps)
 	fmt.Fprintf(&w, "- The tracers trace the whole host (no filter). tcpclose-trace's trace mode writes NDJSON to a pipe read by the benchmark "+
 		"(which times each line against the event's own timestamp: the latency below); serve mode logs JSON to a pipe the same way.\n\n")
