@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,9 +46,19 @@ func TestQuickBench(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
 	}
-	// W2 streams one unread_close and one reset_received per connection: 1000 events for 500.
-	if !strings.Contains(text, "| W2 | tcpclose-trace (trace, NDJSON) |") || !strings.Contains(lineOf(text, "| W2 | tcpclose-trace (trace, NDJSON) |"), "| 1000 |") {
-		t.Errorf("W2 trace row does not count 1000 events: %s", lineOf(text, "| W2 | tcpclose-trace (trace, NDJSON) |"))
+	// W2 streams one unread_close and one reset_received per connection:
+	// 1000 events for 500, none lost or dropped. The tracer watches the
+	// whole host, so another process's closes may add a few.
+	row := strings.Split(lineOf(text, "| W2 | tcpclose-trace (trace, NDJSON) |"), "|")
+	if len(row) < 11 {
+		t.Fatalf("W2 trace row: %q", row)
+	}
+	events, err := strconv.Atoi(strings.TrimSpace(row[5]))
+	if err != nil || events < 1000 || events > 1100 {
+		t.Errorf("W2 trace row counts %q events, want 1000 (a few more at most)", row[5])
+	}
+	if lost, dropped := strings.TrimSpace(row[9]), strings.TrimSpace(row[10]); lost != "0" || dropped != "0" {
+		t.Errorf("W2 trace row: %s lost, %s dropped, want 0 and 0", lost, dropped)
 	}
 }
 
