@@ -101,7 +101,6 @@ struct owner {
 
 struct sk_info {
 	struct owner owner;
-	__u64 reset_ns; /* when a provisional reset_received was counted */
 	__u8 flags;
 	__u8 abort_state;
 };
@@ -113,6 +112,7 @@ struct counts {
 	__u64 unsent_bytes;
 	__u64 refused_bytes;
 	__u64 ring_lost;
+	__u64 time_wait_refusals;   /* data_after_close answered by a TIME_WAIT mini-socket */
 	__u64 unread_hist[NR_HIST]; /* bucket i: unread < 2^i */
 };
 
@@ -618,7 +618,6 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	if (emit(&e) != EMIT_FILTERED && provisional && info) {
 		info->flags |= SKF_RESET_PENDING;
 		info->abort_state = state;
-		info->reset_ns = bpf_ktime_get_boot_ns();
 	}
 	return 0;
 }
@@ -640,23 +639,23 @@ static __always_inline void uncount_reset_received(void)
 		c->kinds[KIND_RESET_RECEIVED]--;
 }
 
-/* Without reset reasons (before 6.10), a local abort's RST follows within the same softirq. */
-#define LOCAL_ABORT_WINDOW_NS 1000000
-
-SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
+/*
+ * Every RST this host sends. has_reason: the kernel passed an enum
+ * sk_rst_reason (6.10+); before that the reason is unknown, never guessed.
+ */
+static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u16 reason,
+				      bool has_reason)
 {
 	struct event e = {.kind = KIND_RESET_SENT, .reason = REASON_UNKNOWN};
 	struct sk_info *info = NULL;
 	bool abort_on_data = false;
+	struct counts *c;
 	__u8 tcp_flags = 0;
 
-	if (bpf_core_type_exists(enum sk_rst_reason)) {
-		/* The third argument exists from 6.10 on. */
-		e.reason = (__u16)ctx[2];
+	if (has_reason) {
+		e.reason = reason;
 		e.flags |= EVF_REASON;
 	}
-
 	if (!sk) {
 		if (!skb)
 			return 0;
@@ -675,13 +674,19 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 	count_reason(e.reason);
 
 	if (info && (info->flags & SKF_RESET_PENDING)) {
-		if (e.flags & EVF_REASON)
+		/*
+		 * tcp_reset() ran on this socket, and now it answers a segment:
+		 * a received RST is never answered, so this is the kernel
+		 * aborting on data after shutdown (TCPAbortOnData). Where the
+		 * kernel names reasons, the name must agree.
+		 */
+		if (!has_reason)
+			abort_on_data = skb != NULL;
+		else if (bpf_core_enum_value_exists(enum sk_rst_reason,
+						    SK_RST_REASON_TCP_ABORT_ON_DATA))
 			abort_on_data =
-			    e.reason == bpf_core_enum_value(enum sk_rst_reason,
-							    SK_RST_REASON_TCP_ABORT_ON_DATA);
-		else
-			abort_on_data =
-			    bpf_ktime_get_boot_ns() - info->reset_ns < LOCAL_ABORT_WINDOW_NS;
+			    reason == bpf_core_enum_value(enum sk_rst_reason,
+							  SK_RST_REASON_TCP_ABORT_ON_DATA);
 		info->flags &= ~SKF_RESET_PENDING;
 	}
 	if (abort_on_data) {
@@ -708,6 +713,9 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 			e.refused_bytes = refused;
 			if (o)
 				set_owner(&e, o);
+			c = get_counters();
+			if (c)
+				c->time_wait_refusals++;
 		}
 	} else if (info && in_final_close(sk)) {
 		/* The reset of an unread or zero-linger close: part of that event. */
@@ -715,6 +723,40 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 	}
 	emit(&e);
 	return 0;
+}
+
+/* From 6.10 every RST passes here, with its reason; before, only those of full sockets. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	/* The third argument, enum sk_rst_reason, exists from 6.10 on. */
+	if (bpf_core_type_exists(enum sk_rst_reason))
+		return send_reset(sk, skb, (__u16)ctx[2], true);
+	return send_reset(sk, skb, 0, false);
+}
+
+/*
+ * Before 6.10 tcp_send_reset is silent for TIME_WAIT mini-sockets, request
+ * sockets and segments with no socket: these take their resets here. Loaded
+ * only on such kernels; full sockets are left to the tracepoint.
+ */
+static __always_inline int send_reset_not_full(struct sock *sk, struct sk_buff *skb)
+{
+	if (sk && is_full_sock(sk->__sk_common.skc_state))
+		return 0;
+	return send_reset(sk, skb, 0, false);
+}
+
+SEC("fentry/tcp_v4_send_reset")
+int BPF_PROG(on_v4_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return send_reset_not_full(sk, skb);
+}
+
+SEC("fentry/tcp_v6_send_reset")
+int BPF_PROG(on_v6_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return send_reset_not_full(sk, skb);
 }
 
 /*

@@ -14,14 +14,15 @@ import (
 )
 
 type TcpcloseCounts struct {
-	_            structs.HostLayout
-	Kinds        [8]uint64
-	Reasons      [64]uint64
-	UnreadBytes  uint64
-	UnsentBytes  uint64
-	RefusedBytes uint64
-	RingLost     uint64
-	UnreadHist   [33]uint64
+	_                structs.HostLayout
+	Kinds            [8]uint64
+	Reasons          [64]uint64
+	UnreadBytes      uint64
+	UnsentBytes      uint64
+	RefusedBytes     uint64
+	RingLost         uint64
+	TimeWaitRefusals uint64
+	UnreadHist       [33]uint64
 }
 
 type TcpcloseEvent struct {
@@ -65,7 +66,6 @@ type TcpcloseSettled struct {
 type TcpcloseSkInfo struct {
 	_          structs.HostLayout
 	Owner      TcpcloseOwner
-	ResetNs    uint64
 	Flags      uint8
 	AbortState uint8
 	_          [6]byte
@@ -86,6 +86,8 @@ const (
 	TcpcloseProgOnSendLength   = "on_send_length"
 	TcpcloseProgOnSendReset    = "on_send_reset"
 	TcpcloseProgOnSetState     = "on_set_state"
+	TcpcloseProgOnV4SendReset  = "on_v4_send_reset"
+	TcpcloseProgOnV6SendReset  = "on_v6_send_reset"
 	TcpcloseVarFilterComm      = "filter_comm"
 	TcpcloseVarFilterCommLen   = "filter_comm_len"
 	TcpcloseVarFilterNetns     = "filter_netns"
@@ -143,6 +145,8 @@ type TcpcloseProgramSpecs struct {
 	OnSendLength   *ebpf.ProgramSpec `ebpf:"on_send_length"`
 	OnSendReset    *ebpf.ProgramSpec `ebpf:"on_send_reset"`
 	OnSetState     *ebpf.ProgramSpec `ebpf:"on_set_state"`
+	OnV4SendReset  *ebpf.ProgramSpec `ebpf:"on_v4_send_reset"`
+	OnV6SendReset  *ebpf.ProgramSpec `ebpf:"on_v6_send_reset"`
 }
 
 // TcpcloseMapSpecs contains maps before they are loaded into the kernel.
@@ -229,6 +233,8 @@ type TcpclosePrograms struct {
 	OnSendLength   *ebpf.Program `ebpf:"on_send_length"`
 	OnSendReset    *ebpf.Program `ebpf:"on_send_reset"`
 	OnSetState     *ebpf.Program `ebpf:"on_set_state"`
+	OnV4SendReset  *ebpf.Program `ebpf:"on_v4_send_reset"`
+	OnV6SendReset  *ebpf.Program `ebpf:"on_v6_send_reset"`
 }
 
 func (p *TcpclosePrograms) Close() error {
@@ -239,6 +245,8 @@ func (p *TcpclosePrograms) Close() error {
 		p.OnSendLength,
 		p.OnSendReset,
 		p.OnSetState,
+		p.OnV4SendReset,
+		p.OnV6SendReset,
 	)
 }
 

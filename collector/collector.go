@@ -6,13 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -77,7 +80,11 @@ type Stats struct {
 // Collector owns the loaded programs and their links.
 type Collector struct {
 	opts    Options
-	objs    bpf.TcpcloseObjects
+	coll    *ebpf.Collection   // the maps and the tracepoint programs
+	extra   []*ebpf.Collection // function programs, loaded one by one
+	progs   map[string]*ebpf.Program
+	hooks   []hook   // attached, in order
+	lost    []string // what this kernel cannot show, and why
 	links   []link.Link
 	reader  *ringbuf.Reader
 	decoder Decoder
@@ -105,7 +112,8 @@ func Open(opts Options) (_ *Collector, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkHooks(kernel); err != nil {
+	use, lost, err := planHooks(kernel)
+	if err != nil {
 		return nil, err
 	}
 	reasons, err := LoadReasons(kernel)
@@ -122,27 +130,19 @@ func Open(opts Options) (_ *Collector, err error) {
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
 
-	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL)}
+	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: lost}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	loadOpts := &ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
-	if err := spec.LoadAndAssign(&c.objs, loadOpts); err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			if opts.Debug {
-				return nil, fmt.Errorf("BPF verifier rejected the programs: %+v", verr)
-			}
-			return nil, fmt.Errorf("BPF verifier rejected the programs (--debug shows the whole log): %-20v", verr)
-		}
-		return nil, fmt.Errorf("load BPF programs: %w", err)
-	}
-	if err := c.attach(); err != nil {
+	if err := c.load(spec, kernel, use); err != nil {
 		return nil, err
 	}
-	if c.reader, err = ringbuf.NewReader(c.objs.Events); err != nil {
+	if err := c.attach(use); err != nil {
+		return nil, err
+	}
+	if c.reader, err = ringbuf.NewReader(c.coll.Maps[bpf.TcpcloseMapEvents]); err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	c.decoder = Decoder{Reasons: reasons, BootTime: bootTime()}
@@ -187,21 +187,81 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 	return nil
 }
 
-func (c *Collector) attach() error {
-	progs := map[string]*ebpf.Program{
-		"on_set_state":     c.objs.OnSetState,
-		"on_send_length":   c.objs.OnSendLength,
-		"on_recv_length":   c.objs.OnRecvLength,
-		"on_receive_reset": c.objs.OnReceiveReset,
-		"on_send_reset":    c.objs.OnSendReset,
-		"on_destroy":       c.objs.OnDestroy,
+// load creates the maps and loads the programs of the hooks in use. The
+// tracepoint programs load together, or the tracer cannot run; each function
+// program loads on its own, and one the kernel refuses (no trampolines) is
+// reported as lost, not fatal.
+func (c *Collector) load(spec *ebpf.CollectionSpec, kernel *btf.Spec, use []hook) error {
+	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
+	base := spec.Copy()
+	for name, ps := range spec.Programs {
+		if i := slices.IndexFunc(use, func(h hook) bool { return h.program == name }); i < 0 || use[i].what != "tracepoint" {
+			delete(base.Programs, name)
+		} else if ps == nil {
+			return fmt.Errorf("BPF object has no program %s", name)
+		}
 	}
-	for _, h := range hooks {
-		l, err := link.AttachTracing(link.TracingOptions{Program: progs[h.program]})
+	coll, err := ebpf.NewCollectionWithOptions(base, opts)
+	if err != nil {
+		return c.loadError(err)
+	}
+	c.coll = coll
+	c.progs = maps.Clone(coll.Programs)
+
+	opts.MapReplacements = coll.Maps
+	for _, h := range use {
+		if h.what == "tracepoint" {
+			continue
+		}
+		one := spec.Copy()
+		one.Programs = map[string]*ebpf.ProgramSpec{h.program: spec.Programs[h.program]}
+		extra, err := ebpf.NewCollectionWithOptions(one, opts)
+		if err != nil {
+			c.lost = append(c.lost, fmt.Sprintf("load %s program for %s: %v: %s", h.what, h.target, firstLine(err), h.lost))
+			continue
+		}
+		c.extra = append(c.extra, extra)
+		c.progs[h.program] = extra.Programs[h.program]
+	}
+	return nil
+}
+
+// loadError words a load failure, with the verifier's log trimmed unless debugging.
+func (c *Collector) loadError(err error) error {
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		if c.opts.Debug {
+			return fmt.Errorf("BPF verifier rejected the programs: %+v", verr)
+		}
+		return fmt.Errorf("BPF verifier rejected the programs (--debug shows the whole log): %-20v", verr)
+	}
+	return fmt.Errorf("load BPF programs: %w", err)
+}
+
+// firstLine is the first line of an error, for a one-line report.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// attach links every loaded program in hook order. A function program that
+// does not attach is reported as lost, like one that did not load.
+func (c *Collector) attach(use []hook) error {
+	for _, h := range use {
+		p, ok := c.progs[h.program]
+		if !ok {
+			continue // an optional program that did not load
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil && h.what != "tracepoint" {
+			c.lost = append(c.lost, fmt.Sprintf("attach to %s %s: %v: %s", h.what, h.target, err, h.lost))
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("attach to %s %s: %w", h.what, h.target, err)
 		}
 		c.links = append(c.links, l)
+		c.hooks = append(c.hooks, h)
 	}
 	return nil
 }
@@ -214,7 +274,22 @@ func bootTime() time.Time {
 }
 
 // Counters reads the kernel's exact totals.
-func (c *Collector) Counters() (Counters, error) { return readCounters(c.objs.Counters) }
+func (c *Collector) Counters() (Counters, error) {
+	return readCounters(c.coll.Maps[bpf.TcpcloseMapCounters])
+}
+
+// Lost says what this kernel cannot show and why, one line each: optional
+// hooks it lacks or refused. Empty when every detection works.
+func (c *Collector) Lost() []string { return slices.Clone(c.lost) }
+
+// Hooks names the attached hooks ("tracepoint inet_sock_set_state", ...).
+func (c *Collector) Hooks() []string {
+	names := make([]string, len(c.hooks))
+	for i, h := range c.hooks {
+		names[i] = h.what + " " + h.target
+	}
+	return names
+}
 
 // Stats returns the collector's own counts.
 func (c *Collector) Stats() Stats {
@@ -229,11 +304,8 @@ func (c *Collector) Stats() Stats {
 // Reasons returns the kernel's reset reason names.
 func (c *Collector) Reasons() *Reasons { return c.decoder.Reasons }
 
-// NumPrograms is how many programs a healthy collector has attached.
-var NumPrograms = len(hooks)
-
-// Attached returns how many programs are attached: NumPrograms once Open
-// succeeded, 0 after Close.
+// Attached returns how many programs are attached: every program this
+// kernel needs once Open succeeded (6 on most kernels), 0 after Close.
 func (c *Collector) Attached() int { return len(c.links) }
 
 // Close detaches and unloads everything. It is safe to call more than once.
@@ -247,7 +319,12 @@ func (c *Collector) Close() error {
 			errs = append(errs, c.links[i].Close())
 		}
 		c.links = nil
-		errs = append(errs, c.objs.Close())
+		for _, e := range c.extra {
+			e.Close()
+		}
+		if c.coll != nil {
+			c.coll.Close()
+		}
 	})
 	return errors.Join(errs...)
 }
@@ -316,7 +393,7 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 	var early <-chan struct{}
 	drained := func() {}
 	if c.wakeupBytes > 0 {
-		w, err := newRingWaker(c.objs.Events.FD(), func() bool { return c.reader.AvailableBytes() >= c.wakeupBytes })
+		w, err := newRingWaker(c.coll.Maps[bpf.TcpcloseMapEvents].FD(), func() bool { return c.reader.AvailableBytes() >= c.wakeupBytes })
 		if err != nil {
 			return err
 		}

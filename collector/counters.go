@@ -29,7 +29,30 @@ type Counters struct {
 	UnsentBytes  uint64
 	RefusedBytes uint64
 	RingLost     uint64 // records counted but not streamed: the ring was full
-	UnreadHist   [HistBuckets]uint64
+	// TimeWaitRefusals are the data_after_close events a TIME_WAIT
+	// mini-socket answered; the rest aborted a full socket, which the
+	// kernel counts as TCPAbortOnData.
+	TimeWaitRefusals uint64
+	UnreadHist       [HistBuckets]uint64
+}
+
+// Sub returns c minus before, counter by counter: what happened between two reads.
+func (c Counters) Sub(before *Counters) Counters {
+	for i := range c.Kinds {
+		c.Kinds[i] -= before.Kinds[i]
+	}
+	for i := range c.ResetReasons {
+		c.ResetReasons[i] -= before.ResetReasons[i]
+	}
+	for i := range c.UnreadHist {
+		c.UnreadHist[i] -= before.UnreadHist[i]
+	}
+	c.UnreadBytes -= before.UnreadBytes
+	c.UnsentBytes -= before.UnsentBytes
+	c.RefusedBytes -= before.RefusedBytes
+	c.RingLost -= before.RingLost
+	c.TimeWaitRefusals -= before.TimeWaitRefusals
+	return c
 }
 
 // Kind returns the count of one event kind.
@@ -38,6 +61,12 @@ func (c *Counters) Kind(k Kind) uint64 {
 		return c.Kinds[k]
 	}
 	return 0
+}
+
+// AbortsOnData returns the events the kernel counts as TCPAbortOnData:
+// zero-linger closes, and data after close that aborted a full socket.
+func (c *Counters) AbortsOnData() uint64 {
+	return c.Kind(KindAbortClose) + c.Kind(KindDataAfterClose) - c.TimeWaitRefusals
 }
 
 // ResetsSent returns the number of RSTs sent, of any reason.
@@ -70,6 +99,7 @@ func readCounters(m *ebpf.Map) (Counters, error) {
 		c.UnsentBytes += p.UnsentBytes
 		c.RefusedBytes += p.RefusedBytes
 		c.RingLost += p.RingLost
+		c.TimeWaitRefusals += p.TimeWaitRefusals
 	}
 	return c, nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
@@ -49,25 +51,49 @@ func loadKernelBTF() (*btf.Spec, error) {
 	return spec, nil
 }
 
-// hook is one kernel attachment point the programs need.
+// hook is one kernel attachment point the programs use.
 type hook struct {
 	program string // program name in bpf/tcpclose.c
 	what    string // "tracepoint" or "function"
 	target  string // tracepoint or kernel function name
+	// lost says what goes undetected without this hook; empty for a hook
+	// the tracer cannot run without.
+	lost string
+	// needed says whether this kernel needs the hook at all; nil for every kernel.
+	needed func(*kernelFeatures) bool
 }
 
-// hooks lists every attachment, in attach order. All are BTF tracepoints:
-// trampolines (fentry/fexit) are not available on every kernel that has BTF.
+// kernelFeatures is what the running kernel's BTF says about the hooks.
+type kernelFeatures struct {
+	// allResets: tcp_send_reset fires for every RST and passes its reason
+	// (6.10+). Before, it is silent for TIME_WAIT, request and socket-less
+	// resets, which are then taken at tcp_v4/v6_send_reset.
+	allResets bool
+}
+
+// ownerOfAccepted is what is lost without the send/recv tracepoints (6.3+).
+const ownerOfAccepted = "an accepted socket keeps its listener's process as owner until it is closed"
+
+func beforeAllResets(k *kernelFeatures) bool { return !k.allResets }
+
+// hooks lists every attachment, in attach order. The tracepoints are BTF
+// tracepoints; the two functions (fentry) are needed only before 6.10.
 var hooks = []hook{
-	{"on_set_state", "tracepoint", "inet_sock_set_state"},
-	{"on_send_length", "tracepoint", "sock_send_length"},
-	{"on_recv_length", "tracepoint", "sock_recv_length"},
-	{"on_receive_reset", "tracepoint", "tcp_receive_reset"},
-	{"on_send_reset", "tracepoint", "tcp_send_reset"},
-	{"on_destroy", "tracepoint", "tcp_destroy_sock"},
+	{program: "on_set_state", what: "tracepoint", target: "inet_sock_set_state"},
+	{program: "on_send_length", what: "tracepoint", target: "sock_send_length",
+		lost: ownerOfAccepted},
+	{program: "on_recv_length", what: "tracepoint", target: "sock_recv_length",
+		lost: ownerOfAccepted},
+	{program: "on_receive_reset", what: "tracepoint", target: "tcp_receive_reset"},
+	{program: "on_send_reset", what: "tracepoint", target: "tcp_send_reset"},
+	{program: "on_destroy", what: "tracepoint", target: "tcp_destroy_sock"},
+	{program: "on_v4_send_reset", what: "function", target: "tcp_v4_send_reset", needed: beforeAllResets,
+		lost: "IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
+	{program: "on_v6_send_reset", what: "function", target: "tcp_v6_send_reset", needed: beforeAllResets,
+		lost: "IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
 }
 
-// Tracepoints lists the tracepoints the programs attach to.
+// Tracepoints lists the tracepoints the programs may attach to.
 func Tracepoints() []string {
 	var names []string
 	for _, h := range hooks {
@@ -78,10 +104,41 @@ func Tracepoints() []string {
 	return names
 }
 
-// checkHooks verifies, from BTF, that every tracepoint and function exists,
-// so a missing one is named instead of surfacing as a load error.
-func checkHooks(spec *btf.Spec) error {
+// probeFeatures reads the features the hooks depend on from kernel BTF.
+func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
+	var td *btf.Typedef
+	err := spec.TypeByName("btf_trace_tcp_send_reset", &td)
+	if errors.Is(err, btf.ErrNotFound) {
+		return &kernelFeatures{}, nil // checkHooks names the missing tracepoint
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up tracepoint tcp_send_reset: %w", err)
+	}
+	// btf_trace_tcp_send_reset is a pointer to (void *ctx, sk, skb[, reason]).
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return nil, fmt.Errorf("tracepoint tcp_send_reset: unexpected BTF type %v", td.Type)
+	}
+	proto, ok := ptr.Target.(*btf.FuncProto)
+	if !ok {
+		return nil, fmt.Errorf("tracepoint tcp_send_reset: unexpected BTF type %v", ptr.Target)
+	}
+	return &kernelFeatures{allResets: len(proto.Params) >= 4}, nil
+}
+
+// planHooks checks, from BTF, every hook this kernel needs: it returns the
+// hooks to attach and, for each optional one the kernel lacks, what is lost.
+// A missing required hook is an error that names it.
+func planHooks(spec *btf.Spec) (use []hook, lost []string, err error) {
+	k, err := probeFeatures(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var missing []hook
 	for _, h := range hooks {
+		if h.needed != nil && !h.needed(k) {
+			continue
+		}
 		var err error
 		if h.what == "tracepoint" {
 			var td *btf.Typedef
@@ -90,12 +147,67 @@ func checkHooks(spec *btf.Spec) error {
 			var fn *btf.Func
 			err = spec.TypeByName(h.target, &fn)
 		}
-		if errors.Is(err, btf.ErrNotFound) {
-			return fmt.Errorf("kernel lacks %s %s", h.what, h.target)
-		}
-		if err != nil {
-			return fmt.Errorf("look up %s %s: %w", h.what, h.target, err)
+		switch {
+		case errors.Is(err, btf.ErrNotFound) && h.lost != "":
+			missing = append(missing, h)
+		case errors.Is(err, btf.ErrNotFound):
+			return nil, nil, fmt.Errorf("kernel lacks %s %s", h.what, h.target)
+		case err != nil:
+			return nil, nil, fmt.Errorf("look up %s %s: %w", h.what, h.target, err)
+		default:
+			use = append(use, h)
 		}
 	}
-	return nil
+	return use, whatIsLost(missing), nil
+}
+
+// whatIsLost says, once per loss, which missing hooks cause it.
+func whatIsLost(missing []hook) []string {
+	var lines []string
+	for i, h := range missing {
+		if slices.ContainsFunc(missing[:i], func(o hook) bool { return o.lost == h.lost }) {
+			continue
+		}
+		var targets []string
+		for _, o := range missing[i:] {
+			if o.lost == h.lost {
+				targets = append(targets, o.target)
+			}
+		}
+		lines = append(lines, fmt.Sprintf("kernel lacks %s %s: %s", h.what, strings.Join(targets, ", "), h.lost))
+	}
+	return lines
+}
+
+// Support is what the tracer can do on a kernel.
+type Support struct {
+	Hooks []string // the hooks it attaches: "tracepoint inet_sock_set_state", ...
+	// Lost says what the kernel cannot show and why, one line each.
+	Lost []string
+	// ResetReasons: the kernel names reset reasons (enum sk_rst_reason, 6.10+).
+	ResetReasons bool
+}
+
+// ProbeKernel reads the running kernel's BTF and says what the tracer can do
+// on it, without loading anything. Open may still find a hook it cannot
+// attach; Collector.Lost then says so.
+func ProbeKernel() (*Support, error) {
+	kernel, err := loadKernelBTF()
+	if err != nil {
+		return nil, err
+	}
+	use, lost, err := planHooks(kernel)
+	if err != nil {
+		return nil, err
+	}
+	s := &Support{Lost: lost}
+	for _, h := range use {
+		s.Hooks = append(s.Hooks, h.what+" "+h.target)
+	}
+	if _, err := LoadReasons(kernel); err == nil {
+		s.ResetReasons = true
+	} else if !errors.Is(err, ErrNoResetReasons) {
+		return nil, err
+	}
+	return s, nil
 }

@@ -3,23 +3,48 @@ package collector
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
-// fakeKernel builds a BTF spec holding the given tracepoint typedefs and an
-// enum sk_rst_reason when reasons is non-nil.
-func fakeKernel(t *testing.T, tracepoints []string, reasons []btf.EnumValue) *btf.Spec {
+// kernelTypes is what a fake kernel's BTF holds.
+type kernelTypes struct {
+	tracepoints []string // btf_trace_ typedefs
+	resetArgs   int      // parameters of tcp_send_reset's raw tracepoint: 3 before 6.10, 4 after
+	functions   []string
+	reasons     []btf.EnumValue // enum sk_rst_reason when non-nil
+}
+
+// fakeKernel builds a BTF spec holding the given types.
+func fakeKernel(t *testing.T, k kernelTypes) *btf.Spec {
 	t.Helper()
 	var types []btf.Type
-	fn := &btf.FuncProto{Return: (*btf.Void)(nil)}
-	for _, tp := range tracepoints {
-		types = append(types, &btf.Typedef{Name: "btf_trace_" + tp, Type: &btf.Pointer{Target: fn}})
+	proto := func(n int) *btf.FuncProto {
+		fp := &btf.FuncProto{Return: (*btf.Void)(nil)}
+		for i := range n {
+			fp.Params = append(fp.Params, btf.FuncParam{Name: fmt.Sprintf("a%d", i), Type: &btf.Pointer{Target: (*btf.Void)(nil)}})
+		}
+		return fp
 	}
-	if reasons != nil {
-		types = append(types, &btf.Enum{Name: "sk_rst_reason", Size: 4, Values: reasons})
+	for _, tp := range k.tracepoints {
+		n := 2
+		if tp == "tcp_send_reset" {
+			n = k.resetArgs
+		}
+		types = append(types, &btf.Typedef{Name: "btf_trace_" + tp, Type: &btf.Pointer{Target: proto(n)}})
+	}
+	for _, fn := range k.functions {
+		types = append(types, &btf.Func{Name: fn, Type: proto(2), Linkage: btf.GlobalFunc})
+	}
+	if k.reasons != nil {
+		types = append(types, &btf.Enum{Name: "sk_rst_reason", Size: 4, Values: k.reasons})
 	}
 	b, err := btf.NewBuilder(types, nil)
 	if err != nil {
@@ -36,48 +61,101 @@ func fakeKernel(t *testing.T, tracepoints []string, reasons []btf.EnumValue) *bt
 	return spec
 }
 
-func allTracepoints() []string {
-	var tps []string
-	for _, h := range hooks {
-		tps = append(tps, h.target)
-	}
-	return tps
-}
+var (
+	allTracepoints = []string{"inet_sock_set_state", "sock_send_length", "sock_recv_length",
+		"tcp_receive_reset", "tcp_send_reset", "tcp_destroy_sock"}
+	// 6.1: no send/recv length tracepoints, tcp_send_reset without a reason.
+	tracepoints61  = []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_send_reset", "tcp_destroy_sock"}
+	resetFunctions = []string{"tcp_v4_send_reset", "tcp_v6_send_reset"}
+)
 
-func TestCheckHooks(t *testing.T) {
+func TestPlanHooks(t *testing.T) {
 	tests := []struct {
-		name    string
-		tps     []string
-		wantErr string
+		name     string
+		kernel   kernelTypes
+		wantUse  []string
+		wantLost []string
+		wantErr  string
 	}{
-		{"all present", allTracepoints(), ""},
-		{"tcp_send_reset missing", []string{"inet_sock_set_state", "sock_send_length", "sock_recv_length",
-			"tcp_receive_reset", "tcp_destroy_sock"}, "kernel lacks tracepoint tcp_send_reset"},
-		{"nothing", nil, "kernel lacks tracepoint inet_sock_set_state"},
+		{name: "6.18: every tracepoint, resets with reasons",
+			kernel:  kernelTypes{tracepoints: allTracepoints, resetArgs: 4, functions: resetFunctions},
+			wantUse: []string{"on_set_state", "on_send_length", "on_recv_length", "on_receive_reset", "on_send_reset", "on_destroy"}},
+		{name: "6.6: every tracepoint, resets without reasons",
+			kernel: kernelTypes{tracepoints: allTracepoints, resetArgs: 3, functions: resetFunctions},
+			wantUse: []string{"on_set_state", "on_send_length", "on_recv_length", "on_receive_reset", "on_send_reset", "on_destroy",
+				"on_v4_send_reset", "on_v6_send_reset"}},
+		{name: "6.1",
+			kernel:   kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: resetFunctions},
+			wantUse:  []string{"on_set_state", "on_receive_reset", "on_send_reset", "on_destroy", "on_v4_send_reset", "on_v6_send_reset"},
+			wantLost: []string{"kernel lacks tracepoint sock_send_length, sock_recv_length: " + ownerOfAccepted}},
+		{name: "6.1 with IPv6 as a module",
+			kernel:  kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: resetFunctions[:1]},
+			wantUse: []string{"on_set_state", "on_receive_reset", "on_send_reset", "on_destroy", "on_v4_send_reset"},
+			wantLost: []string{"kernel lacks tracepoint sock_send_length, sock_recv_length: " + ownerOfAccepted,
+				"kernel lacks function tcp_v6_send_reset: IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"}},
+		{name: "tcp_send_reset missing",
+			kernel:  kernelTypes{tracepoints: []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_destroy_sock"}},
+			wantErr: "kernel lacks tracepoint tcp_send_reset"},
+		{name: "nothing", wantErr: "kernel lacks tracepoint inet_sock_set_state"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkHooks(fakeKernel(t, tt.tps, nil))
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
+			use, lost, err := planHooks(fakeKernel(t, tt.kernel))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("planHooks() error = %v, want %q", err, tt.wantErr)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("checkHooks() = %v, want %q", err, tt.wantErr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var programs []string
+			for _, h := range use {
+				programs = append(programs, h.program)
+			}
+			if !slices.Equal(programs, tt.wantUse) {
+				t.Errorf("hooks used:\n  got  %v\n  want %v", programs, tt.wantUse)
+			}
+			if !slices.Equal(lost, tt.wantLost) {
+				t.Errorf("lost:\n  got  %q\n  want %q", lost, tt.wantLost)
 			}
 		})
 	}
 }
 
+// TestHooksMatchObject: every hook names a program of the BPF object, of the
+// attach type its kind implies, and every program has a hook.
+func TestHooksMatchObject(t *testing.T) {
+	spec, err := bpf.LoadTcpclose()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		ps, ok := spec.Programs[h.program]
+		if !ok {
+			t.Errorf("hook %s: no program %s in the object", h.target, h.program)
+			continue
+		}
+		want := map[string]ebpf.AttachType{"tracepoint": ebpf.AttachTraceRawTp, "function": ebpf.AttachTraceFEntry}[h.what]
+		if ps.AttachType != want || ps.AttachTo != h.target {
+			t.Errorf("program %s attaches %v to %s, hook says %s %s", h.program, ps.AttachType, ps.AttachTo, h.what, h.target)
+		}
+	}
+	for name := range spec.Programs {
+		if !slices.ContainsFunc(hooks, func(h hook) bool { return h.program == name }) {
+			t.Errorf("program %s has no hook", name)
+		}
+	}
+}
+
 func TestLoadReasons(t *testing.T) {
-	r, err := LoadReasons(fakeKernel(t, nil, []btf.EnumValue{
+	r, err := LoadReasons(fakeKernel(t, kernelTypes{reasons: []btf.EnumValue{
 		{Name: "SK_RST_REASON_NOT_SPECIFIED", Value: 0},
 		{Name: "SK_RST_REASON_NO_SOCKET", Value: 1},
 		{Name: "SK_RST_REASON_TCP_ABORT_ON_DATA", Value: 8},
 		{Name: "SK_RST_REASON_MAX", Value: 25},
-	}))
+	}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +165,7 @@ func TestLoadReasons(t *testing.T) {
 	if v, ok := r.Value("TCP_ABORT_ON_DATA"); !ok || v != 8 {
 		t.Errorf("Value(TCP_ABORT_ON_DATA) = %d, %v", v, ok)
 	}
-	if _, err := LoadReasons(fakeKernel(t, nil, nil)); !errors.Is(err, ErrNoResetReasons) {
+	if _, err := LoadReasons(fakeKernel(t, kernelTypes{})); !errors.Is(err, ErrNoResetReasons) {
 		t.Errorf("kernel without the enum: err = %v, want ErrNoResetReasons", err)
 	}
 }

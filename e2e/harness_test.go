@@ -146,23 +146,7 @@ func takeSnapshot(t *testing.T, ns *scenario.Namespace, tr *tracer) snapshot {
 }
 
 // bpfDelta is after minus before for the programs' counters.
-func bpfDelta(after, before collector.Counters) collector.Counters {
-	var d collector.Counters
-	for i := range d.Kinds {
-		d.Kinds[i] = after.Kinds[i] - before.Kinds[i]
-	}
-	for i := range d.ResetReasons {
-		d.ResetReasons[i] = after.ResetReasons[i] - before.ResetReasons[i]
-	}
-	for i := range d.UnreadHist {
-		d.UnreadHist[i] = after.UnreadHist[i] - before.UnreadHist[i]
-	}
-	d.UnreadBytes = after.UnreadBytes - before.UnreadBytes
-	d.UnsentBytes = after.UnsentBytes - before.UnsentBytes
-	d.RefusedBytes = after.RefusedBytes - before.RefusedBytes
-	d.RingLost = after.RingLost - before.RingLost
-	return d
-}
+func bpfDelta(after, before collector.Counters) collector.Counters { return after.Sub(&before) }
 
 // checkKernelAgreement asserts that what was streamed, what the programs
 // counted and what the namespace's kernel counted agree exactly.
@@ -195,12 +179,23 @@ func checkKernelAgreement(t *testing.T, reasons *collector.Reasons, all bool, ev
 	if got, want := d.Kind(collector.KindUnreadClose), mib["TcpExtTCPAbortOnClose"]; got != want {
 		t.Errorf("unread_close counted %d, TcpExtTCPAbortOnClose delta %d", got, want)
 	}
-	abortOnData, ok := reasons.Value("TCP_ABORT_ON_DATA")
-	if !ok {
-		t.Fatalf("kernel has no reset reason TCP_ABORT_ON_DATA")
+	if got, want := d.AbortsOnData(), mib["TcpExtTCPAbortOnData"]; got != want {
+		t.Errorf("abort_close + data_after_close of a full socket counted %d, TcpExtTCPAbortOnData delta %d", got, want)
 	}
-	if got, want := d.Kind(collector.KindAbortClose)+d.ResetReasons[abortOnData], mib["TcpExtTCPAbortOnData"]; got != want {
-		t.Errorf("abort_close + data_after_close(TCP_ABORT_ON_DATA) counted %d, TcpExtTCPAbortOnData delta %d", got, want)
+	var timeWait uint64
+	for _, ev := range events {
+		if ev.Kind == collector.KindDataAfterClose && ev.TimeWait {
+			timeWait++
+		}
+	}
+	if timeWait != d.TimeWaitRefusals {
+		t.Errorf("data_after_close by TIME_WAIT sockets: %d streamed, %d counted in the kernel", timeWait, d.TimeWaitRefusals)
+	}
+	if abortOnData, ok := reasons.Value("TCP_ABORT_ON_DATA"); ok {
+		// Where the kernel names reasons, it agrees on which aborts were on data.
+		if got, want := d.ResetReasons[abortOnData], d.Kind(collector.KindDataAfterClose)-d.TimeWaitRefusals; got != want {
+			t.Errorf("resets with reason TCP_ABORT_ON_DATA %d, data_after_close of a full socket %d", got, want)
+		}
 	}
 	if got, want := d.ResetsSent(), mib["TcpOutRsts"]; got != want {
 		t.Errorf("resets sent counted %d (by reason %v), TcpOutRsts delta %d", got, nonZero(reasons, d.ResetReasons[:]), want)
@@ -216,4 +211,14 @@ func nonZero(reasons *collector.Reasons, byReason []uint64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
+}
+
+// kernelSupport is what the tracer can do on this kernel.
+func kernelSupport(t *testing.T) *collector.Support {
+	t.Helper()
+	s, err := collector.ProbeKernel()
+	if err != nil {
+		t.Fatalf("probe kernel: %v", err)
+	}
+	return s
 }

@@ -96,14 +96,14 @@ func TestServeRingOverflow(t *testing.T) {
 	if lost == 0 {
 		t.Fatalf("no ring loss with a 4K ring and a frozen reader: the test did not overflow")
 	}
-	abortOnData := series(`tcpclose_resets_sent_total{reason="TCP_ABORT_ON_DATA"}`)
+	abortOnData := series(`tcpclose_data_after_close_total{socket="full"}`)
 	checks := []struct {
 		what      string
 		got, want uint64
 	}{
 		{"unread_close = TcpExtTCPAbortOnClose", series(`tcpclose_closes_total{kind="unread_close"}`), mib["TcpExtTCPAbortOnClose"]},
 		{"unread_close = the run's", series(`tcpclose_closes_total{kind="unread_close"}`), uint64(r.Count[scenario.MixedUnread])},
-		{"abort_close + resets TCP_ABORT_ON_DATA = TcpExtTCPAbortOnData",
+		{"abort_close + data_after_close{socket=full} = TcpExtTCPAbortOnData",
 			series(`tcpclose_closes_total{kind="abort_close"}`) + abortOnData, mib["TcpExtTCPAbortOnData"]},
 		{"resets sent = TcpOutRsts", delta("tcpclose_resets_sent_total"), mib["TcpOutRsts"]},
 		{"unread bytes = the run's", delta("tcpclose_discarded_unread_bytes_total"), r.UnreadBytes},

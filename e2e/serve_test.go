@@ -358,7 +358,7 @@ func TestServePrometheus(t *testing.T) {
 	gotKind := func(kind string) uint64 {
 		return uint64(prom.query(t, fmt.Sprintf(`tcpclose_closes_total{job="tcpclose-trace",kind=%q}`, kind)))
 	}
-	abortOnData := uint64(prom.query(t, `tcpclose_resets_sent_total{job="tcpclose-trace",reason="TCP_ABORT_ON_DATA"}`))
+	abortOnData := uint64(prom.query(t, `tcpclose_data_after_close_total{job="tcpclose-trace",socket="full"}`))
 
 	// Every event was logged: the log and the exact counters agree per kind.
 	logged := map[string]uint64{}
@@ -371,12 +371,12 @@ func TestServePrometheus(t *testing.T) {
 	}
 	checks := []agreement{
 		{"unread_close = TcpExtTCPAbortOnClose", gotKind("unread_close"), mib["TcpExtTCPAbortOnClose"]},
-		{"abort_close + resets TCP_ABORT_ON_DATA = TcpExtTCPAbortOnData", gotKind("abort_close") + abortOnData, mib["TcpExtTCPAbortOnData"]},
+		{"abort_close + data_after_close{socket=full} = TcpExtTCPAbortOnData", gotKind("abort_close") + abortOnData, mib["TcpExtTCPAbortOnData"]},
 		{"resets sent = TcpOutRsts", got("tcpclose_resets_sent_total"), mib["TcpOutRsts"]},
 		{"unread bytes = the scenarios' unread bytes", got("tcpclose_discarded_unread_bytes_total"), unreadBytes},
 		{"unread histogram count = unread_close", got("tcpclose_unread_at_close_bytes_count"), gotKind("unread_close")},
 		{"ring records lost", got("tcpclose_ring_lost_records_total"), 0},
-		{"programs attached", got("tcpclose_programs_attached"), 6},
+		{"programs attached", got("tcpclose_programs_attached"), uint64(len(kernelSupport(t).Hooks))},
 		{"data_after_close logged = counted", logged["data_after_close"], got("tcpclose_data_after_close_total")},
 		{"reset_received logged = counted", logged["reset_received"], got("tcpclose_resets_received_total")},
 		{"by-comm: tct-closer unread_close = unread_close", uint64(prom.query(t,
@@ -592,8 +592,9 @@ func TestServeTLSBasicAuth(t *testing.T) {
 			if resp.StatusCode != tt.wantCode {
 				t.Fatalf("GET %s = %d, want %d", tt.url, resp.StatusCode, tt.wantCode)
 			}
-			if tt.wantCode == http.StatusOK && !bytes.Contains(body, []byte("tcpclose_programs_attached 6")) {
-				t.Errorf("metrics lack tcpclose_programs_attached 6:\n%s", body)
+			attached := fmt.Sprintf("tcpclose_programs_attached %d", len(kernelSupport(t).Hooks))
+			if tt.wantCode == http.StatusOK && !bytes.Contains(body, []byte(attached)) {
+				t.Errorf("metrics lack %s:\n%s", attached, body)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ package exporter
 import (
 	"fmt"
 	"runtime"
-	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,7 +52,8 @@ func New(version string) *Exporter {
 			"data discarded and RST sent), undrained_close (close() before the peer's EOF), abort_close (SO_LINGER "+
 			"zero), graceful_close.", "kind"),
 		dataAfterClose: d("data_after_close_total", "Segments with data that arrived after an undrained close and were "+
-			"answered with RST: the peer lost that data."),
+			"answered with RST: the peer lost that data. socket: full (the kernel aborted the closed socket, counted in "+
+			"TCPAbortOnData) or time_wait (its TIME_WAIT mini-socket answered).", "socket"),
 		resetsReceived: d("resets_received_total", "RSTs received on connections of this host."),
 		resetsSent:     d("resets_sent_total", "RSTs sent by this host, by the kernel's reset reason (unknown before Linux 6.10).", "reason"),
 		unreadBytes:    d("discarded_unread_bytes_total", "Received bytes discarded unread by unread_close closes."),
@@ -64,7 +64,8 @@ func New(version string) *Exporter {
 			"buffer was full: logs miss them, counters do not."),
 		dropped:   d("events_dropped_total", "Events dropped because the log output fell behind."),
 		evictions: d("correlation_evictions_total", "Per-socket correlation entries evicted for lack of room."),
-		attached:  d("programs_attached", "BPF programs attached; "+strconv.Itoa(collector.NumPrograms)+" when healthy."),
+		attached: d("programs_attached", "BPF programs attached: 0 until attached, then every program this kernel "+
+			"needs (6 on most kernels)."),
 		buildInfo: d("build_info", "Build information of the running tcpclose-trace; always 1.", "version", "goversion"),
 	}
 }
@@ -108,7 +109,8 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	for _, k := range closeKinds {
 		counter(ch, e.closes, c.Kind(k), k.String())
 	}
-	counter(ch, e.dataAfterClose, c.Kind(collector.KindDataAfterClose))
+	counter(ch, e.dataAfterClose, c.Kind(collector.KindDataAfterClose)-c.TimeWaitRefusals, "full")
+	counter(ch, e.dataAfterClose, c.TimeWaitRefusals, "time_wait")
 	counter(ch, e.resetsReceived, c.Kind(collector.KindResetReceived))
 	e.collectResets(ch, &c, e.src.Reasons())
 	counter(ch, e.unreadBytes, c.UnreadBytes)

@@ -31,12 +31,13 @@ func sampleSource() *fakeSource {
 	f := &fakeSource{
 		stats:    collector.Stats{SinkDropped: 3, Evictions: 4, Decoded: 99},
 		reasons:  collector.NewReasons(map[uint16]string{0: "NOT_SPECIFIED", 1: "NO_SOCKET", 5: "TCP_ABORT_ON_CLOSE"}),
-		attached: collector.NumPrograms,
+		attached: 6,
 	}
 	c := &f.counters
 	c.Kinds[collector.KindUnreadClose] = 3
 	c.Kinds[collector.KindUndrainedClose] = 2
-	c.Kinds[collector.KindDataAfterClose] = 1
+	c.Kinds[collector.KindDataAfterClose] = 3
+	c.TimeWaitRefusals = 2
 	c.Kinds[collector.KindAbortClose] = 5
 	c.Kinds[collector.KindResetReceived] = 6
 	c.Kinds[collector.KindResetSent] = 7
@@ -83,7 +84,7 @@ func TestExporterGolden(t *testing.T) {
 		{name: "not attached yet", src: nil,
 			metrics: []string{"tcpclose_programs_attached", "tcpclose_closes_total", "tcpclose_resets_sent_total"},
 			want: `
-# HELP tcpclose_programs_attached BPF programs attached; 6 when healthy.
+# HELP tcpclose_programs_attached BPF programs attached: 0 until attached, then every program this kernel needs (6 on most kernels).
 # TYPE tcpclose_programs_attached gauge
 tcpclose_programs_attached 0
 `},
@@ -97,13 +98,14 @@ tcpclose_closes_total{kind="abort_close"} 5
 tcpclose_closes_total{kind="graceful_close"} 8
 tcpclose_closes_total{kind="undrained_close"} 2
 tcpclose_closes_total{kind="unread_close"} 3
-# HELP tcpclose_data_after_close_total Segments with data that arrived after an undrained close and were answered with RST: the peer lost that data.
+# HELP tcpclose_data_after_close_total Segments with data that arrived after an undrained close and were answered with RST: the peer lost that data. socket: full (the kernel aborted the closed socket, counted in TCPAbortOnData) or time_wait (its TIME_WAIT mini-socket answered).
 # TYPE tcpclose_data_after_close_total counter
-tcpclose_data_after_close_total 1
+tcpclose_data_after_close_total{socket="full"} 1
+tcpclose_data_after_close_total{socket="time_wait"} 2
 # HELP tcpclose_resets_received_total RSTs received on connections of this host.
 # TYPE tcpclose_resets_received_total counter
 tcpclose_resets_received_total 6
-# HELP tcpclose_programs_attached BPF programs attached; 6 when healthy.
+# HELP tcpclose_programs_attached BPF programs attached: 0 until attached, then every program this kernel needs (6 on most kernels).
 # TYPE tcpclose_programs_attached gauge
 tcpclose_programs_attached 6
 `},

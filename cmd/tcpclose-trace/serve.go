@@ -97,6 +97,9 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	if pods != nil {
 		podRoot = pods.Root()
 	}
+	for _, lost := range c.Lost() {
+		logger.Warn("this kernel limits detection", "what", lost)
+	}
 	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
 		"pods_cgroup_root", podRoot)
 
