@@ -30,13 +30,13 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	for _, lost := range c.Lost() {
-		fmt.Fprintln(stderr, "warning:", lost)
-	}
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
 		}
+	}
+	for _, lost := range c.Lost() { // once running: an error stays one line
+		fmt.Fprintln(stderr, "warning:", lost)
 	}
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
