@@ -586,6 +586,21 @@ int BPF_PROG(on_recv_length, struct sock *sk)
 	return 0;
 }
 
+/* Before 6.3 (no sock_send_length/sock_recv_length): the same, on entry to TCP's own calls. */
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(on_tcp_sendmsg, struct sock *sk)
+{
+	record_user(sk);
+	return 0;
+}
+
+SEC("fentry/tcp_recvmsg")
+int BPF_PROG(on_tcp_recvmsg, struct sock *sk)
+{
+	record_user(sk);
+	return 0;
+}
+
 /*
  * tcp_reset() runs for a received RST, but also when the kernel aborts on
  * data that arrived after shutdown (TCPAbortOnData) - then tcp_send_reset

@@ -86,6 +86,8 @@ const (
 	TcpcloseProgOnSendLength   = "on_send_length"
 	TcpcloseProgOnSendReset    = "on_send_reset"
 	TcpcloseProgOnSetState     = "on_set_state"
+	TcpcloseProgOnTcpRecvmsg   = "on_tcp_recvmsg"
+	TcpcloseProgOnTcpSendmsg   = "on_tcp_sendmsg"
 	TcpcloseProgOnV4SendReset  = "on_v4_send_reset"
 	TcpcloseProgOnV6SendReset  = "on_v6_send_reset"
 	TcpcloseVarFilterComm      = "filter_comm"
@@ -145,6 +147,8 @@ type TcpcloseProgramSpecs struct {
 	OnSendLength   *ebpf.ProgramSpec `ebpf:"on_send_length"`
 	OnSendReset    *ebpf.ProgramSpec `ebpf:"on_send_reset"`
 	OnSetState     *ebpf.ProgramSpec `ebpf:"on_set_state"`
+	OnTcpRecvmsg   *ebpf.ProgramSpec `ebpf:"on_tcp_recvmsg"`
+	OnTcpSendmsg   *ebpf.ProgramSpec `ebpf:"on_tcp_sendmsg"`
 	OnV4SendReset  *ebpf.ProgramSpec `ebpf:"on_v4_send_reset"`
 	OnV6SendReset  *ebpf.ProgramSpec `ebpf:"on_v6_send_reset"`
 }
@@ -233,6 +237,8 @@ type TcpclosePrograms struct {
 	OnSendLength   *ebpf.Program `ebpf:"on_send_length"`
 	OnSendReset    *ebpf.Program `ebpf:"on_send_reset"`
 	OnSetState     *ebpf.Program `ebpf:"on_set_state"`
+	OnTcpRecvmsg   *ebpf.Program `ebpf:"on_tcp_recvmsg"`
+	OnTcpSendmsg   *ebpf.Program `ebpf:"on_tcp_sendmsg"`
 	OnV4SendReset  *ebpf.Program `ebpf:"on_v4_send_reset"`
 	OnV6SendReset  *ebpf.Program `ebpf:"on_v6_send_reset"`
 }
@@ -245,6 +251,8 @@ func (p *TcpclosePrograms) Close() error {
 		p.OnSendLength,
 		p.OnSendReset,
 		p.OnSetState,
+		p.OnTcpRecvmsg,
+		p.OnTcpSendmsg,
 		p.OnV4SendReset,
 		p.OnV6SendReset,
 	)

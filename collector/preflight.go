@@ -69,27 +69,33 @@ type kernelFeatures struct {
 	// (6.10+). Before, it is silent for TIME_WAIT, request and socket-less
 	// resets, which are then taken at tcp_v4/v6_send_reset.
 	allResets bool
+	// lengths: the sock_send_length and sock_recv_length tracepoints exist
+	// (6.3+); before, tcp_sendmsg and tcp_recvmsg are hooked instead.
+	lengths bool
 }
 
-// ownerOfAccepted is what is lost without the send/recv tracepoints (6.3+).
+// ownerOfAccepted is what is lost without a hook on sends and receives.
 const ownerOfAccepted = "an accepted socket keeps its listener's process as owner until it is closed"
 
-func beforeAllResets(k *kernelFeatures) bool { return !k.allResets }
+func lacksAllResets(k *kernelFeatures) bool { return !k.allResets }
+func hasLengths(k *kernelFeatures) bool     { return k.lengths }
+func lacksLengths(k *kernelFeatures) bool   { return !k.lengths }
 
 // hooks lists every attachment, in attach order. The tracepoints are BTF
-// tracepoints; the two functions (fentry) are needed only before 6.10.
+// tracepoints; the functions (fentry) stand in for tracepoints that older
+// kernels lack or that are silent there.
 var hooks = []hook{
 	{program: "on_set_state", what: "tracepoint", target: "inet_sock_set_state"},
-	{program: "on_send_length", what: "tracepoint", target: "sock_send_length",
-		lost: ownerOfAccepted},
-	{program: "on_recv_length", what: "tracepoint", target: "sock_recv_length",
-		lost: ownerOfAccepted},
+	{program: "on_send_length", what: "tracepoint", target: "sock_send_length", needed: hasLengths},
+	{program: "on_recv_length", what: "tracepoint", target: "sock_recv_length", needed: hasLengths},
+	{program: "on_tcp_sendmsg", what: "function", target: "tcp_sendmsg", needed: lacksLengths, lost: ownerOfAccepted},
+	{program: "on_tcp_recvmsg", what: "function", target: "tcp_recvmsg", needed: lacksLengths, lost: ownerOfAccepted},
 	{program: "on_receive_reset", what: "tracepoint", target: "tcp_receive_reset"},
 	{program: "on_send_reset", what: "tracepoint", target: "tcp_send_reset"},
 	{program: "on_destroy", what: "tracepoint", target: "tcp_destroy_sock"},
-	{program: "on_v4_send_reset", what: "function", target: "tcp_v4_send_reset", needed: beforeAllResets,
+	{program: "on_v4_send_reset", what: "function", target: "tcp_v4_send_reset", needed: lacksAllResets,
 		lost: "IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
-	{program: "on_v6_send_reset", what: "function", target: "tcp_v6_send_reset", needed: beforeAllResets,
+	{program: "on_v6_send_reset", what: "function", target: "tcp_v6_send_reset", needed: lacksAllResets,
 		lost: "IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
 }
 
@@ -106,10 +112,19 @@ func Tracepoints() []string {
 
 // probeFeatures reads the features the hooks depend on from kernel BTF.
 func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
+	k := &kernelFeatures{lengths: true}
+	for _, tp := range []string{"sock_send_length", "sock_recv_length"} {
+		var td *btf.Typedef
+		if err := spec.TypeByName("btf_trace_"+tp, &td); errors.Is(err, btf.ErrNotFound) {
+			k.lengths = false
+		} else if err != nil {
+			return nil, fmt.Errorf("look up tracepoint %s: %w", tp, err)
+		}
+	}
 	var td *btf.Typedef
 	err := spec.TypeByName("btf_trace_tcp_send_reset", &td)
 	if errors.Is(err, btf.ErrNotFound) {
-		return &kernelFeatures{}, nil // checkHooks names the missing tracepoint
+		return k, nil // planHooks names the missing tracepoint
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up tracepoint tcp_send_reset: %w", err)
@@ -123,7 +138,8 @@ func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
 	if !ok {
 		return nil, fmt.Errorf("tracepoint tcp_send_reset: unexpected BTF type %v", ptr.Target)
 	}
-	return &kernelFeatures{allResets: len(proto.Params) >= 4}, nil
+	k.allResets = len(proto.Params) >= 4
+	return k, nil
 }
 
 // planHooks checks, from BTF, every hook this kernel needs: it returns the

@@ -65,11 +65,13 @@ var (
 	allTracepoints = []string{"inet_sock_set_state", "sock_send_length", "sock_recv_length",
 		"tcp_receive_reset", "tcp_send_reset", "tcp_destroy_sock"}
 	// 6.1: no send/recv length tracepoints, tcp_send_reset without a reason.
-	tracepoints61  = []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_send_reset", "tcp_destroy_sock"}
-	resetFunctions = []string{"tcp_v4_send_reset", "tcp_v6_send_reset"}
+	tracepoints61 = []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_send_reset", "tcp_destroy_sock"}
+	functions     = []string{"tcp_sendmsg", "tcp_recvmsg", "tcp_v4_send_reset", "tcp_v6_send_reset"}
+	base          = []string{"on_receive_reset", "on_send_reset", "on_destroy"}
 )
 
 func TestPlanHooks(t *testing.T) {
+	use := func(programs ...[]string) []string { return slices.Concat(programs...) }
 	tests := []struct {
 		name     string
 		kernel   kernelTypes
@@ -78,20 +80,19 @@ func TestPlanHooks(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "6.18: every tracepoint, resets with reasons",
-			kernel:  kernelTypes{tracepoints: allTracepoints, resetArgs: 4, functions: resetFunctions},
-			wantUse: []string{"on_set_state", "on_send_length", "on_recv_length", "on_receive_reset", "on_send_reset", "on_destroy"}},
+			kernel:  kernelTypes{tracepoints: allTracepoints, resetArgs: 4, functions: functions},
+			wantUse: use([]string{"on_set_state", "on_send_length", "on_recv_length"}, base)},
 		{name: "6.6: every tracepoint, resets without reasons",
-			kernel: kernelTypes{tracepoints: allTracepoints, resetArgs: 3, functions: resetFunctions},
-			wantUse: []string{"on_set_state", "on_send_length", "on_recv_length", "on_receive_reset", "on_send_reset", "on_destroy",
-				"on_v4_send_reset", "on_v6_send_reset"}},
+			kernel:  kernelTypes{tracepoints: allTracepoints, resetArgs: 3, functions: functions},
+			wantUse: use([]string{"on_set_state", "on_send_length", "on_recv_length"}, base, []string{"on_v4_send_reset", "on_v6_send_reset"})},
 		{name: "6.1",
-			kernel:   kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: resetFunctions},
-			wantUse:  []string{"on_set_state", "on_receive_reset", "on_send_reset", "on_destroy", "on_v4_send_reset", "on_v6_send_reset"},
-			wantLost: []string{"kernel lacks tracepoint sock_send_length, sock_recv_length: " + ownerOfAccepted}},
-		{name: "6.1 with IPv6 as a module",
-			kernel:  kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: resetFunctions[:1]},
-			wantUse: []string{"on_set_state", "on_receive_reset", "on_send_reset", "on_destroy", "on_v4_send_reset"},
-			wantLost: []string{"kernel lacks tracepoint sock_send_length, sock_recv_length: " + ownerOfAccepted,
+			kernel: kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: functions},
+			wantUse: use([]string{"on_set_state", "on_tcp_sendmsg", "on_tcp_recvmsg"}, base,
+				[]string{"on_v4_send_reset", "on_v6_send_reset"})},
+		{name: "6.1 without the send/recv functions in BTF, IPv6 a module",
+			kernel:  kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: functions[2:3]},
+			wantUse: use([]string{"on_set_state"}, base, []string{"on_v4_send_reset"}),
+			wantLost: []string{"kernel lacks function tcp_sendmsg, tcp_recvmsg: " + ownerOfAccepted,
 				"kernel lacks function tcp_v6_send_reset: IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"}},
 		{name: "tcp_send_reset missing",
 			kernel:  kernelTypes{tracepoints: []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_destroy_sock"}},
