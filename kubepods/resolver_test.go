@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/lru"
 )
 
 // fakeNode is a cgroup hierarchy and runtime state a test can change.
@@ -20,7 +21,7 @@ func newTestResolver(t testing.TB, size int) (*Resolver, *fakeNode, Sources) {
 	dir := t.TempDir()
 	src := Sources{Containerd: dir + "/containerd", Kubelet: dir + "/kubelet"}
 	node := &fakeNode{paths: map[uint64]string{}, now: time.Unix(1_700_000_000, 0)}
-	r := &Resolver{root: "/fake", sources: src, cache: newLRU[uint64, cached](size),
+	r := &Resolver{root: "/fake", sources: src, cache: lru.New[uint64, cached](size),
 		scan: func(string) (map[uint64]string, error) {
 			node.scans++
 			m := make(map[uint64]string, len(node.paths))
