@@ -15,30 +15,41 @@ const (
 
 var benchOwner = &Owner{PID: 4242, TID: 4243, Comm: "bench-closer", CgroupID: 99}
 
-// full returns a tracker that already holds capacity undrained closes, one
-// a microsecond, and the time of the last.
-func full(capacity int, ttl time.Duration) (*Tracker, time.Time) {
+// fill returns a tracker holding the undrained closes of sockets 1 to
+// filled, one a microsecond, and the time of the last.
+func fill(capacity, filled int, ttl time.Duration) (*Tracker, time.Time) {
 	tr := New(capacity, ttl)
 	now := time.Unix(1_700_000_000, 0)
-	for i := range capacity {
+	for i := range filled {
 		now = now.Add(time.Microsecond)
 		tr.MarkClosed(uint64(i+1), now, benchOwner)
 	}
 	return tr, now
 }
 
-// BenchmarkTrackerChurn: undrained closes of new sockets into a full
-// tracker, each evicting the least recently seen (connection churn).
-func BenchmarkTrackerChurn(b *testing.B) {
-	tr, now := full(benchCapacity, benchTTL)
-	cookie := uint64(benchCapacity)
+// closeNew times b.N undrained closes of new sockets, one a microsecond,
+// each followed by then if not nil, on a tracker already holding filled
+// sockets, and returns the tracker.
+func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(tr *Tracker, cookie uint64)) *Tracker {
+	tr, now := fill(capacity, filled, ttl)
+	cookie := uint64(filled)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
 		cookie++
 		now = now.Add(time.Microsecond)
 		tr.MarkClosed(cookie, now, benchOwner)
+		if then != nil {
+			then(tr, cookie)
+		}
 	}
+	return tr
+}
+
+// BenchmarkTrackerChurn: undrained closes of new sockets into a full
+// tracker, each evicting the least recently seen (connection churn).
+func BenchmarkTrackerChurn(b *testing.B) {
+	tr := closeNew(b, benchCapacity, benchCapacity, benchTTL, nil)
 	if tr.Len() != benchCapacity {
 		b.Fatalf("Len() = %d, want %d", tr.Len(), benchCapacity)
 	}
@@ -48,15 +59,7 @@ func BenchmarkTrackerChurn(b *testing.B) {
 // that each close expires one entry (a steady rate under the TTL).
 func BenchmarkTrackerExpire(b *testing.B) {
 	const live = 1024
-	tr, now := full(live, live*time.Microsecond)
-	cookie := uint64(live)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		cookie++
-		now = now.Add(time.Microsecond)
-		tr.MarkClosed(cookie, now, benchOwner)
-	}
+	tr := closeNew(b, live, live, live*time.Microsecond, nil)
 	if tr.Len() > live || tr.Expired() == 0 {
 		b.Fatalf("Len() = %d, Expired() = %d: nothing aged out", tr.Len(), tr.Expired())
 	}
@@ -65,25 +68,18 @@ func BenchmarkTrackerExpire(b *testing.B) {
 // BenchmarkTrackerStory: an undrained close, then the data after it: the
 // entry is read and forgotten (the story is complete).
 func BenchmarkTrackerStory(b *testing.B) {
-	tr, now := full(benchCapacity/2, benchTTL)
-	cookie := uint64(benchCapacity)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		cookie++
-		now = now.Add(time.Microsecond)
-		tr.MarkClosed(cookie, now, benchOwner)
+	closeNew(b, benchCapacity, benchCapacity/2, benchTTL, func(tr *Tracker, cookie uint64) {
 		if e, ok := tr.Get(cookie); !ok || !e.HasOwner {
 			b.Fatalf("Get(%d) = %+v, %v", cookie, e, ok)
 		}
 		tr.Forget(cookie)
-	}
+	})
 }
 
 // BenchmarkTrackerLookup: events joined read-only, half of them on sockets
 // the tracker knows.
 func BenchmarkTrackerLookup(b *testing.B) {
-	tr, _ := full(benchCapacity, benchTTL)
+	tr, _ := fill(benchCapacity, benchCapacity, benchTTL)
 	var hits int
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +57,20 @@ func (h *heldPrograms) read() {
 			h.ids = append(h.ids, id)
 		}
 	}
+}
+
+// runWatched runs cmd to its end while polling, every period, the programs
+// it holds; it returns those programs and cmd.Wait's error.
+func runWatched(t *testing.T, cmd *exec.Cmd, period time.Duration) (*heldPrograms, error) {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	progs := watchPrograms(t, cmd.Process.Pid)
+	stopPoll := progs.poll(period)
+	err := cmd.Wait()
+	stopPoll()
+	return progs, err
 }
 
 // poll reads every period until the returned stop is called, for a process

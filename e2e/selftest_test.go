@@ -32,13 +32,7 @@ func runSelftest(t *testing.T, bin string, env []string, args ...string) (int, s
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	progs := watchPrograms(t, cmd.Process.Pid)
-	stopPoll := progs.poll(50 * time.Millisecond)
-	err := cmd.Wait()
-	stopPoll()
+	progs, err := runWatched(t, cmd, 50*time.Millisecond)
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

@@ -457,15 +457,9 @@ func TestServeErrors(t *testing.T) {
 			cmd := exec.Command(bin, args...)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
 			// It fails before it loads anything; if it did load programs,
 			// polling its descriptors is how this test sees them.
-			progs := watchPrograms(t, cmd.Process.Pid)
-			stopPoll := progs.poll(5 * time.Millisecond)
-			err := cmd.Wait()
-			stopPoll()
+			progs, err := runWatched(t, cmd, 5*time.Millisecond)
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != tt.wantCode {
 				t.Fatalf("exit = %v, want code %d; stderr: %s", err, tt.wantCode, stderr.String())
