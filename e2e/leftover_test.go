@@ -33,11 +33,14 @@ type heldPrograms struct {
 	err error
 }
 
-// watchPrograms binds to the process pid, started and not yet waited for.
-func watchPrograms(t *testing.T, pid int) *heldPrograms {
+// watchPrograms binds to the process of cmd, started and not yet waited
+// for (so that its pid is still its own).
+func watchPrograms(t *testing.T, cmd *exec.Cmd) *heldPrograms {
 	t.Helper()
-	p, err := bpfprogs.Open(pid)
+	p, err := bpfprogs.Open(cmd.Process.Pid)
 	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
@@ -66,7 +69,7 @@ func runWatched(t *testing.T, cmd *exec.Cmd, period time.Duration) (*heldProgram
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	progs := watchPrograms(t, cmd.Process.Pid)
+	progs := watchPrograms(t, cmd)
 	stopPoll := progs.poll(period)
 	err := cmd.Wait()
 	stopPoll()

@@ -156,7 +156,7 @@ func TestSelftestInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	progs := watchPrograms(t, cmd.Process.Pid)
+	progs := watchPrograms(t, cmd)
 	waited := make(chan error, 1)
 	lines := make(chan string, 64)
 	go func() {

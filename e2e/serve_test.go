@@ -73,7 +73,7 @@ func startDaemonCmd(t *testing.T, cmd *exec.Cmd, client *http.Client, base strin
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d.progs = watchPrograms(t, d.cmd.Process.Pid)
+	d.progs = watchPrograms(t, d.cmd)
 	go func() { d.waited <- d.cmd.Wait() }()
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
