@@ -4,8 +4,9 @@
 package correlate
 
 import (
-	"container/list"
 	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/lru"
 )
 
 // Owner is the process a socket is attributed to.
@@ -31,89 +32,54 @@ type Entry struct {
 // and past Capacity the least recently seen entry is evicted. Not safe for
 // concurrent use.
 type Tracker struct {
-	capacity  int
-	ttl       time.Duration
-	byCookie  map[uint64]*list.Element
-	order     *list.List // front: least recently seen
-	evictions uint64
-	expired   uint64
+	ttl     time.Duration
+	entries *lru.Cache[uint64, Entry] // least recently seen first
+	expired uint64
 }
 
 // New returns a Tracker holding at most capacity sockets for at most ttl each.
 func New(capacity int, ttl time.Duration) *Tracker {
-	if capacity < 1 {
-		capacity = 1
-	}
-	return &Tracker{capacity: capacity, ttl: ttl, byCookie: make(map[uint64]*list.Element), order: list.New()}
+	return &Tracker{ttl: ttl, entries: lru.New[uint64, Entry](capacity)}
 }
 
 // Len returns the number of sockets remembered.
-func (t *Tracker) Len() int { return len(t.byCookie) }
+func (t *Tracker) Len() int { return t.entries.Len() }
 
 // Evictions returns how many entries were dropped for lack of room.
-func (t *Tracker) Evictions() uint64 { return t.evictions }
+func (t *Tracker) Evictions() uint64 { return t.entries.Evictions() }
 
 // Expired returns how many entries aged out.
 func (t *Tracker) Expired() uint64 { return t.expired }
 
 // Get returns the entry for a cookie.
-func (t *Tracker) Get(cookie uint64) (Entry, bool) {
-	if el, ok := t.byCookie[cookie]; ok {
-		return *el.Value.(*Entry), true
-	}
-	return Entry{}, false
-}
+func (t *Tracker) Get(cookie uint64) (Entry, bool) { return t.entries.Peek(cookie) }
 
 // Touch records an event on a socket at now, with its owner if known, and
 // returns the updated entry.
 func (t *Tracker) Touch(cookie uint64, now time.Time, owner *Owner) Entry {
-	t.expire(now)
-	el, ok := t.byCookie[cookie]
-	if !ok {
-		if len(t.byCookie) >= t.capacity {
-			t.remove(t.order.Front())
-			t.evictions++
-		}
-		el = t.order.PushBack(&Entry{Cookie: cookie})
-		t.byCookie[cookie] = el
-	} else {
-		t.order.MoveToBack(el)
-	}
-	e := el.Value.(*Entry)
-	e.Seen = now
-	if owner != nil {
-		e.Owner, e.HasOwner = *owner, true
-	}
-	return *e
+	return *t.touch(cookie, now, owner)
 }
 
 // MarkClosed records an undrained close of the socket at now.
 func (t *Tracker) MarkClosed(cookie uint64, now time.Time, owner *Owner) {
-	t.Touch(cookie, now, owner)
-	t.byCookie[cookie].Value.(*Entry).Closed = now
+	t.touch(cookie, now, owner).Closed = now
 }
 
 // Forget drops a socket whose story is complete.
-func (t *Tracker) Forget(cookie uint64) {
-	if el, ok := t.byCookie[cookie]; ok {
-		t.remove(el)
-	}
-}
+func (t *Tracker) Forget(cookie uint64) { t.entries.Delete(cookie) }
 
-func (t *Tracker) expire(now time.Time) {
-	if t.ttl <= 0 {
-		return
+// touch is Touch; the entry it returns is valid until the next change.
+func (t *Tracker) touch(cookie uint64, now time.Time, owner *Owner) *Entry {
+	if t.ttl > 0 {
+		t.expired += uint64(t.entries.Expire(func(e *Entry) bool { return now.Sub(e.Seen) >= t.ttl }))
 	}
-	for el := t.order.Front(); el != nil; el = t.order.Front() {
-		if now.Sub(el.Value.(*Entry).Seen) < t.ttl {
-			return
-		}
-		t.remove(el)
-		t.expired++
+	e, added := t.entries.Use(cookie)
+	if added {
+		e.Cookie = cookie
 	}
-}
-
-func (t *Tracker) remove(el *list.Element) {
-	delete(t.byCookie, el.Value.(*Entry).Cookie)
-	t.order.Remove(el)
+	e.Seen = now
+	if owner != nil {
+		e.Owner, e.HasOwner = *owner, true
+	}
+	return e
 }

@@ -385,7 +385,5 @@ func TestServeLeastPrivilege(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	d.stop(t)
 	checkPodRecords(t, cases, d.logRecords(t), mib)
-	if left := programsLeft(t); len(left) > 0 {
-		t.Errorf("programs left loaded after SIGTERM: %v", left)
-	}
+	d.progs.checkGone(t)
 }

@@ -23,8 +23,8 @@ import (
 const selftestLimit = 5 * time.Minute
 
 // runSelftest runs `bin selftest args...` and returns its exit code,
-// stdout and stderr.
-func runSelftest(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+// stdout, stderr and the BPF programs it was seen holding.
+func runSelftest(t *testing.T, bin string, env []string, args ...string) (int, string, string, *heldPrograms) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), selftestLimit)
 	defer cancel()
@@ -32,16 +32,16 @@ func runSelftest(t *testing.T, bin string, env []string, args ...string) (int, s
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	progs, err := runWatched(t, cmd, 50*time.Millisecond)
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		return 0, stdout.String(), stderr.String()
+		return 0, stdout.String(), stderr.String(), progs
 	case errors.As(err, &exit) && ctx.Err() == nil:
-		return exit.ExitCode(), stdout.String(), stderr.String()
+		return exit.ExitCode(), stdout.String(), stderr.String(), progs
 	}
 	t.Fatalf("selftest: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	return 0, "", ""
+	return 0, "", "", nil
 }
 
 // rowCells returns the cells of a report row, by the row's name.
@@ -87,7 +87,7 @@ func kernelNamesReasons(t *testing.T) bool {
 func TestSelftest(t *testing.T) {
 	requireHost(t)
 	bin := buildCLI(t)
-	code, out, errOut := runSelftest(t, bin, nil)
+	code, out, errOut, progs := runSelftest(t, bin, nil)
 	if code != 0 {
 		t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -105,9 +105,8 @@ func TestSelftest(t *testing.T) {
 		t.Errorf("no PASS verdict:\n%s", out)
 	}
 	namespaceGone(t, out)
-	if left := programsLeft(t); len(left) > 0 {
-		t.Errorf("programs left loaded: %v", left)
-	}
+	progs.requireLoaded(t)
+	progs.checkGone(t)
 }
 
 // TestSelftestBrokenDetection makes one detection fail for real (its events
@@ -116,7 +115,7 @@ func TestSelftest(t *testing.T) {
 func TestSelftestBrokenDetection(t *testing.T) {
 	requireHost(t)
 	bin := buildCLI(t)
-	code, out, errOut := runSelftest(t, bin, []string{"TCPCLOSE_SELFTEST_DROP=unread_close"}, "--family", "ipv4")
+	code, out, errOut, _ := runSelftest(t, bin, []string{"TCPCLOSE_SELFTEST_DROP=unread_close"}, "--family", "ipv4")
 	if code != 1 {
 		t.Errorf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -157,6 +156,7 @@ func TestSelftestInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	progs := watchPrograms(t, cmd)
 	waited := make(chan error, 1)
 	lines := make(chan string, 64)
 	go func() {
@@ -188,6 +188,8 @@ func TestSelftestInterrupted(t *testing.T) {
 			t.Fatalf("selftest did not reach undrained_fin_wait:\n%s", all)
 		}
 	}
+	progs.read() // in the middle of a scenario: every program is loaded
+	progs.requireLoaded(t)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +210,7 @@ func TestSelftestInterrupted(t *testing.T) {
 	if _, err := os.Stat("/run/netns/" + ns); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("namespace %s left behind after SIGTERM (stat: %v)", ns, err)
 	}
-	if left := programsLeft(t); len(left) > 0 {
-		t.Errorf("programs left loaded after SIGTERM: %v", left)
-	}
+	progs.checkGone(t)
 	if !strings.Contains(stdout.String(), "DETECTION") {
 		t.Errorf("no report after SIGTERM:\n%s", stdout.String())
 	}

@@ -27,10 +27,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
@@ -56,6 +54,7 @@ type daemon struct {
 	stdout syncbuf.Buffer
 	stderr syncbuf.Buffer
 	waited chan error
+	progs  *heldPrograms // the BPF programs it was seen holding
 }
 
 // startDaemon starts `bin serve args...` and returns once /readyz answers
@@ -74,6 +73,7 @@ func startDaemonCmd(t *testing.T, cmd *exec.Cmd, client *http.Client, base strin
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	d.progs = watchPrograms(t, d.cmd)
 	go func() { d.waited <- d.cmd.Wait() }()
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
@@ -91,6 +91,8 @@ func startDaemonCmd(t *testing.T, cmd *exec.Cmd, client *http.Client, base strin
 		if resp, err := client.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				d.progs.read() // ready: every program is loaded
+				d.progs.requireLoaded(t)
 				return d
 			}
 		}
@@ -103,6 +105,7 @@ func startDaemonCmd(t *testing.T, cmd *exec.Cmd, client *http.Client, base strin
 // stop sends SIGTERM and asserts a clean exit within a few seconds.
 func (d *daemon) stop(t *testing.T) time.Duration {
 	t.Helper()
+	d.progs.read()
 	start := time.Now()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -134,30 +137,6 @@ func (d *daemon) logRecords(t *testing.T) []map[string]any {
 		}
 	}
 	return recs
-}
-
-// programsLeft lists programs of ours still loaded 2 s after a process
-// exited (the kernel frees them a moment after their last file closes).
-func programsLeft(t *testing.T) []string {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		progs := ourPrograms(t)
-		if len(progs) == 0 || time.Now().After(deadline) {
-			return progs
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// ourPrograms lists the loaded BPF programs with the names of ours.
-func ourPrograms(t *testing.T) []string {
-	t.Helper()
-	var found []string
-	collector.EachLoaded(func(id ebpf.ProgramID, name string, _ *ebpf.Program) {
-		found = append(found, fmt.Sprintf("%s (id %d)", name, id))
-	})
-	return found
 }
 
 // prometheus is a real Prometheus server on loopback.
@@ -430,9 +409,7 @@ func TestServePrometheus(t *testing.T) {
 
 	took := d.stop(t)
 	t.Logf("SIGTERM to exit: %v", took)
-	if progs := programsLeft(t); len(progs) != 0 {
-		t.Errorf("programs still loaded after the daemon stopped: %v", progs)
-	}
+	d.progs.checkGone(t)
 }
 
 // TestServeErrors checks that bad daemon input gives one clear line, a
@@ -480,7 +457,9 @@ func TestServeErrors(t *testing.T) {
 			cmd := exec.Command(bin, args...)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
+			// It fails before it loads anything; if it did load programs,
+			// polling its descriptors is how this test sees them.
+			progs, err := runWatched(t, cmd, 5*time.Millisecond)
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != tt.wantCode {
 				t.Fatalf("exit = %v, want code %d; stderr: %s", err, tt.wantCode, stderr.String())
@@ -493,9 +472,7 @@ func TestServeErrors(t *testing.T) {
 			if strings.Contains(stdout.String(), "programs attached") {
 				t.Errorf("programs were attached before the error: %s", stdout.String())
 			}
-			if progs := programsLeft(t); len(progs) != 0 {
-				t.Errorf("programs left loaded: %v", progs)
-			}
+			progs.checkGone(t)
 		})
 	}
 }

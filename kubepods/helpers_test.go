@@ -9,7 +9,7 @@ import (
 
 // writeBundle writes a containerd bundle with the annotations the resolver
 // reads (kubepodstest has the full fixtures; it cannot be imported here).
-func writeBundle(t *testing.T, root, id string, m Meta) {
+func writeBundle(t testing.TB, root, id string, m Meta) {
 	t.Helper()
 	b, _ := json.Marshal(map[string]any{"annotations": map[string]string{
 		cdPodName: m.Pod, cdPodNamespace: m.Namespace, cdPodUID: m.PodUID,

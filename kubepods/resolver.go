@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/lru"
 )
 
 // Config says where the resolver looks.
@@ -38,7 +39,7 @@ type Resolver struct {
 	now     func() time.Time
 
 	mu       sync.Mutex
-	cache    *lru[uint64, cached]
+	cache    *lru.Cache[uint64, cached]
 	paths    map[uint64]string // kubepods cgroups found by the last scan
 	scanned  time.Time         // when the last scan started
 	scans    uint64
@@ -60,7 +61,7 @@ func New(cfg Config) (*Resolver, error) {
 	if size <= 0 {
 		size = 16384
 	}
-	return &Resolver{root: root, sources: cfg.Sources, cache: newLRU[uint64, cached](size), scan: scanPods, now: time.Now}, nil
+	return &Resolver{root: root, sources: cfg.Sources, cache: lru.New[uint64, cached](size), scan: scanPods, now: time.Now}, nil
 }
 
 // Root returns the cgroup v2 mount the resolver reads.
@@ -82,7 +83,7 @@ func (r *Resolver) Lookup(id uint64, at time.Time) *collector.PodInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	if c, ok := r.cache.get(id); ok && (!c.partial || now.Sub(c.at) < retryPartial) {
+	if c, ok := r.cache.Get(id); ok && (!c.partial || now.Sub(c.at) < retryPartial) {
 		return c.pod
 	}
 	path, ok := r.paths[id]
@@ -94,13 +95,13 @@ func (r *Resolver) Lookup(id uint64, at time.Time) *collector.PodInfo {
 		}
 		if !ok {
 			if covered {
-				r.cache.put(id, cached{at: now})
+				r.cache.Put(id, cached{at: now})
 			}
 			return nil
 		}
 	}
 	pod, partial := r.resolve(path)
-	r.cache.put(id, cached{pod: pod, partial: partial, at: now})
+	r.cache.Put(id, cached{pod: pod, partial: partial, at: now})
 	return pod
 }
 
@@ -151,5 +152,5 @@ type ResolverStats struct {
 func (r *Resolver) Stats() ResolverStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return ResolverStats{Cached: r.cache.len(), Scans: r.scans, ScanErrors: r.scanErrs}
+	return ResolverStats{Cached: r.cache.Len(), Scans: r.scans, ScanErrors: r.scanErrs}
 }

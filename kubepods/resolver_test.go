@@ -1,10 +1,12 @@
 package kubepods
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/lru"
 )
 
 // fakeNode is a cgroup hierarchy and runtime state a test can change.
@@ -14,12 +16,12 @@ type fakeNode struct {
 	now   time.Time
 }
 
-func newTestResolver(t *testing.T, size int) (*Resolver, *fakeNode, Sources) {
+func newTestResolver(t testing.TB, size int) (*Resolver, *fakeNode, Sources) {
 	t.Helper()
 	dir := t.TempDir()
 	src := Sources{Containerd: dir + "/containerd", Kubelet: dir + "/kubelet"}
 	node := &fakeNode{paths: map[uint64]string{}, now: time.Unix(1_700_000_000, 0)}
-	r := &Resolver{root: "/fake", sources: src, cache: newLRU[uint64, cached](size),
+	r := &Resolver{root: "/fake", sources: src, cache: lru.New[uint64, cached](size),
 		scan: func(string) (map[uint64]string, error) {
 			node.scans++
 			m := make(map[uint64]string, len(node.paths))
@@ -171,5 +173,34 @@ func TestResolverEnrich(t *testing.T) {
 				t.Errorf("Pod = %+v, want set: %v", ev.Pod, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkResolverLookupCached: events of a node's pods, every cgroup
+// already resolved (the cache's hot path: one hit per event).
+func BenchmarkResolverLookupCached(b *testing.B) {
+	const pods = 64
+	r, node, src := newTestResolver(b, 16384)
+	for i := range pods {
+		c := fmt.Sprintf("%02x", i) + cid[2:]
+		writeBundle(b, src.Containerd, c, Meta{Namespace: "ns", Pod: fmt.Sprintf("p%d", i), PodUID: uid, Container: "c"})
+		node.paths[uint64(1000+i)] = containerdPath(uid, c)
+	}
+	at := node.now
+	node.now = node.now.Add(time.Second)
+	for i := range pods {
+		if r.Lookup(uint64(1000+i), at) == nil {
+			b.Fatalf("Lookup(%d) = nil", 1000+i)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if r.Lookup(uint64(1000+i%pods), at) == nil {
+			b.Fatal("cached pod not found")
+		}
+	}
+	if node.scans != 1 {
+		b.Fatalf("%d scans, want 1", node.scans)
 	}
 }

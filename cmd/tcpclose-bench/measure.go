@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
@@ -112,7 +113,8 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 // holds (the tracer under test, not another instance on the host), by name.
 func programStats(w loadgen.Workload, pid int) map[string]bpfStat {
 	stats := map[string]bpfStat{}
-	for _, id := range heldPrograms(pid) {
+	held, _ := bpfprogs.Held(pid) // none once it is gone
+	for _, id := range held {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue
@@ -129,30 +131,6 @@ func programStats(w loadgen.Workload, pid int) map[string]bpfStat {
 			misses: s.misses + ps.RecursionMisses}
 	}
 	return stats
-}
-
-// heldPrograms lists the BPF programs whose fds process pid holds.
-func heldPrograms(pid int) []ebpf.ProgramID {
-	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
-	entries, _ := os.ReadDir(dir)
-	seen := map[ebpf.ProgramID]bool{}
-	var ids []ebpf.ProgramID
-	for _, e := range entries {
-		b, err := os.ReadFile(dir + "/" + e.Name())
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
-				n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-				if id := ebpf.ProgramID(n); err == nil && !seen[id] {
-					seen[id] = true
-					ids = append(ids, id)
-				}
-			}
-		}
-	}
-	return ids
 }
 
 // emptyProgram is a tp_btf program that does nothing. Attached where ours

@@ -1,0 +1,94 @@
+package correlate
+
+import (
+	"testing"
+	"time"
+)
+
+// The collector calls the tracker once per event with a cookie: these
+// benchmarks replay its patterns on a tracker of the default size
+// (collector.Options: 65536 sockets, 2 minutes).
+const (
+	benchCapacity = 65536
+	benchTTL      = 2 * time.Minute
+)
+
+var benchOwner = &Owner{PID: 4242, TID: 4243, Comm: "bench-closer", CgroupID: 99}
+
+// fill returns a tracker holding the undrained closes of sockets 1 to
+// filled, one a microsecond, and the time of the last.
+func fill(capacity, filled int, ttl time.Duration) (*Tracker, time.Time) {
+	tr := New(capacity, ttl)
+	now := time.Unix(1_700_000_000, 0)
+	for i := range filled {
+		now = now.Add(time.Microsecond)
+		tr.MarkClosed(uint64(i+1), now, benchOwner)
+	}
+	return tr, now
+}
+
+// closeNew times b.N undrained closes of new sockets, one a microsecond,
+// each followed by then if not nil, on a tracker already holding filled
+// sockets, and returns the tracker.
+func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(tr *Tracker, cookie uint64)) *Tracker {
+	tr, now := fill(capacity, filled, ttl)
+	cookie := uint64(filled)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		cookie++
+		now = now.Add(time.Microsecond)
+		tr.MarkClosed(cookie, now, benchOwner)
+		if then != nil {
+			then(tr, cookie)
+		}
+	}
+	return tr
+}
+
+// BenchmarkTrackerChurn: undrained closes of new sockets into a full
+// tracker, each evicting the least recently seen (connection churn).
+func BenchmarkTrackerChurn(b *testing.B) {
+	tr := closeNew(b, benchCapacity, benchCapacity, benchTTL, nil)
+	if tr.Len() != benchCapacity {
+		b.Fatalf("Len() = %d, want %d", tr.Len(), benchCapacity)
+	}
+}
+
+// BenchmarkTrackerExpire: undrained closes whose predecessors age out, so
+// that each close expires one entry (a steady rate under the TTL).
+func BenchmarkTrackerExpire(b *testing.B) {
+	const live = 1024
+	tr := closeNew(b, live, live, live*time.Microsecond, nil)
+	if tr.Len() > live || tr.Expired() == 0 {
+		b.Fatalf("Len() = %d, Expired() = %d: nothing aged out", tr.Len(), tr.Expired())
+	}
+}
+
+// BenchmarkTrackerStory: an undrained close, then the data after it: the
+// entry is read and forgotten (the story is complete).
+func BenchmarkTrackerStory(b *testing.B) {
+	closeNew(b, benchCapacity, benchCapacity/2, benchTTL, func(tr *Tracker, cookie uint64) {
+		if e, ok := tr.Get(cookie); !ok || !e.HasOwner {
+			b.Fatalf("Get(%d) = %+v, %v", cookie, e, ok)
+		}
+		tr.Forget(cookie)
+	})
+}
+
+// BenchmarkTrackerLookup: events joined read-only, half of them on sockets
+// the tracker knows.
+func BenchmarkTrackerLookup(b *testing.B) {
+	tr, _ := fill(benchCapacity, benchCapacity, benchTTL)
+	var hits int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, ok := tr.Get(uint64(i%(2*benchCapacity)) + 1); ok {
+			hits++
+		}
+	}
+	if b.N >= 2*benchCapacity && hits == 0 {
+		b.Fatal("no lookup found its socket")
+	}
+}
