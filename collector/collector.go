@@ -497,25 +497,3 @@ func fillOwner(ev *Event, e correlate.Entry) {
 	ev.PID, ev.TID, ev.Comm, ev.CgroupID = e.Owner.PID, e.Owner.TID, e.Owner.Comm, e.Owner.CgroupID
 	ev.OwnerKnown = true
 }
-
-// EachLoaded calls fn for every program loaded in the kernel, by any
-// process, that bears the name of one of ours; p is closed once fn returns.
-// Tests and the benchmark use it to find leftovers and to read run
-// statistics.
-func EachLoaded(fn func(id ebpf.ProgramID, name string, p *ebpf.Program)) {
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue // unloaded meanwhile
-		}
-		if info, err := p.Info(); err == nil && slices.ContainsFunc(hooks, func(h hook) bool { return h.program == info.Name }) {
-			fn(id, info.Name, p)
-		}
-		p.Close()
-	}
-}

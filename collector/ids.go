@@ -2,7 +2,7 @@ package collector
 
 import (
 	"fmt"
-	"reflect"
+	"slices"
 
 	"github.com/cilium/ebpf"
 )
@@ -12,21 +12,17 @@ import (
 // before Close.
 func (c *Collector) ProgramIDs() ([]ebpf.ProgramID, error) {
 	var ids []ebpf.ProgramID
-	progs := reflect.ValueOf(&c.objs.TcpclosePrograms).Elem()
-	for i := range progs.NumField() {
-		p, ok := progs.Field(i).Interface().(*ebpf.Program)
-		if !ok || p == nil {
-			continue
-		}
+	for name, p := range c.progs {
 		info, err := p.Info()
 		if err != nil {
-			return nil, fmt.Errorf("program %s: %w", progs.Type().Field(i).Name, err)
+			return nil, fmt.Errorf("program %s: %w", name, err)
 		}
 		id, ok := info.ID()
 		if !ok {
-			return nil, fmt.Errorf("program %s: the kernel gave no id", progs.Type().Field(i).Name)
+			return nil, fmt.Errorf("program %s: the kernel gave no id", name)
 		}
 		ids = append(ids, id)
 	}
+	slices.Sort(ids)
 	return ids, nil
 }
