@@ -12,9 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/btf"
-
-	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
 )
@@ -67,18 +65,14 @@ func namespaceGone(t *testing.T, out string) {
 	}
 }
 
-// kernelNamesReasons reports whether the running kernel has enum sk_rst_reason.
-func kernelNamesReasons(t *testing.T) bool {
+// kernelResets reads which reset reasons the running kernel names.
+func kernelResets(t *testing.T) expect.Kernel {
 	t.Helper()
-	spec, err := btf.LoadKernelSpec()
+	k, err := expect.Probe()
 	if err != nil {
-		t.Fatalf("kernel BTF: %v", err)
-	}
-	_, err = collector.LoadReasons(spec)
-	if err != nil && !errors.Is(err, collector.ErrNoResetReasons) {
 		t.Fatal(err)
 	}
-	return err == nil
+	return k
 }
 
 // TestSelftest runs `tcpclose-trace selftest` as a user would on a new
@@ -91,7 +85,7 @@ func TestSelftest(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	reasons := kernelNamesReasons(t)
+	reasons := kernelResets(t).ResetReasons
 	for _, row := range selftest.Rows() {
 		want := []string{"ok", "ok"}
 		if row == selftest.RowReasons && !reasons {

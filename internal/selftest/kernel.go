@@ -7,7 +7,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 )
 
 // tracepoints are the kernel's tracepoints a close observer can use; the
@@ -22,9 +22,9 @@ type Kernel struct {
 	BTF bool
 	// Missing lists the tracepoints of interest the kernel lacks.
 	Missing []string
-	// ResetReasons is true when the kernel names reset reasons (enum
-	// sk_rst_reason, 6.10+) and passes one to tcp_send_reset.
-	ResetReasons bool
+	// Resets says which reset reasons the kernel names; it decides the
+	// reasons the expected events carry.
+	Resets expect.Kernel
 }
 
 // probeKernel reads the running kernel's BTF.
@@ -47,13 +47,11 @@ func probeSpec(spec *btf.Spec) (*Kernel, error) {
 			return k, fmt.Errorf("look up tracepoint %s: %w", tp, err)
 		}
 	}
-	_, err := collector.LoadReasons(spec)
-	switch {
-	case err == nil:
-		k.ResetReasons = true
-	case !errors.Is(err, collector.ErrNoResetReasons):
+	resets, err := expect.FromSpec(spec)
+	if err != nil {
 		return k, err
 	}
+	k.Resets = resets
 	return k, nil
 }
 
@@ -68,7 +66,7 @@ func (k *Kernel) String() string {
 	} else {
 		parts = append(parts, "lacks tracepoints "+strings.Join(k.Missing, ", "))
 	}
-	if k.ResetReasons {
+	if k.Resets.ResetReasons {
 		parts = append(parts, "reset reasons")
 	} else {
 		parts = append(parts, "no reset reasons (enum sk_rst_reason: 6.10+)")

@@ -13,19 +13,21 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 )
 
-// Detections, the rows of the report, in order.
+// Detections, the rows of the report: those the expected events prove
+// (internal/expect), then two of the run as a whole.
 const (
-	RowUnread        = "unread_close"
-	RowUndrained     = "undrained_close"
-	RowAfterFinWait  = "data_after_close (FIN_WAIT2 orphan)"
-	RowAfterTimeWait = "data_after_close (TIME_WAIT)"
-	RowAbort         = "abort_close"
-	RowResetReceived = "reset_received"
-	RowResetSent     = "reset_sent (no socket)"
-	RowGraceful      = "graceful_close"
+	RowUnread        = expect.RowUnread
+	RowUndrained     = expect.RowUndrained
+	RowAfterFinWait  = expect.RowAfterFinWait
+	RowAfterTimeWait = expect.RowAfterTimeWait
+	RowAbort         = expect.RowAbort
+	RowResetReceived = expect.RowResetReceived
+	RowResetSent     = expect.RowResetSent
+	RowGraceful      = expect.RowGraceful
 	RowReasons       = "reset reasons"
 	RowCounters      = "kernel counters agree"
 )
@@ -138,7 +140,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return rep, nil
 	}
 	for _, f := range families {
-		if !k.ResetReasons {
+		if !k.Resets.ResetReasons {
 			rep.Cells[RowReasons][f] = &Cell{Status: NotAvailable,
 				Why: "the kernel has no enum sk_rst_reason (added in 6.10): resets show reason unknown"}
 		}
@@ -175,7 +177,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		}
 	}()
 
-	ck := &checker{rep: rep, ns: ns, c: c, s: s, reasons: k.ResetReasons, wait: opts.Wait}
+	ck := &checker{rep: rep, ns: ns, c: c, s: s, kernel: k.Resets, wait: opts.Wait}
 	for _, family := range families {
 		for _, name := range scenario.Names() {
 			if err := ctx.Err(); err != nil {
@@ -221,12 +223,12 @@ func (s *stream) mark() int {
 
 // checker runs scenarios and fills the report.
 type checker struct {
-	rep     *Report
-	ns      *scenario.Namespace
-	c       *collector.Collector
-	s       *stream
-	reasons bool // the kernel names reset reasons
-	wait    time.Duration
+	rep    *Report
+	ns     *scenario.Namespace
+	c      *collector.Collector
+	s      *stream
+	kernel expect.Kernel // decides the reasons the events must carry
+	wait   time.Duration
 }
 
 // settle is how long to keep collecting after the expected events arrived:
@@ -240,7 +242,10 @@ func (ck *checker) scenario(family, name string) {
 	if name == "undrained_fin_wait" {
 		finTimeout = "120" // above 60 s the orphan stays a full FIN_WAIT2 socket
 	}
-	rows := rowsOf(name)
+	rows := expect.Rows(name)
+	if len(rows) == 0 {
+		rows = []string{RowCounters}
+	}
 	failRows := func(why string) {
 		for _, row := range rows {
 			ck.rep.fail(row, family, why)
@@ -261,7 +266,7 @@ func (ck *checker) scenario(family, name string) {
 		failRows(err.Error())
 		return
 	}
-	wants := expected(name, res)
+	wants := expect.Events(ck.kernel, name, res)
 	events := ck.collect(mark, wants)
 	after, bpfAfter, err := ck.counters()
 	if err != nil {
@@ -271,15 +276,19 @@ func (ck *checker) scenario(family, name string) {
 
 	unmatched := append([]collector.Event(nil), events...)
 	for _, w := range wants {
-		i := w.find(unmatched, res, ck.reasons)
+		i := w.Find(unmatched, res)
 		if i < 0 {
-			ck.rep.fail(w.row, family, fmt.Sprintf("%s: %s", name, w.missing(unmatched, res, ck.reasons)))
+			ck.rep.fail(w.Row, family, fmt.Sprintf("%s: %s", name, w.Missing(unmatched, res)))
 			continue
 		}
 		unmatched = append(unmatched[:i], unmatched[i+1:]...)
 	}
 	for _, ev := range unmatched {
-		ck.rep.fail(rowOfEvent(&ev), family, fmt.Sprintf("%s: unexpected %s", name, describe(&ev, res)))
+		row := expect.RowOf(&ev)
+		if row == "" {
+			row = RowCounters
+		}
+		ck.rep.fail(row, family, fmt.Sprintf("%s: unexpected %s", name, expect.Describe(&ev, res)))
 	}
 	if msg := agree(events, after.Delta(before), bpfAfter.ResetsSent()-bpfBefore.ResetsSent()); msg != "" {
 		ck.rep.fail(RowCounters, family, name+": "+msg)
@@ -301,7 +310,7 @@ func (ck *checker) counters() (scenario.Counters, collector.Counters, error) {
 
 // collect waits until as many events as expected arrived (or the wait
 // passed), then a little longer for unexpected ones, and returns them.
-func (ck *checker) collect(mark int, wants []want) []collector.Event {
+func (ck *checker) collect(mark int, wants []expect.Event) []collector.Event {
 	deadline := time.Now().Add(ck.wait)
 	for time.Now().Before(deadline) && ck.s.mark()-mark < len(wants) {
 		time.Sleep(20 * time.Millisecond)
@@ -344,47 +353,4 @@ func agree(events []collector.Event, mib scenario.Counters, bpfResets uint64) st
 	check("events with a reset sent", rsts, "TcpOutRsts")
 	check("resets counted by the programs", bpfResets, "TcpOutRsts")
 	return strings.Join(bad, "; ")
-}
-
-// rowsOf lists the rows a scenario proves (any failure to run it fails them).
-func rowsOf(name string) []string {
-	switch name {
-	case "unread_close":
-		return []string{RowUnread, RowResetReceived}
-	case "undrained_fin_wait":
-		return []string{RowUndrained, RowAfterFinWait, RowResetReceived}
-	case "undrained_time_wait":
-		return []string{RowUndrained, RowAfterTimeWait, RowResetReceived}
-	case "linger_zero", "peer_reset":
-		return []string{RowAbort, RowResetReceived}
-	case "graceful":
-		return []string{RowGraceful}
-	case "closed_port":
-		return []string{RowResetSent, RowResetReceived}
-	}
-	return []string{RowCounters}
-}
-
-// rowOfEvent is the row an unexpected event counts against.
-func rowOfEvent(ev *collector.Event) string {
-	switch ev.Kind {
-	case collector.KindUnreadClose:
-		return RowUnread
-	case collector.KindUndrainedClose:
-		return RowUndrained
-	case collector.KindDataAfterClose:
-		if ev.TimeWait {
-			return RowAfterTimeWait
-		}
-		return RowAfterFinWait
-	case collector.KindAbortClose:
-		return RowAbort
-	case collector.KindResetReceived:
-		return RowResetReceived
-	case collector.KindResetSent:
-		return RowResetSent
-	case collector.KindGracefulClose:
-		return RowGraceful
-	}
-	return RowCounters
 }

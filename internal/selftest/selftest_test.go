@@ -40,47 +40,6 @@ func TestAgree(t *testing.T) {
 	}
 }
 
-func TestMatch(t *testing.T) {
-	r := &scenario.Result{Closer: scenario.Proc{PID: 10, Comm: "tct-closer"}, Peer: scenario.Proc{PID: 11, Comm: "tct-peer"},
-		CloserPort: 1000, PeerPort: 2000, RefusedBytes: 100}
-	wants := expected("undrained_time_wait", r)
-	after := collector.Event{Kind: collector.KindDataAfterClose, OwnerKnown: true, PID: 10, Comm: "tct-closer",
-		LPort: 1000, RPort: 2000, RefusedBytes: 100, Reason: "TCP_TIMEWAIT_SOCKET", TimeWait: true}
-	w := wants[1]
-	if w.row != RowAfterTimeWait {
-		t.Fatalf("second want is %s", w.row)
-	}
-	tests := []struct {
-		name    string
-		ev      func(collector.Event) collector.Event
-		reasons bool
-		want    string
-	}{
-		{name: "exact", ev: func(e collector.Event) collector.Event { return e }, reasons: true},
-		{name: "no reasons: unknown", ev: func(e collector.Event) collector.Event { e.Reason = "unknown"; return e }},
-		{name: "no reasons but a name", ev: func(e collector.Event) collector.Event { return e },
-			want: "reason TCP_TIMEWAIT_SOCKET, want unknown"},
-		{name: "softirq pid", ev: func(e collector.Event) collector.Event { e.PID, e.Comm = 11, "tct-peer"; return e }, reasons: true,
-			want: "owner tct-peer, want tct-closer"},
-		{name: "bytes", ev: func(e collector.Event) collector.Event { e.RefusedBytes = 52; return e }, reasons: true,
-			want: "refused 52, want 100"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ev := tt.ev(after)
-			if got := w.mismatch(&ev, r, tt.reasons); got != tt.want {
-				t.Errorf("mismatch = %q, want %q", got, tt.want)
-			}
-			if found := w.find([]collector.Event{ev}, r, tt.reasons) == 0; found != (tt.want == "") {
-				t.Errorf("find = %v, want %v", found, tt.want == "")
-			}
-		})
-	}
-	if got := w.missing(nil, r, true); got != "no data_after_close event (of tct-closer)" {
-		t.Errorf("missing = %q", got)
-	}
-}
-
 func TestReportWrite(t *testing.T) {
 	r := newReport([]string{"ipv4", "ipv6"})
 	r.Cells[RowReasons]["ipv4"] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}

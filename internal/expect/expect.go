@@ -1,0 +1,236 @@
+// Package expect owns the events each close scenario (internal/scenario)
+// must produce, exactly and nothing more, on the running kernel, and the
+// helpers that match streamed events against them. The self-test and the
+// end-to-end suite both judge the tracer by this one table.
+package expect
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+)
+
+// Detections an expected event proves: the self-test's rows.
+const (
+	RowUnread        = "unread_close"
+	RowUndrained     = "undrained_close"
+	RowAfterFinWait  = "data_after_close (FIN_WAIT2 orphan)"
+	RowAfterTimeWait = "data_after_close (TIME_WAIT)"
+	RowAbort         = "abort_close"
+	RowResetReceived = "reset_received"
+	RowResetSent     = "reset_sent (no socket)"
+	RowGraceful      = "graceful_close"
+)
+
+// Role names an event's owner by its part in the scenario. An owner that is
+// neither helper is named by pid and command.
+type Role string
+
+// Roles.
+const (
+	Closer Role = "closer" // the helper that closed badly (tct-closer)
+	Peer   Role = "peer"   // the other end (tct-peer)
+	None   Role = ""       // the event has no owner
+)
+
+// Event is one event a scenario must produce, in the fields that must match
+// exactly, and the detection it proves.
+type Event struct {
+	Row     string // the detection; not compared
+	Kind    collector.Kind
+	Owner   Role
+	LPort   uint16
+	RPort   uint16
+	Unread  uint32
+	Unsent  uint32
+	Refused uint32
+	// Reason is as the kernel reports it (see Kernel.Reason); "" for the
+	// kinds that carry none (all but reset_sent and data_after_close).
+	Reason string
+}
+
+// String shows every compared field; equal strings mean matching events.
+func (w Event) String() string {
+	return fmt.Sprintf("%s owner=%s lport=%d rport=%d unread=%d unsent=%d refused=%d reason=%s",
+		w.Kind, w.Owner.display(), w.LPort, w.RPort, w.Unread, w.Unsent, w.Refused, w.Reason)
+}
+
+// Events lists the events scenario name must produce on kernel k, given
+// what the run did; nil for an unknown name.
+func Events(k Kernel, name string, r *scenario.Result) []Event {
+	c, p := r.CloserPort, r.PeerPort
+	received := func(who Role, lport, rport uint16) Event {
+		return Event{Row: RowResetReceived, Kind: collector.KindResetReceived, Owner: who, LPort: lport, RPort: rport}
+	}
+	// undrained: close() before the peer's EOF, then the peer's data refused.
+	undrained := func(row, reason string) []Event {
+		return []Event{
+			{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: c, RPort: p},
+			{Row: row, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: c, RPort: p,
+				Refused: r.RefusedBytes, Reason: reason},
+			received(Peer, p, c),
+		}
+	}
+	switch name {
+	case "unread_close":
+		return []Event{
+			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
+			received(Peer, p, c),
+		}
+	case "undrained_fin_wait":
+		// The orphan is a full socket: the data gets TCPAbortOnData.
+		return undrained(RowAfterFinWait, k.Reason("TCP_ABORT_ON_DATA"))
+	case "undrained_time_wait":
+		// The orphan became a TIME_WAIT mini-socket.
+		return undrained(RowAfterTimeWait, k.Reason("TCP_TIMEWAIT_SOCKET"))
+	case "linger_zero":
+		return []Event{
+			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p, Unsent: r.UnsentBytes},
+			received(Peer, p, c),
+		}
+	case "graceful":
+		return []Event{
+			{Row: RowGraceful, Kind: collector.KindGracefulClose, Owner: Closer, LPort: c, RPort: p},
+			{Row: RowGraceful, Kind: collector.KindGracefulClose, Owner: Peer, LPort: p, RPort: c},
+		}
+	case "closed_port":
+		return []Event{
+			{Row: RowResetSent, Kind: collector.KindResetSent, Owner: None, LPort: p, RPort: c, Reason: k.Reason("NO_SOCKET")},
+			received(Closer, c, p),
+		}
+	case "peer_reset":
+		return []Event{
+			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
+			received(Peer, p, c),
+		}
+	}
+	return nil
+}
+
+// Rows lists the detections scenario name proves, in the table's order:
+// the rows a scenario that cannot run fails.
+func Rows(name string) []string {
+	var rows []string
+	for _, w := range Events(Kernel{}, name, &scenario.Result{}) {
+		if len(rows) == 0 || rows[len(rows)-1] != w.Row {
+			rows = append(rows, w.Row)
+		}
+	}
+	return rows
+}
+
+// RowOf is the detection an event counts against, "" for a kind no
+// scenario expects.
+func RowOf(ev *collector.Event) string {
+	switch ev.Kind {
+	case collector.KindUnreadClose:
+		return RowUnread
+	case collector.KindUndrainedClose:
+		return RowUndrained
+	case collector.KindDataAfterClose:
+		if ev.TimeWait {
+			return RowAfterTimeWait
+		}
+		return RowAfterFinWait
+	case collector.KindAbortClose:
+		return RowAbort
+	case collector.KindResetReceived:
+		return RowResetReceived
+	case collector.KindResetSent:
+		return RowResetSent
+	case collector.KindGracefulClose:
+		return RowGraceful
+	}
+	return ""
+}
+
+// OwnerOf names the event's owner by its role in run r.
+func OwnerOf(ev *collector.Event, r *scenario.Result) Role {
+	switch {
+	case !ev.OwnerKnown:
+		return None
+	case int(ev.PID) == r.Closer.PID && ev.Comm == r.Closer.Comm:
+		return Closer
+	case r.Peer.PID != 0 && int(ev.PID) == r.Peer.PID && ev.Comm == r.Peer.Comm:
+		return Peer
+	}
+	return Role(fmt.Sprintf("pid %d (%s)", ev.PID, ev.Comm))
+}
+
+// Observed reduces a streamed event to the table's form, its owner named by
+// role in run r and its row by RowOf.
+func Observed(ev *collector.Event, r *scenario.Result) Event {
+	w := Event{Row: RowOf(ev), Kind: ev.Kind, Owner: OwnerOf(ev, r), LPort: ev.LPort, RPort: ev.RPort,
+		Unread: ev.UnreadBytes, Unsent: ev.UnsentBytes, Refused: ev.RefusedBytes}
+	if ev.Kind == collector.KindResetSent || ev.Kind == collector.KindDataAfterClose {
+		w.Reason = ev.Reason // reasons belong to resets sent
+	}
+	return w
+}
+
+// Mismatch says how ev differs from w apart from its kind, or "" if it
+// matches.
+func (w Event) Mismatch(ev *collector.Event, r *scenario.Result) string {
+	got := Observed(ev, r)
+	var d []string
+	if got.Owner != w.Owner {
+		d = append(d, fmt.Sprintf("owner %s, want %s", got.Owner.display(), w.Owner.display()))
+	}
+	if got.LPort != w.LPort || got.RPort != w.RPort {
+		d = append(d, fmt.Sprintf("ports %d->%d, want %d->%d", got.LPort, got.RPort, w.LPort, w.RPort))
+	}
+	if got.Unread != w.Unread {
+		d = append(d, fmt.Sprintf("unread %d, want %d", got.Unread, w.Unread))
+	}
+	if got.Unsent != w.Unsent {
+		d = append(d, fmt.Sprintf("unsent %d, want %d", got.Unsent, w.Unsent))
+	}
+	if got.Refused != w.Refused {
+		d = append(d, fmt.Sprintf("refused %d, want %d", got.Refused, w.Refused))
+	}
+	if got.Reason != w.Reason {
+		d = append(d, fmt.Sprintf("reason %s, want %s", got.Reason, w.Reason))
+	}
+	return strings.Join(d, ", ")
+}
+
+// Find returns the index of the first event that matches w, or -1.
+func (w Event) Find(events []collector.Event, r *scenario.Result) int {
+	for i := range events {
+		if events[i].Kind == w.Kind && w.Mismatch(&events[i], r) == "" {
+			return i
+		}
+	}
+	return -1
+}
+
+// Missing says why no event matched w: how the first event of its kind
+// differs, or that there was none.
+func (w Event) Missing(events []collector.Event, r *scenario.Result) string {
+	for i := range events {
+		if events[i].Kind == w.Kind {
+			return fmt.Sprintf("%s wrong: %s", w.Kind, w.Mismatch(&events[i], r))
+		}
+	}
+	return fmt.Sprintf("no %s event (of %s)", w.Kind, w.Owner.display())
+}
+
+// Describe is a short form of an event for a report line.
+func Describe(ev *collector.Event, r *scenario.Result) string {
+	return fmt.Sprintf("%s of %s, ports %d->%d", ev.Kind, OwnerOf(ev, r).display(), ev.LPort, ev.RPort)
+}
+
+// display names a role as a user sees it: the helper's command name.
+func (o Role) display() string {
+	switch o {
+	case None:
+		return "none"
+	case Closer:
+		return "tct-closer"
+	case Peer:
+		return "tct-peer"
+	}
+	return string(o)
+}
