@@ -123,7 +123,7 @@ func TestSelftestBrokenDetection(t *testing.T) {
 			t.Errorf("row %q: %v, want [%s]", row, got, want)
 		}
 	}
-	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1", "FAIL: 2 of 10 checks"} {
+	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1", "FAIL: 2 of 11 checks"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}

@@ -22,6 +22,7 @@ const (
 	RowResetReceived = "reset_received"
 	RowResetSent     = "reset_sent (no socket)"
 	RowGraceful      = "graceful_close"
+	RowHandoff       = "owner of a handed-over socket"
 )
 
 // Role names an event's owner by its part in the scenario. An owner that is
@@ -105,6 +106,13 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
 			received(Peer, p, c),
 		}
+	case "handoff":
+		// The accepted socket's reset belongs to its first user, not to
+		// the listener's owner (the peer).
+		return []Event{
+			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
+			{Row: RowHandoff, Kind: collector.KindResetReceived, Owner: Closer, LPort: p, RPort: c},
+		}
 	}
 	return nil
 }
@@ -121,9 +129,9 @@ func Rows(name string) []string {
 	return rows
 }
 
-// RowOf is the detection an event counts against, "" for a kind no
-// scenario expects.
-func RowOf(ev *collector.Event) string {
+// RowOf is the detection an event of scenario name counts against, "" for
+// a kind no scenario expects.
+func RowOf(name string, ev *collector.Event) string {
 	switch ev.Kind {
 	case collector.KindUnreadClose:
 		return RowUnread
@@ -137,6 +145,9 @@ func RowOf(ev *collector.Event) string {
 	case collector.KindAbortClose:
 		return RowAbort
 	case collector.KindResetReceived:
+		if name == "handoff" {
+			return RowHandoff
+		}
 		return RowResetReceived
 	case collector.KindResetSent:
 		return RowResetSent
@@ -162,7 +173,7 @@ func OwnerOf(ev *collector.Event, r *scenario.Result) Role {
 // Observed reduces a streamed event to the table's form, its owner named by
 // role in run r and its row by RowOf.
 func Observed(ev *collector.Event, r *scenario.Result) Event {
-	w := Event{Row: RowOf(ev), Kind: ev.Kind, Owner: OwnerOf(ev, r), LPort: ev.LPort, RPort: ev.RPort,
+	w := Event{Row: RowOf(r.Name, ev), Kind: ev.Kind, Owner: OwnerOf(ev, r), LPort: ev.LPort, RPort: ev.RPort,
 		Unread: ev.UnreadBytes, Unsent: ev.UnsentBytes, Refused: ev.RefusedBytes}
 	if ev.Kind == collector.KindResetSent || ev.Kind == collector.KindDataAfterClose {
 		w.Reason = ev.Reason // reasons belong to resets sent

@@ -243,12 +243,12 @@ func TestRowOf(t *testing.T) {
 	for _, name := range scenario.Names() {
 		for _, w := range Events(linux612, name, run) {
 			ev := streamed(w, run, w.Reason)
-			if got := RowOf(&ev); got != w.Row {
+			if got := RowOf(name, &ev); got != w.Row {
 				t.Errorf("%s: RowOf(%s) = %q, want %q", name, w.Kind, got, w.Row)
 			}
 		}
 	}
-	if got := RowOf(&collector.Event{Kind: collector.KindNone}); got != "" {
+	if got := RowOf("unread_close", &collector.Event{Kind: collector.KindNone}); got != "" {
 		t.Errorf("RowOf(none) = %q, want none", got)
 	}
 }

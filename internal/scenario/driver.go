@@ -260,7 +260,12 @@ func (d *driver) accept(h *helper, remote uint16) uint16 {
 // readAll makes h read socket S to its end and checks how it ended: the byte
 // count, and EOF or an errno name. A negative bytes accepts any count.
 func (d *driver) readAll(h *helper, bytes int, end ...string) int {
-	f := d.do(h, "readall S")
+	return d.readAllOf(h, "S", bytes, end...)
+}
+
+// readAllOf is readAll on h's socket name.
+func (d *driver) readAllOf(h *helper, name string, bytes int, end ...string) int {
+	f := d.do(h, "readall %s", name)
 	if d.err != nil {
 		return 0
 	}

@@ -510,6 +510,37 @@ func (h *helperProc) do(f []string) (string, error) {
 		}
 		return "", nil
 
+	case "fd": // fd NAME -> the socket's descriptor number in this process
+		fd, _, err := h.sock(f, 1)
+		return strconv.Itoa(fd), err
+
+	case "grab": // grab NAME PID FD: a copy of another process's socket (pidfd_getfd)
+		if len(f) != 4 {
+			return "", errors.New("grab: want 3 arguments")
+		}
+		if _, dup := h.socks[f[1]]; dup {
+			return "", fmt.Errorf("grab: socket %q exists", f[1])
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err != nil {
+			return "", fmt.Errorf("grab: %w", err)
+		}
+		target, err := strconv.Atoi(f[3])
+		if err != nil {
+			return "", fmt.Errorf("grab: %w", err)
+		}
+		pidfd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			return "", fmt.Errorf("pidfd_open %d: %w", pid, err)
+		}
+		fd, err := unix.PidfdGetfd(pidfd, target, 0)
+		unix.Close(pidfd)
+		if err != nil {
+			return "", fmt.Errorf("pidfd_getfd %d %d: %w", pid, target, err)
+		}
+		h.socks[f[1]] = fd
+		return "", nil
+
 	case "sleep": // sleep MILLISECONDS (at most 1000)
 		if len(f) != 2 {
 			return "", errors.New("sleep: want 1 argument")

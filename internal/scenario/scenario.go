@@ -52,12 +52,13 @@ var scenarios = map[string]func(*driver) *Result{
 	"graceful":            graceful,
 	"closed_port":         closedPort,
 	"peer_reset":          peerReset,
+	"handoff":             handoff,
 }
 
 // Names lists the scenarios Run knows, in a fixed order.
 func Names() []string {
 	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
-		"linger_zero", "graceful", "closed_port", "peer_reset"}
+		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff"}
 }
 
 // Run runs one scenario for family "ipv4" (127.0.0.1) or "ipv6" (::1) inside
@@ -234,4 +235,28 @@ func peerReset(d *driver) *Result {
 	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
+}
+
+// handoff: the peer listens and accepts, and hands the accepted socket over
+// to the closer (as a server's acceptor hands connections to workers) before
+// anyone uses it; the closer reads from it, then resets the connection from
+// its other end (SO_LINGER {1, 0}). The reset the accepted socket receives
+// belongs to the closer, its first user, not to the listener's owner.
+func handoff(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(p, "listen L 0")
+	cport := d.connect(c, lport, "OK")
+	d.accept(p, cport)
+	fd := d.num(p, "fd S")
+	d.do(c, "grab T %d %d", p.proc.PID, fd)
+	d.do(p, "close S") // the closer's copy keeps the socket open
+	d.do(p, "close L")
+	d.do(c, "write S %d", resetBytes)
+	d.do(c, "read T %d", resetBytes)
+	d.do(c, "linger S 0")
+	d.do(c, "close S")
+	d.do(c, "waitclosed T")
+	d.readAllOf(c, "T", 0, "ECONNRESET")
+	d.do(c, "close T")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
 }

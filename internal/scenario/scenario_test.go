@@ -57,6 +57,7 @@ var wantDeltas = map[string]map[string]uint64{
 	"graceful":            {},
 	"closed_port":         {"TcpOutRsts": 1, "TcpAttemptFails": 1},
 	"peer_reset":          {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
+	"handoff":             {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
 }
 
 func nonZero(d Counters) string {
@@ -402,6 +403,10 @@ func checkWire(t *testing.T, name string, r *Result, segs []segment) {
 		}
 	case "peer_reset":
 		if sent[p] != resetBytes || sent[c] != 0 {
+			t.Errorf("payload closer %d peer %d", sent[c], sent[p])
+		}
+	case "handoff":
+		if sent[c] != resetBytes || sent[p] != 0 {
 			t.Errorf("payload closer %d peer %d", sent[c], sent[p])
 		}
 	}

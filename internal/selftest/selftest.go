@@ -28,6 +28,7 @@ const (
 	RowResetReceived = expect.RowResetReceived
 	RowResetSent     = expect.RowResetSent
 	RowGraceful      = expect.RowGraceful
+	RowHandoff       = expect.RowHandoff
 	RowReasons       = "reset reasons"
 	RowCounters      = "kernel counters agree"
 )
@@ -35,7 +36,7 @@ const (
 // Rows lists the report's rows in order.
 func Rows() []string {
 	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAbort,
-		RowResetReceived, RowResetSent, RowGraceful, RowReasons, RowCounters}
+		RowResetReceived, RowResetSent, RowGraceful, RowHandoff, RowReasons, RowCounters}
 }
 
 // Options change how the self-test runs.
@@ -284,7 +285,7 @@ func (ck *checker) scenario(family, name string) {
 		unmatched = append(unmatched[:i], unmatched[i+1:]...)
 	}
 	for _, ev := range unmatched {
-		row := expect.RowOf(&ev)
+		row := expect.RowOf(name, &ev)
 		if row == "" {
 			row = RowCounters
 		}
