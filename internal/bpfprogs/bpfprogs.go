@@ -57,11 +57,15 @@ func (p *Process) Held() ([]ebpf.ProgramID, error) {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		ids, err = appendProgIDs(ids, f)
+		more, err := appendProgIDs(ids, f)
 		f.Close()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // closed between open and read
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read fdinfo %s: %w", name, err)
 		}
+		ids = more
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
