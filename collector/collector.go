@@ -194,11 +194,9 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 func (c *Collector) load(spec *ebpf.CollectionSpec, kernel *btf.Spec, use []hook) error {
 	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
 	base := spec.Copy()
-	for name, ps := range spec.Programs {
+	for name := range spec.Programs {
 		if i := slices.IndexFunc(use, func(h hook) bool { return h.program == name }); i < 0 || use[i].what != "tracepoint" {
 			delete(base.Programs, name)
-		} else if ps == nil {
-			return fmt.Errorf("BPF object has no program %s", name)
 		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(base, opts)
