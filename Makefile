@@ -32,6 +32,9 @@ DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util
 VMTEST_DEB_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
 
 # make vmtest KERNEL=6.1|6.12: the end-to-end suite on a Debian kernel under qemu.
+# make test runs it on every kernel of the matrix (the host's own run is the
+# end-to-end suite before it).
+MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
@@ -86,6 +89,7 @@ e2e:
 test: deps lint check-generated
 	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -p 1 -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory kubetest
+	$(MAKE) --no-print-directory vmtest KERNEL=$(MATRIX_KERNELS)
 
 # Installs missing Debian packages (needs root and apt).
 deps:
@@ -106,12 +110,12 @@ bench: build
 # apt-get, cached in $(VMTEST_CACHE)) under qemu with software emulation and runs
 # the whole end-to-end suite inside (root; about 5 minutes per kernel).
 vmtest: vmtest-deps
-	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE)
+	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
 # The suite on 6.1, 6.12 and the host's kernel (about 8 minutes); the matrix goes to
 # $(VMTEST_CACHE)/matrix.md as well.
 vmtest-matrix: vmtest-deps
-	$(GO) run ./cmd/tcpclose-vmtest run -kernels 6.1,6.12 -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
+	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(MATRIX_KERNELS) -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
 vmtest-deps: deps
 	@missing=""; for p in $(VMTEST_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
