@@ -215,7 +215,7 @@ func (c *Collector) load(spec *ebpf.CollectionSpec, kernel *btf.Spec, use []hook
 		one.Programs = map[string]*ebpf.ProgramSpec{h.program: spec.Programs[h.program]}
 		extra, err := ebpf.NewCollectionWithOptions(one, opts)
 		if err != nil {
-			c.lost = append(c.lost, fmt.Sprintf("load %s program for %s: %v: %s", h.what, h.target, firstLine(err), h.lost))
+			c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (%s): %s", h.target, cause(err), h.lost))
 			continue
 		}
 		c.extra = append(c.extra, extra)
@@ -236,8 +236,14 @@ func (c *Collector) loadError(err error) error {
 	return fmt.Errorf("load BPF programs: %w", err)
 }
 
-// firstLine is the first line of an error, for a one-line report.
-func firstLine(err error) string {
+// cause is the kernel's own word for a failure (its errno) where there is
+// one, else the error's first line: the library's hints about locked
+// memory do not apply to a refused trampoline.
+func cause(err error) string {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
@@ -252,7 +258,7 @@ func (c *Collector) attach(use []hook) error {
 		}
 		l, err := link.AttachTracing(link.TracingOptions{Program: p})
 		if err != nil && h.what != "tracepoint" {
-			c.lost = append(c.lost, fmt.Sprintf("attach to %s %s: %v: %s", h.what, h.target, err, h.lost))
+			c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (attach: %s): %s", h.target, cause(err), h.lost))
 			continue
 		}
 		if err != nil {

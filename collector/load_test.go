@@ -1,0 +1,88 @@
+package collector
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
+)
+
+// TestLoadFunctionHooks loads every hook, the fentry ones too, whatever this
+// kernel needs: each function program either loads and attaches, or is
+// reported as lost (a kernel without trampolines) while the tracer still
+// runs; nothing is left behind by Close.
+func TestLoadFunctionHooks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads and attaches BPF programs")
+	}
+	kernel, err := loadKernelBTF()
+	if err != nil {
+		t.Skipf("needs a kernel with BTF: %v", err)
+	}
+	// Every hook whose target this kernel has, needed here or not.
+	var use []hook
+	for _, h := range hooks {
+		var err error
+		if h.what == "tracepoint" {
+			var td *btf.Typedef
+			err = kernel.TypeByName("btf_trace_"+h.target, &td)
+		} else {
+			var fn *btf.Func
+			err = kernel.TypeByName(h.target, &fn)
+		}
+		if err == nil {
+			use = append(use, h)
+		}
+	}
+	spec, err := bpf.LoadTcpclose()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Collector{opts: Options{RingBytes: 4096}}
+	defer c.Close()
+	if err := c.load(spec, kernel, use); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := c.attach(use); err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	ids, err := c.ProgramIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range use {
+		attached := slices.ContainsFunc(c.hooks, func(a hook) bool { return a.program == h.program })
+		lost := slices.ContainsFunc(c.lost, func(l string) bool { return strings.Contains(l, h.target) })
+		switch {
+		case h.what == "tracepoint" && !attached:
+			t.Errorf("tracepoint %s not attached", h.target)
+		case h.what == "function" && attached == lost:
+			t.Errorf("function %s: attached %v, reported lost %v (want exactly one): %q", h.target, attached, lost, c.lost)
+		}
+	}
+	for _, l := range c.lost {
+		t.Logf("lost: %s", l)
+	}
+	if c.Attached() != len(c.hooks) || len(ids) < c.Attached() {
+		t.Errorf("%d attached, %d hooks, %d programs", c.Attached(), len(c.hooks), len(ids))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Attached() != 0 {
+		t.Errorf("%d attached after Close", c.Attached())
+	}
+	left, err := bpfprogs.WaitGone(ids, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("programs left loaded after Close: %v", left)
+	}
+}
