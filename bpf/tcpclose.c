@@ -172,6 +172,19 @@ struct {
 	__type(value, struct settled);
 } settled SEC(".maps");
 
+/*
+ * Per CPU: the cookie of the socket whose unread or zero-linger close was
+ * classified last on this CPU. That close() sends the socket's reset next,
+ * on the same CPU under the socket lock: send_reset knows it by the cookie,
+ * without a storage lookup.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} reset_due SEC(".maps");
+
 static __always_inline struct counts *get_counters(void)
 {
 	__u32 zero = 0;
@@ -192,6 +205,29 @@ static __always_inline void owner_from_current(struct owner *o)
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
 {
 	return bpf_sk_storage_get(&sk_info, sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/*
+ * The socket's cookie, generated on first use. Most sockets have one already
+ * (connect, ESTABLISHED): a plain load then spares the helper call.
+ */
+static __always_inline __u64 cookie_of(struct sock *sk)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+
+	return cookie ? cookie : bpf_get_socket_cookie(sk);
+}
+
+/* This CPU's settled-cache slot for cookie (see struct settled), or NULL. */
+static __always_inline __u64 *settled_slot(__u64 cookie)
+{
+	struct settled *cache;
+	__u32 zero = 0;
+
+	cache = bpf_map_lookup_elem(&settled, &zero);
+	if (!cache)
+		return NULL;
+	return &cache->cookie[cookie & (SETTLED_SLOTS - 1)];
 }
 
 static __always_inline void set_owner(struct event *e, const struct owner *o)
@@ -251,13 +287,15 @@ static __always_inline void fill_from_sock(struct event *e, struct sock *sk)
 
 	e->family = skc->skc_family;
 	e->state = skc->skc_state;
-	/* A full socket's skc_num is zeroed when close() releases the port. */
-	if (is_full_sock(e->state))
+	e->lport = skc->skc_num;
+	/*
+	 * A full socket's skc_num is zeroed when the port is released (after
+	 * the transition to CLOSE): inet_sport, in tcp_sock, keeps it.
+	 */
+	if (!e->lport && is_full_sock(e->state))
 		tp = tcp_sk(sk);
 	if (tp)
 		e->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
-	else
-		e->lport = skc->skc_num;
 	e->rport = bpf_ntohs(skc->skc_dport);
 	e->netns = skc->skc_net.net->ns.inum;
 	if (e->family == AF_INET6) {
@@ -333,6 +371,17 @@ static __always_inline bool wanted(const struct event *e)
 			return false;
 	}
 	return true;
+}
+
+/* Whether an event's owner can matter to a filter (the options are constants). */
+static __always_inline bool owner_filtered(void)
+{
+	return filter_pid || filter_comm_len;
+}
+
+static __always_inline bool any_filter(void)
+{
+	return filter_netns || filter_port || owner_filtered();
 }
 
 /* Bits needed to write v (0 for 0): the histogram bucket, without a loop. */
@@ -416,14 +465,21 @@ static __always_inline bool needs_addresses(const struct event *e)
  */
 static __always_inline bool in_final_close(const struct sock *sk)
 {
-	struct socket *sock = sk->sk_socket;
+	struct socket *sock;
 	struct file *f;
 
+	/*
+	 * close() sets both shutdown bits first. Checked before the chase to
+	 * the file: it spares the chase for shutdown() and most of softirq.
+	 */
+	if (sk->sk_shutdown != SHUTDOWN_MASK)
+		return false;
+	sock = sk->sk_socket;
 	if (!sock)
 		return false;
 	f = sock->file;
-	if (!f) /* a kernel socket: close() has just set both shutdown bits */
-		return sk->sk_shutdown == SHUTDOWN_MASK;
+	if (!f) /* a kernel socket */
+		return true;
 	if (bpf_core_field_exists(f->f_ref))
 		return f->f_ref.refcnt.counter < 0;
 	return ((struct file___old *)f)->f_count.counter == 0;
@@ -450,6 +506,7 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	struct event e = {};
 	struct sk_info *info;
 	struct tcp_sock *tp;
+	bool owner_used;
 	bool peer_fin;
 
 	peer_fin = sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)) ||
@@ -476,14 +533,23 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	info = info_of(sk, true);
 	if (!info || (info->flags & SKF_CLASSIFIED))
 		return;
-	info->flags |= SKF_CLASSIFIED | SKF_OWNER;
-	info->flags &= ~SKF_INHERITED;
-	owner_from_current(&info->owner);
+	info->flags |= SKF_CLASSIFIED;
+	/*
+	 * The closer becomes the owner of what follows the close (resets, data
+	 * refused). A graceful close that is only counted keeps a real owner
+	 * already known: nobody reads this event's, and fetching it (three
+	 * helper calls) is most of the cost of the commonest close.
+	 */
+	owner_used = e.kind != KIND_GRACEFUL_CLOSE || stream_graceful || owner_filtered();
+	if (owner_used || (info->flags & (SKF_OWNER | SKF_INHERITED)) != SKF_OWNER) {
+		owner_from_current(&info->owner);
+		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
+	}
 	if (e.kind == KIND_NONE)
 		return; /* closed during connect: nothing to report */
 
 	if (needs_addresses(&e)) {
-		e.cookie = bpf_get_socket_cookie(sk);
+		e.cookie = cookie_of(sk);
 		fill_from_sock(&e, sk);
 	}
 	e.state = oldstate;
@@ -491,14 +557,25 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 		e.flags |= EVF_PEER_FIN;
 	if (oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2)
 		e.flags |= EVF_SHUT_WR;
-	set_owner(&e, &info->owner);
+	if (owner_used)
+		set_owner(&e, &info->owner);
 	if (e.kind == KIND_UNDRAINED_CLOSE)
 		bpf_map_update_elem(&tw_owner, &e.cookie, &info->owner, BPF_ANY);
+	if (e.kind == KIND_UNREAD_CLOSE || e.kind == KIND_ABORT_CLOSE) {
+		__u32 zero = 0;
+		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
+
+		if (due)
+			*due = e.cookie;
+	}
 	emit(&e);
 }
 
-/* Records the current task as owner unless a real one is known already. */
-static __always_inline void record_owner(struct sock *sk, __u8 how)
+/*
+ * Records the current task as owner unless a real one is known already;
+ * returns the socket's storage, NULL if it could not be created.
+ */
+static __always_inline struct sk_info *record_owner(struct sock *sk, __u8 how)
 {
 	struct sk_info *info = info_of(sk, true);
 
@@ -506,6 +583,7 @@ static __always_inline void record_owner(struct sock *sk, __u8 how)
 		owner_from_current(&info->owner);
 		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER | how;
 	}
+	return info;
 }
 
 /*
@@ -515,19 +593,14 @@ static __always_inline void record_owner(struct sock *sk, __u8 how)
  */
 static __always_inline void record_user(struct sock *sk)
 {
-	__u64 cookie = sk->__sk_common.skc_cookie.counter;
-	struct settled *cache = NULL;
+	/* Made at connect or ESTABLISHED; now for a socket older than the tracer. */
+	__u64 cookie = cookie_of(sk);
 	struct sk_info *info;
-	__u64 *slot = NULL;
-	__u32 zero = 0;
+	__u64 *slot;
 
-	if (cookie) /* generated at ESTABLISHED */
-		cache = bpf_map_lookup_elem(&settled, &zero);
-	if (cache) {
-		slot = &cache->cookie[cookie & (SETTLED_SLOTS - 1)];
-		if (*slot == cookie)
-			return;
-	}
+	slot = settled_slot(cookie);
+	if (slot && *slot == cookie)
+		return;
 	info = info_of(sk, true);
 	if (!info)
 		return;
@@ -539,28 +612,51 @@ static __always_inline void record_user(struct sock *sk)
 		*slot = cookie;
 }
 
+/*
+ * Runs on every state change of the host (about ten per TCP connection).
+ * The states, arguments, decide first: most transitions need nothing, not
+ * even a load from sk (another cache line for each run).
+ */
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-
 	if (newstate == TCP_SYN_SENT) {
-		/* connect(): process context, the owner is the caller. */
-		record_owner(sk, 0);
+		struct sk_info *info;
+		__u64 cookie;
+		__u64 *slot;
+
+		if (sk->sk_protocol != IPPROTO_TCP)
+			return 0;
+		/*
+		 * connect(): process context, the owner is the caller. The
+		 * cookie, made now, marks the owner settled in this CPU's
+		 * cache: the caller's sends and receives skip the storage.
+		 */
+		info = record_owner(sk, 0);
+		cookie = bpf_get_socket_cookie(sk);
+		slot = settled_slot(cookie);
+		if (info && slot)
+			*slot = cookie;
 		return 0;
 	}
 	if (newstate == TCP_LISTEN) {
 		/* listen(): accepted sockets inherit this owner (BPF_F_CLONE). */
-		record_owner(sk, SKF_INHERITED);
+		if (sk->sk_protocol == IPPROTO_TCP)
+			record_owner(sk, SKF_INHERITED);
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {
-		/* Generate the cookie now, so a TIME_WAIT mini-socket inherits it. */
-		bpf_get_socket_cookie(sk);
+		/*
+		 * The cookie, so a TIME_WAIT mini-socket inherits it. connect()
+		 * made it already on the active side.
+		 */
+		if (oldstate != TCP_SYN_SENT && sk->sk_protocol == IPPROTO_TCP)
+			cookie_of(sk);
 		return 0;
 	}
-	if (oldstate == TCP_LISTEN || !close_transition(oldstate, newstate) || !in_final_close(sk))
+	if (oldstate == TCP_LISTEN || !close_transition(oldstate, newstate))
+		return 0;
+	if (sk->sk_protocol != IPPROTO_TCP || !in_final_close(sk))
 		return 0;
 	classify_close(sk, oldstate, newstate);
 	return 0;
@@ -624,7 +720,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	info = info_of(sk, true);
 	if (info)
 		info->flags |= SKF_WAS_RESET;
-	e.cookie = bpf_get_socket_cookie(sk);
+	e.cookie = cookie_of(sk);
 	fill_from_sock(&e, sk);
 	if (provisional)
 		e.flags |= EVF_PROVISIONAL;
@@ -670,6 +766,23 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 	if (has_reason) {
 		e.reason = reason;
 		e.flags |= EVF_REASON;
+	}
+	/*
+	 * The reset of the unread or zero-linger close just classified, the
+	 * commonest with a socket: part of that event, only its reason is
+	 * counted. With no filter to apply it needs no addresses, owner or
+	 * storage.
+	 */
+	if (!any_filter() && sk) {
+		__u64 cookie = sk->__sk_common.skc_cookie.counter;
+		__u32 zero = 0;
+		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
+
+		if (due && cookie && *due == cookie) {
+			*due = 0;
+			count_reason(e.reason);
+			return 0;
+		}
 	}
 	if (!sk) {
 		if (!skb)
@@ -790,7 +903,7 @@ static __always_inline void classify_dead_close(struct sock *sk)
 		set_owner(&e, &o);
 	}
 	if (needs_addresses(&e)) {
-		e.cookie = bpf_get_socket_cookie(sk);
+		e.cookie = cookie_of(sk);
 		fill_from_sock(&e, sk);
 	}
 	emit(&e);

@@ -77,6 +77,7 @@ type TcpcloseSkInfo struct {
 const (
 	TcpcloseMapCounters        = "counters"
 	TcpcloseMapEvents          = "events"
+	TcpcloseMapResetDue        = "reset_due"
 	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
 	TcpcloseMapTwOwner         = "tw_owner"
@@ -159,6 +160,7 @@ type TcpcloseProgramSpecs struct {
 type TcpcloseMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	ResetDue *ebpf.MapSpec `ebpf:"reset_due"`
 	Settled  *ebpf.MapSpec `ebpf:"settled"`
 	SkInfo   *ebpf.MapSpec `ebpf:"sk_info"`
 	TwOwner  *ebpf.MapSpec `ebpf:"tw_owner"`
@@ -199,6 +201,7 @@ func (o *TcpcloseObjects) Close() error {
 type TcpcloseMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Events   *ebpf.Map `ebpf:"events"`
+	ResetDue *ebpf.Map `ebpf:"reset_due"`
 	Settled  *ebpf.Map `ebpf:"settled"`
 	SkInfo   *ebpf.Map `ebpf:"sk_info"`
 	TwOwner  *ebpf.Map `ebpf:"tw_owner"`
@@ -208,6 +211,7 @@ func (m *TcpcloseMaps) Close() error {
 	return _TcpcloseClose(
 		m.Counters,
 		m.Events,
+		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
 		m.TwOwner,
