@@ -54,62 +54,65 @@ var kernel61 = &Kernel{Release: "6.1.0-56-cloud-amd64",
 }
 
 func TestReportWrite(t *testing.T) {
-	r := newReport([]string{"ipv4", "ipv6"})
-	r.Cells[RowReasons]["ipv4"] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
-	r.Cells[RowReasons]["ipv6"] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
-	var b strings.Builder
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	if !r.OK() || !strings.Contains(b.String(), "n/a reset reasons/ipv4, reset reasons/ipv6: no enum sk_rst_reason") ||
-		!strings.Contains(b.String(), "PASS: every detection") {
-		t.Errorf("n/a only: OK=%v\n%s", r.OK(), b.String())
-	}
-
-	r.Kernel = kernel61
-	r.fail(RowResetSent, "ipv4", "closed_port: no reset_sent event")
-	b.Reset()
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	for _, want := range []string{
-		"kernel: tracepoints inet_sock_set_state, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock; " +
-			"fentry tcp_sendmsg, tcp_recvmsg, tcp_v6_send_reset; no reset reasons (enum sk_rst_reason: 6.10+)\n\n",
-		"reset_sent (no socket)               FAIL  ok\n",
-		"\nlost: attach to function tcp_v4_send_reset: no trampolines: IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen\n",
-		"FAIL reset_sent (no socket)/ipv4: closed_port: no reset_sent event\n",
-		"FAIL: 1 of 10 checks do not work on this kernel\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
+	withNA := func() *Report {
+		r := newReport([]string{"ipv4", "ipv6"})
+		for _, f := range r.Families {
+			r.Cells[RowReasons][f] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
 		}
+		return r
 	}
-
-	r = newReport([]string{"ipv4", "ipv6"})
-	for _, f := range r.Families {
-		r.Cells[RowReasons][f] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
+	tests := []struct {
+		name   string
+		report func() *Report
+		wantOK bool
+		want   []string
+	}{
+		{name: "n/a only", report: withNA, wantOK: true, want: []string{
+			"n/a reset reasons/ipv4, reset reasons/ipv6: no enum sk_rst_reason",
+			"PASS: every detection",
+		}},
+		{name: "6.1, a trampoline refused, a row failed", report: func() *Report {
+			r := withNA()
+			r.Kernel = kernel61
+			r.fail(RowResetSent, "ipv4", "closed_port: no reset_sent event")
+			return r
+		}, want: []string{
+			"kernel: tracepoints inet_sock_set_state, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock; " +
+				"fentry tcp_sendmsg, tcp_recvmsg, tcp_v6_send_reset; no reset reasons (enum sk_rst_reason: 6.10+)\n\n",
+			"reset_sent (no socket)               FAIL  ok\n",
+			"\nlost: attach to function tcp_v4_send_reset: no trampolines: IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen\n",
+			"FAIL reset_sent (no socket)/ipv4: closed_port: no reset_sent event\n",
+			"FAIL: 1 of 10 checks do not work on this kernel\n",
+		}},
+		{name: "kernel unsupported", report: func() *Report {
+			r := withNA()
+			r.Kernel = &Kernel{Release: "6.0.1", Problem: "kernel lacks tracepoint tcp_destroy_sock"}
+			r.failAll("kernel lacks tracepoint tcp_destroy_sock")
+			return r
+		}, want: []string{
+			"kernel: kernel lacks tracepoint tcp_destroy_sock\n",
+			"DETECTION                            IPV4  IPV6\nunread_close                         FAIL  FAIL\n",
+			"reset reasons                        n/a   n/a\n",
+			"FAIL every other detection: kernel lacks tracepoint tcp_destroy_sock\n",
+			"FAIL: 9 of 10 checks do not work on this kernel\n",
+		}},
 	}
-	r.Kernel = &Kernel{Release: "6.0.1", Problem: "kernel lacks tracepoint tcp_destroy_sock"}
-	r.failAll("kernel lacks tracepoint tcp_destroy_sock")
-	b.Reset()
-	if err := r.Write(&b); err != nil {
-		t.Fatal(err)
-	}
-	out = b.String()
-	if r.OK() {
-		t.Error("OK after failAll")
-	}
-	for _, want := range []string{
-		"kernel: kernel lacks tracepoint tcp_destroy_sock\n",
-		"DETECTION                            IPV4  IPV6\nunread_close                         FAIL  FAIL\n",
-		"reset reasons                        n/a   n/a\n",
-		"FAIL every other detection: kernel lacks tracepoint tcp_destroy_sock\n",
-		"FAIL: 9 of 10 checks do not work on this kernel\n",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.report()
+			var b strings.Builder
+			if err := r.Write(&b); err != nil {
+				t.Fatal(err)
+			}
+			if r.OK() != tt.wantOK {
+				t.Errorf("OK() = %v, want %v", r.OK(), tt.wantOK)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("report lacks %q:\n%s", want, b.String())
+				}
+			}
+		})
 	}
 }
 

@@ -91,13 +91,7 @@ func RenderDetections(w io.Writer, cols []Column) error {
 	for i := range cols {
 		notes = append(notes, detectionNotes(&cols[i], names, rows[i])...)
 	}
-	if len(notes) > 0 {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(notes, "\n"))
-		b.WriteString("\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return writeTable(w, b, notes)
 }
 
 // detectionNotes explains one run's column: hooks and reset reasons, what

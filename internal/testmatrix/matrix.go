@@ -229,12 +229,17 @@ func Render(w io.Writer, cols []Column) error {
 			notes = append(notes, fmt.Sprintf("- **%s** %s `%s`: %s", c.Name, r.Status, n, r.Why))
 		}
 	}
+	return writeTable(w, b, notes)
+}
+
+// writeTable writes a table and the notes below it, one list item each.
+func writeTable(w io.Writer, table *strings.Builder, notes []string) error {
 	if len(notes) > 0 {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(notes, "\n"))
-		b.WriteString("\n")
+		table.WriteString("\n")
+		table.WriteString(strings.Join(notes, "\n"))
+		table.WriteString("\n")
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, table.String())
 	return err
 }
 
