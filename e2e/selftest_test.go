@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
 )
@@ -77,7 +79,9 @@ func kernelResets(t *testing.T) expect.Kernel {
 
 // TestSelftest runs `tcpclose-trace selftest` as a user would on a new
 // host: on a kernel the tracer supports it must report every detection
-// working for both families, exit 0, and leave nothing behind.
+// working for both families, exit 0, and leave nothing behind. Then it runs
+// `selftest -o json`, which must print one object only, decoding strictly,
+// with the table's status in every cell.
 func TestSelftest(t *testing.T) {
 	requireHost(t)
 	bin := buildCLI(t)
@@ -85,22 +89,69 @@ func TestSelftest(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	reasons := kernelResets(t).ResetReasons
+	resets := kernelResets(t)
+	table := map[string][]string{}
 	for _, row := range selftest.Rows() {
 		want := []string{"ok", "ok"}
-		if row == selftest.RowReasons && !reasons {
+		if row == selftest.RowReasons && !resets.ResetReasons {
 			want = []string{"n/a", "n/a"}
 		}
-		if got := rowCells(t, out, row); strings.Join(got, " ") != strings.Join(want, " ") {
+		table[row] = rowCells(t, out, row)
+		if got := table[row]; strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("row %q: %v, want %v", row, got, want)
 		}
 	}
 	if !strings.Contains(out, "PASS: every detection this kernel supports works") {
 		t.Errorf("no PASS verdict:\n%s", out)
 	}
+	// The kernel line names the hooks the tracer uses here.
+	support := kernelSupport(t)
+	if want := "\nkernel: " + selfreport.HookList(support.Hooks) + "; "; !strings.Contains(out, want) {
+		t.Errorf("report lacks %q:\n%s", want, out)
+	}
 	namespaceGone(t, out)
 	progs.requireLoaded(t)
 	progs.checkGone(t)
+
+	t.Run("json", func(t *testing.T) {
+		code, out, errOut, progs := runSelftest(t, bin, nil, "-o", "json")
+		if code != 0 {
+			t.Errorf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		rep, err := selfreport.Decode(strings.NewReader(out))
+		if err != nil {
+			t.Fatalf("%v\nstdout:\n%s", err, out)
+		}
+		if rep.Kernel != selftest.Release() || rep.Verdict != selfreport.Pass || rep.Error != "" {
+			t.Errorf("kernel %q, verdict %q, error %q; want %q, pass, none", rep.Kernel, rep.Verdict, rep.Error, selftest.Release())
+		}
+		if !slices.Equal(rep.Hooks, support.Hooks) || !slices.Equal(rep.Lost, support.Lost) {
+			t.Errorf("hooks %q, lost %q; want %q, %q", rep.Hooks, rep.Lost, support.Hooks, support.Lost)
+		}
+		if rep.ResetReasons != resets.ResetReasons || rep.ActiveResetReasons != resets.ActiveResetReasons {
+			t.Errorf("reset reasons %v, active %v; the kernel: %s", rep.ResetReasons, rep.ActiveResetReasons, resets)
+		}
+		if !slices.Equal(rep.Families, []string{"ipv4", "ipv6"}) || len(rep.Rows) != len(selftest.Rows()) {
+			t.Fatalf("families %v, %d rows; want ipv4, ipv6 and %d rows", rep.Families, len(rep.Rows), len(selftest.Rows()))
+		}
+		for i, row := range selftest.Rows() {
+			if rep.Rows[i].Detection != row {
+				t.Errorf("row %d is %q, want %q", i, rep.Rows[i].Detection, row)
+			}
+			for j, f := range rep.Families {
+				if got, want := rep.Status(row, f), table[row][j]; got != want {
+					t.Errorf("%s/%s: JSON %q, table %q", row, f, got, want)
+				}
+			}
+		}
+		if rep.Namespace == "" {
+			t.Error("no namespace in the JSON report")
+		} else if _, err := os.Stat("/run/netns/" + rep.Namespace); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("namespace %s left behind (stat: %v)", rep.Namespace, err)
+		}
+		progs.requireLoaded(t)
+		progs.checkGone(t)
+	})
 }
 
 // TestSelftestBrokenDetection makes one detection fail for real (its events

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
@@ -22,6 +21,12 @@ that the right event arrives with the right process and byte counts and that
 the events agree with the namespace's kernel counters, and prints which
 detections work (and why not, where not). Exit status 0 only when everything
 this kernel can support works. Needs root and iproute2 (ip, nstat).
+
+-o json prints one JSON object instead of the table: the kernel release, the
+hooks the tracer uses ("tracepoint NAME", "function NAME"), reset_reasons and
+active_reset_reasons, lost (what the kernel cannot show), families, rows
+(each detection with its cells: family, status ok, FAIL or n/a, and why),
+verdict (pass or fail) and error (set if the run was interrupted).
 
 Flags:
 `
@@ -38,8 +43,12 @@ var errSelftestFailed = errors.New("selftest failed: some detections do not work
 func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tcpclose-trace selftest")
 	family := fs.String("family", "both", "address families to test: ipv4, ipv6 or both")
+	format := fs.String("o", "table", "output: table, or json (one object)")
 	if err := parse(fs, args, selftestUsage, stderr); err != nil {
 		return err
+	}
+	if *format != "table" && *format != "json" {
+		return usageError{fmt.Errorf("-o must be table or json, not %q", *format)}
 	}
 	var opts selftest.Options
 	switch *family {
@@ -61,14 +70,22 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
 	defer stop()
 
-	fmt.Fprintf(stdout, "tcpclose-trace selftest on Linux %s\n", kernelRelease())
 	opts.Progress = func(msg string) { fmt.Fprintf(stderr, "selftest: %s\n", msg) }
-	rep, err := selftest.Run(ctx, opts)
-	if rep.Namespace != "" {
-		fmt.Fprintf(stdout, "(in network namespace %s, now removed)\n", rep.Namespace)
+	if *format == "table" {
+		fmt.Fprintf(stdout, "tcpclose-trace selftest on Linux %s\n", selftest.Release())
 	}
-	fmt.Fprintln(stdout)
-	if werr := rep.Write(stdout); werr != nil {
+	rep, err := selftest.Run(ctx, opts)
+	var werr error
+	if *format == "json" {
+		werr = rep.Document(err).Write(stdout)
+	} else {
+		if rep.Namespace != "" {
+			fmt.Fprintf(stdout, "(in network namespace %s, now removed)\n", rep.Namespace)
+		}
+		fmt.Fprintln(stdout)
+		werr = rep.Write(stdout)
+	}
+	if werr != nil {
 		return errors.Join(err, fmt.Errorf("write report: %w", werr))
 	}
 	if err != nil {
@@ -78,13 +95,4 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errSelftestFailed
 	}
 	return nil
-}
-
-// kernelRelease is uname -r.
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "(unknown release)"
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -1,7 +1,9 @@
 // Command tcpclose-vmtest runs the end-to-end suite on other kernels: it
 // boots Debian's cloud kernels under qemu (software emulation) with a busybox
 // initramfs holding the statically built suite, optionally runs the same
-// suite on the host, and prints pass/fail/skip per test per kernel.
+// suite on the host, and prints pass/fail/skip per test per kernel. After the
+// suite, `tcpclose-trace selftest -o json` runs on the same kernel, and a
+// second table shows which detection works on which kernel.
 //
 //	tcpclose-vmtest run -kernels 6.1,6.12 -host   # boot, run, print the matrix
 //	tcpclose-vmtest matrix RESULT.json...         # print saved results again
@@ -9,7 +11,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,12 +23,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/testmatrix"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/vmtest"
 )
 
-const usage = `Usage: tcpclose-vmtest run [flags]        run the e2e suite on Debian kernels under qemu (root)
-       tcpclose-vmtest matrix FILE.json...   print saved results as a matrix
+const usage = `Usage: tcpclose-vmtest run [flags]        run the e2e suite and the selftest on Debian kernels under qemu (root)
+       tcpclose-vmtest matrix FILE.json...   print saved results as the two tables (tests, detections)
 
 Flags of run:
 `
@@ -83,7 +85,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.host, "host", false, "also run the suite on the host kernel (a column of its own)")
 	fs.StringVar(&cfg.cache, "cache", ".cache/vmtest", "cache: downloaded packages, kernels, builds, results")
 	fs.StringVar(&cfg.run, "run", "", "run only the tests matching this regular expression (go test -run)")
-	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Minute, "limit per kernel, boot included")
+	fs.DurationVar(&cfg.timeout, "timeout", 60*time.Minute, "limit per kernel, boot and selftest included")
 	fs.StringVar(&cfg.memory, "memory", "2G", "guest memory")
 	fs.IntVar(&cfg.cpus, "smp", 2, "guest CPUs")
 	fs.StringVar(&cfg.out, "o", "", "also write the matrix (Markdown) to this file")
@@ -101,8 +103,8 @@ func runCmd(ctx context.Context, args []string) error {
 	if len(cfg.kernels) == 0 && !cfg.host {
 		return errors.New("nothing to run: no -kernels and no -host")
 	}
-	if cfg.timeout < 5*time.Minute {
-		return errors.New("-timeout must be at least 5m")
+	if cfg.timeout < 15*time.Minute {
+		return errors.New("-timeout must be at least 15m")
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the suite loads BPF programs (and apt-get downloads the kernels)")
@@ -194,11 +196,20 @@ const (
 	guestTracer   = "/usr/local/bin/tcpclose-trace"
 )
 
+// selftestLimit bounds the self-test after the suite (it takes about 6 s on
+// the host, a few minutes under emulation); selftestReserve is what the
+// suite leaves of -timeout for it and for booting.
+const (
+	selftestLimit   = 8 * time.Minute
+	selftestReserve = selftestLimit + 3*time.Minute
+)
+
 // suiteArgs are the test binary's flags, in the guest and on the host.
 func suiteArgs(cfg *config) []string {
 	// The suite's own timeout fires first, so a hang ends with a stack
-	// trace and the tests that finished are still reported.
-	args := []string{"-test.v=test2json", "-test.count=1", "-test.timeout=" + (cfg.timeout - 3*time.Minute).String()}
+	// trace, the tests that finished are still reported, and the self-test
+	// still runs.
+	args := []string{"-test.v=test2json", "-test.count=1", "-test.timeout=" + (cfg.timeout - selftestReserve).String()}
 	if cfg.run != "" {
 		args = append(args, "-test.run="+cfg.run)
 	}
@@ -238,17 +249,12 @@ func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Ker
 		files[guest[1:]] = m
 		modules = append(modules, guest)
 	}
-	var quoted []string
-	for _, a := range suiteArgs(cfg) {
-		quoted = append(quoted, shellQuote(a))
-	}
-	init := fmt.Sprintf(initScript, strings.Join(modules, " "), guestSuiteDir, guestTracer, guestTimeScale, strings.Join(quoted, " "))
 	f := &vmtest.Initramfs{
 		Busybox:  busybox,
-		Applets:  []string{"sh", "mount", "mkdir", "cat", "echo", "uname", "poweroff", "reboot", "sleep", "ls", "dmesg", "insmod"},
+		Applets:  []string{"sh", "mount", "mkdir", "cat", "echo", "uname", "poweroff", "reboot", "sleep", "ls", "dmesg", "insmod", "timeout"},
 		Programs: progs,
 		Files:    files,
-		Init:     init,
+		Init:     guestInit(modules, suiteArgs(cfg)),
 	}
 	tree := out + ".d"
 	if err := os.RemoveAll(tree); err != nil {
@@ -256,6 +262,16 @@ func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Ker
 	}
 	defer os.RemoveAll(tree)
 	return f.Build(ctx, tree, out)
+}
+
+// guestInit is the guest's /init for these modules and suite flags.
+func guestInit(modules, args []string) string {
+	var quoted []string
+	for _, a := range args {
+		quoted = append(quoted, shellQuote(a))
+	}
+	return fmt.Sprintf(initScript, strings.Join(modules, " "), guestTimeScale, guestSuiteDir, guestTracer,
+		strings.Join(quoted, " "), int(selftestLimit.Seconds()), guestTracer)
 }
 
 // shellQuote quotes s for sh.
@@ -277,8 +293,10 @@ func lookTool(name string) (string, error) {
 
 // initScript is the guest's /init: mount what the suite needs, bring
 // loopback up, run the suite with its output on the second serial port
-// between markers, power off. Arguments: modules, suite dir, tracer, time
-// scale, suite flags.
+// between markers, then `tcpclose-trace selftest -o json` with its report
+// between markers of its own (its progress goes to the console), power off.
+// Arguments: modules, time scale (for the suite and the self-test), suite
+// dir, tracer, suite flags, the self-test's limit in seconds, tracer.
 const initScript = `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 mount -t proc proc /proc
@@ -290,11 +308,15 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 for m in %s; do insmod $m || echo "insmod $m failed"; done
 ip link set lo up
+export TCPCLOSE_TIME_SCALE=%d
 out=/dev/ttyS1
 echo "VMTEST-BEGIN $(uname -r)" >$out
 cd %s
-TCPCLOSE_TRACE_BIN=%s TCPCLOSE_REQUIRE_TOOLS=1 TCPCLOSE_TIME_SCALE=%d ./e2e.test %s >$out 2>&1
+TCPCLOSE_TRACE_BIN=%s TCPCLOSE_REQUIRE_TOOLS=1 ./e2e.test %s >$out 2>&1
 echo "VMTEST-EXIT $?" >$out
+echo "VMTEST-SELFTEST-BEGIN" >$out
+timeout %d %s selftest -o json >$out
+echo "VMTEST-SELFTEST-EXIT $?" >$out
 poweroff -f
 sleep 5
 reboot -f
@@ -344,10 +366,20 @@ func runKernel(ctx context.Context, cfg *config, b *binaries, series string) (*t
 	} else if o.ExitCode != 0 && !col.Failed() {
 		col.Error = fmt.Sprintf("suite exited with status %d", o.ExitCode)
 	}
-	return col, saveColumn(cfg.cache, col)
+	if o != nil {
+		col.AddSelftest(o.Selftest, o.SelftestExit)
+		if err := os.WriteFile(filepath.Join(cfg.cache, "results", series+".selftest.json"), []byte(o.Selftest), 0o644); err != nil {
+			return nil, err
+		}
+	} else {
+		col.AddSelftest("", -1)
+	}
+	logSelftest(col)
+	return col, col.Save(filepath.Join(cfg.cache, "results"))
 }
 
-// runHost runs the same static suite on the host's kernel.
+// runHost runs the same static suite on the host's kernel, then the
+// self-test.
 func runHost(ctx context.Context, cfg *config, b *binaries) (*testmatrix.Column, error) {
 	raw := filepath.Join(cfg.cache, "results", "host.log")
 	f, err := os.Create(raw)
@@ -379,7 +411,53 @@ func runHost(ctx context.Context, cfg *config, b *binaries) (*testmatrix.Column,
 	if runErr != nil && !col.Failed() {
 		col.Error = runErr.Error()
 	}
-	return col, saveColumn(cfg.cache, col)
+	out, exit, err := hostSelftest(ctx, cfg, b)
+	if err != nil {
+		return nil, err
+	}
+	col.AddSelftest(out, exit)
+	logSelftest(col)
+	return col, col.Save(filepath.Join(cfg.cache, "results"))
+}
+
+// hostSelftest runs `tcpclose-trace selftest -o json` on the host and
+// returns its output and exit status (-1 if it did not end in time); its
+// progress goes to results/host.selftest.log.
+func hostSelftest(ctx context.Context, cfg *config, b *binaries) (string, int, error) {
+	log, err := os.Create(filepath.Join(cfg.cache, "results", "host.selftest.log"))
+	if err != nil {
+		return "", 0, err
+	}
+	defer log.Close()
+	ctx, cancel := context.WithTimeout(ctx, selftestLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.tracer, "selftest", "-o", "json")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) } // it removes its namespace
+	cmd.WaitDelay = 30 * time.Second
+	var stdout strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, log
+	logf("host: running the selftest")
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return stdout.String(), -1, nil
+	case err == nil:
+		return stdout.String(), 0, nil
+	case errors.As(err, &exit):
+		return stdout.String(), exit.ExitCode(), nil
+	}
+	return "", 0, fmt.Errorf("run the selftest: %w", err)
+}
+
+// logSelftest says how the self-test went.
+func logSelftest(col *testmatrix.Column) {
+	switch {
+	case col.SelftestError != "":
+		logf("%s: %s", col.Name, col.SelftestError)
+	case col.Selftest != nil:
+		logf("%s: selftest %s (%s)", col.Name, col.Selftest.Verdict, selfreport.HookSummary(col.Selftest.Hooks))
+	}
 }
 
 // column converts a raw `-test.v=test2json` log with go tool test2json and
@@ -410,36 +488,24 @@ func column(ctx context.Context, name, raw string) (*testmatrix.Column, error) {
 	return col, nil
 }
 
-func saveColumn(cache string, col *testmatrix.Column) error {
-	b, err := json.MarshalIndent(col, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(cache, "results", col.Name+".json"), append(b, '\n'), 0o644)
-}
-
 func matrixCmd(files []string) error {
 	if len(files) == 0 {
 		return errors.New("matrix: name result files (e.g. .cache/vmtest/results/6.1.json)")
 	}
 	var cols []testmatrix.Column
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		c, err := testmatrix.ReadColumn(f)
 		if err != nil {
 			return err
 		}
-		var c testmatrix.Column
-		if err := json.Unmarshal(b, &c); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		cols = append(cols, c)
+		cols = append(cols, *c)
 	}
 	return printMatrix(cols, "")
 }
 
 func printMatrix(cols []testmatrix.Column, file string) error {
 	var sb strings.Builder
-	if err := testmatrix.Render(&sb, cols); err != nil {
+	if err := testmatrix.Markdown(&sb, cols); err != nil {
 		return err
 	}
 	fmt.Print("\n" + sb.String())

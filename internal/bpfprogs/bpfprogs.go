@@ -57,15 +57,11 @@ func (p *Process) Held() ([]ebpf.ProgramID, error) {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		more, err := appendProgIDs(ids, f)
+		ids, err = readProgIDs(ids, f)
 		f.Close()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // closed between open and read
-		}
 		if err != nil {
 			return nil, fmt.Errorf("read fdinfo %s: %w", name, err)
 		}
-		ids = more
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids), nil
@@ -88,6 +84,17 @@ func Held(pid int) ([]ebpf.ProgramID, error) {
 	}
 	defer p.Close()
 	return p.Held()
+}
+
+// readProgIDs appends the "prog_id:" values of one open fdinfo file. A
+// descriptor closed after its file was opened reads as ENOENT: it holds
+// nothing any more.
+func readProgIDs(ids []ebpf.ProgramID, f *os.File) ([]ebpf.ProgramID, error) {
+	more, err := appendProgIDs(ids, f)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ids, nil
+	}
+	return more, err
 }
 
 // appendProgIDs appends the "prog_id:" values of one fdinfo file.

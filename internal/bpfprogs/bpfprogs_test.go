@@ -1,7 +1,9 @@
 package bpfprogs
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,5 +131,34 @@ func TestLoadedProgram(t *testing.T) {
 	}
 	if left, err := WaitGone([]ebpf.ProgramID{id}, 5*time.Second); err != nil || len(left) != 0 {
 		t.Errorf("WaitGone after Close = %v, %v; want none left", left, err)
+	}
+}
+
+// TestClosedWhileRead closes a descriptor between the opening of its
+// fdinfo file and the reading, as a process that closes its programs while
+// Held looks does: that descriptor holds nothing, it is no error.
+func TestClosedWhileRead(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	open := func() *os.File {
+		f, err := os.Open(fmt.Sprintf("/proc/self/fdinfo/%d", r.Fd()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f1, f2 := open(), open()
+	defer f1.Close()
+	defer f2.Close()
+	r.Close()
+	if _, err := appendProgIDs(nil, f1); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("reading the fdinfo of a closed descriptor: %v, want ENOENT (what Held must tolerate)", err)
+	}
+	ids, err := readProgIDs([]ebpf.ProgramID{5}, f2)
+	if err != nil || !slices.Equal(ids, []ebpf.ProgramID{5}) {
+		t.Errorf("readProgIDs = %v, %v; want [5], no error", ids, err)
 	}
 }

@@ -1,75 +1,75 @@
 package selftest
 
 import (
-	"errors"
-	"fmt"
+	"os"
+	"slices"
 	"strings"
 
-	"github.com/cilium/ebpf/btf"
-
+	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
 
-// tracepoints are the kernel's tracepoints a close observer can use; the
-// report lists which this kernel has, to explain a tracer that cannot load.
-var tracepoints = []string{"inet_sock_set_state", "sock_send_length", "sock_recv_length",
-	"tcp_send_reset", "tcp_receive_reset", "tcp_destroy_sock"}
-
-// Kernel is what the running kernel's BTF says about the features the
-// detections rest on.
+// Kernel is what the tracer does on the running kernel, as the collector
+// plans it (collector.ProbeKernel) and, once loaded, as it attached.
 type Kernel struct {
-	// BTF is false when the kernel exposes no BTF; the rest is then unknown.
-	BTF bool
-	// Missing lists the tracepoints of interest the kernel lacks.
-	Missing []string
+	// Release is uname -r.
+	Release string
+	// Problem is why the kernel could not be probed (no BTF, a required
+	// hook missing); the rest is then empty.
+	Problem string
+	// Hooks the tracer uses: "tracepoint NAME", "function NAME".
+	Hooks []string
 	// Resets says which reset reasons the kernel names; it decides the
 	// reasons the expected events carry.
 	Resets expect.Kernel
+	// Lost says what the kernel cannot show and why, one line each.
+	Lost []string
 }
 
-// probeKernel reads the running kernel's BTF.
-func probeKernel() (*Kernel, error) {
-	spec, err := btf.LoadKernelSpec()
+// probeKernel asks the collector what it can do on this kernel, without
+// loading anything.
+func probeKernel() *Kernel {
+	k := &Kernel{Release: Release()}
+	s, err := collector.ProbeKernel()
 	if err != nil {
-		return &Kernel{}, fmt.Errorf("kernel BTF: %w", err)
+		k.Problem = err.Error()
+		return k
 	}
-	return probeSpec(spec)
+	resets, err := expect.Probe()
+	if err != nil {
+		k.Problem = err.Error()
+		return k
+	}
+	k.Hooks, k.Lost, k.Resets = s.Hooks, s.Lost, resets
+	return k
 }
 
-func probeSpec(spec *btf.Spec) (*Kernel, error) {
-	k := &Kernel{BTF: true}
-	for _, tp := range tracepoints {
-		var td *btf.Typedef
-		err := spec.TypeByName("btf_trace_"+tp, &td)
-		if errors.Is(err, btf.ErrNotFound) {
-			k.Missing = append(k.Missing, tp)
-		} else if err != nil {
-			return k, fmt.Errorf("look up tracepoint %s: %w", tp, err)
+// loaded records what the collector attached and what it had to give up
+// (a function the kernel refused), once Open succeeded.
+func (k *Kernel) loaded(c *collector.Collector) {
+	k.Hooks = c.Hooks()
+	for _, l := range c.Lost() {
+		if !slices.Contains(k.Lost, l) {
+			k.Lost = append(k.Lost, l)
 		}
 	}
-	resets, err := expect.FromSpec(spec)
-	if err != nil {
-		return k, err
-	}
-	k.Resets = resets
-	return k, nil
 }
 
-// String is one line for the report.
+// String is the report's kernel line: the hooks used and the reset reasons.
 func (k *Kernel) String() string {
-	if !k.BTF {
-		return "no BTF"
+	if k.Problem != "" {
+		return k.Problem
 	}
-	parts := []string{"BTF"}
-	if len(k.Missing) == 0 {
-		parts = append(parts, "has tracepoints "+strings.Join(tracepoints, ", "))
-	} else {
-		parts = append(parts, "lacks tracepoints "+strings.Join(k.Missing, ", "))
+	return selfreport.HookList(k.Hooks) + "; " +
+		selfreport.ResetSupport(k.Resets.ResetReasons, k.Resets.ActiveResetReasons)
+}
+
+// Release is the running kernel's release (uname -r).
+func Release() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "(unknown release)"
 	}
-	if k.Resets.ResetReasons {
-		parts = append(parts, "reset reasons")
-	} else {
-		parts = append(parts, "no reset reasons (enum sk_rst_reason: 6.10+)")
-	}
-	return strings.Join(parts, "; ")
+	return strings.TrimSpace(string(b))
 }

@@ -5,10 +5,13 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
 
-// Write prints the report: one row per detection, one column per family,
-// then why each failed or unavailable cell is so, then a verdict line.
+// Write prints the report: the kernel line (hooks used, reset reasons), one
+// row per detection, one column per family, then what the kernel cannot
+// show and why each failed or unavailable cell is so, then a verdict line.
 func (r *Report) Write(w io.Writer) error {
 	if r.Kernel != nil {
 		fmt.Fprintf(w, "kernel: %s\n\n", r.Kernel)
@@ -65,8 +68,15 @@ func (r *Report) Write(w io.Writer) error {
 			failed++
 		}
 	}
-	if len(notes) > 0 {
+	var lost []string
+	if r.Kernel != nil {
+		lost = r.Kernel.Lost
+	}
+	if len(notes) > 0 || len(lost) > 0 {
 		fmt.Fprintln(w)
+	}
+	for _, l := range lost {
+		fmt.Fprintf(w, "lost: %s\n", l)
 	}
 	for _, n := range notes {
 		where := strings.Join(n.cells, ", ")
@@ -84,4 +94,35 @@ func (r *Report) Write(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "FAIL: %d of %d checks do not work on this kernel\n", failed, len(Rows()))
 	return err
+}
+
+// Document is the report as `selftest -o json` writes it; runErr is the
+// error Run returned, if any.
+func (r *Report) Document(runErr error) *selfreport.Report {
+	d := &selfreport.Report{Namespace: r.Namespace, Families: r.Families, Verdict: selfreport.Pass,
+		Hooks: []string{}, Lost: []string{}}
+	if k := r.Kernel; k != nil {
+		d.Kernel = k.Release
+		d.Hooks = append(d.Hooks, k.Hooks...)
+		d.Lost = append(d.Lost, k.Lost...)
+		d.ResetReasons, d.ActiveResetReasons = k.Resets.ResetReasons, k.Resets.ActiveResetReasons
+	}
+	if d.Kernel == "" {
+		d.Kernel = Release()
+	}
+	for _, row := range Rows() {
+		dr := selfreport.Row{Detection: row}
+		for _, f := range r.Families {
+			c := r.Cells[row][f]
+			dr.Cells = append(dr.Cells, selfreport.Cell{Family: f, Status: string(c.Status), Why: c.Why})
+			if c.Status == Failed {
+				d.Verdict = selfreport.Fail
+			}
+		}
+		d.Rows = append(d.Rows, dr)
+	}
+	if runErr != nil {
+		d.Error = runErr.Error()
+	}
+	return d
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
 
 // Detections, the rows of the report: those the expected events prove
@@ -59,9 +60,9 @@ type Status string
 
 // Outcomes. NotAvailable means the kernel cannot provide it: not a failure.
 const (
-	OK           Status = "ok"
-	Failed       Status = "FAIL"
-	NotAvailable Status = "n/a"
+	OK           Status = selfreport.OK
+	Failed       Status = selfreport.Failed
+	NotAvailable Status = selfreport.NotAvailable
 )
 
 // Cell is one detection for one family, with the first reason it failed.
@@ -72,7 +73,7 @@ type Cell struct {
 
 // Report is the outcome of a self-test.
 type Report struct {
-	Kernel    *Kernel // what the kernel's BTF offers
+	Kernel    *Kernel // what the tracer does on this kernel
 	Namespace string  // the private namespace it ran in
 	Families  []string
 	// Cells holds, per row and family, the outcome.
@@ -134,10 +135,10 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		opts.Wait = 5 * time.Second
 	}
 	rep = newReport(families)
-	k, err := probeKernel()
+	k := probeKernel()
 	rep.Kernel = k
-	if err != nil {
-		rep.failAll(err.Error())
+	if k.Problem != "" {
+		rep.failAll(k.Problem)
 		return rep, nil
 	}
 	for _, f := range families {
@@ -167,6 +168,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		return rep, nil
 	}
 	defer c.Close()
+	k.loaded(c)
 	s := &stream{drop: opts.Drop}
 	runCtx, stop := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)

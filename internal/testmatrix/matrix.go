@@ -1,6 +1,6 @@
 // Package testmatrix turns `go test -json` (test2json) streams into
 // pass/fail/skip per test, and lays several runs side by side: one column
-// per kernel.
+// per kernel, in a table of tests and a table of the self-test's detections.
 package testmatrix
 
 import (
@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
 
 // Status is the outcome of one test in one run.
@@ -42,11 +44,20 @@ type Column struct {
 	// test binary crashed or timed out); Results hold what was reported.
 	Error   string  `json:"error,omitempty"`
 	Seconds float64 `json:"seconds"` // wall time of the suite
+	// Selftest is the report of `tcpclose-trace selftest -o json`, run
+	// after the suite on the same kernel; nil when it did not run or its
+	// output did not decode, and SelftestError says why.
+	Selftest      *selfreport.Report `json:"selftest,omitempty"`
+	SelftestError string             `json:"selftest_error,omitempty"`
 }
 
-// Failed reports whether the run is incomplete or any test failed.
+// Failed reports whether the run is incomplete, any test failed, or the
+// self-test that ran did not pass.
 func (c *Column) Failed() bool {
-	if c.Error != "" {
+	if c.Error != "" || c.SelftestError != "" {
+		return true
+	}
+	if c.Selftest != nil && (c.Selftest.Verdict != selfreport.Pass || c.Selftest.Error != "") {
 		return true
 	}
 	for _, r := range c.Results {
@@ -167,25 +178,16 @@ func Parse(r io.Reader) ([]Result, string, error) {
 // first column that ran it), one column per run, then a totals row and the
 // reasons for every failure and skip.
 func Render(w io.Writer, cols []Column) error {
-	// Rows in run order: a test only a later column ran goes right after
-	// the test that preceded it there.
-	var names []string
-	seen := map[string]bool{}
 	cells := make([]map[string]Result, len(cols))
+	lists := make([][]string, len(cols))
 	for i, c := range cols {
 		cells[i] = map[string]Result{}
-		at := 0 // where the next new name goes
 		for _, r := range c.Results {
 			cells[i][r.Name] = r
-			if seen[r.Name] {
-				at = slices.Index(names, r.Name) + 1
-				continue
-			}
-			seen[r.Name] = true
-			names = slices.Insert(names, at, r.Name)
-			at++
+			lists[i] = append(lists[i], r.Name)
 		}
 	}
+	names := mergeOrder(lists)
 	b := &strings.Builder{}
 	b.WriteString("| test |")
 	for _, c := range cols {
@@ -227,13 +229,39 @@ func Render(w io.Writer, cols []Column) error {
 			notes = append(notes, fmt.Sprintf("- **%s** %s `%s`: %s", c.Name, r.Status, n, r.Why))
 		}
 	}
+	return writeTable(w, b, notes)
+}
+
+// writeTable writes a table and the notes below it, one list item each.
+func writeTable(w io.Writer, table *strings.Builder, notes []string) error {
 	if len(notes) > 0 {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(notes, "\n"))
-		b.WriteString("\n")
+		table.WriteString("\n")
+		table.WriteString(strings.Join(notes, "\n"))
+		table.WriteString("\n")
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, table.String())
 	return err
+}
+
+// mergeOrder lists every name of the lists once, in the order of the first
+// list that has it: a name only a later list has goes right after the name
+// that preceded it there.
+func mergeOrder(lists [][]string) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, list := range lists {
+		at := 0 // where the next new name goes
+		for _, n := range list {
+			if seen[n] {
+				at = slices.Index(names, n) + 1
+				continue
+			}
+			seen[n] = true
+			names = slices.Insert(names, at, n)
+			at++
+		}
+	}
+	return names
 }
 
 func header(c Column) string {

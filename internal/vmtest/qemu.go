@@ -13,11 +13,13 @@ import (
 	"time"
 )
 
-// Markers the guest's /init writes around the suite's output on the second
-// serial port.
+// Markers the guest's /init writes on the second serial port: around the
+// suite's output, then around the self-test's JSON report.
 const (
-	markBegin = "VMTEST-BEGIN "
-	markExit  = "VMTEST-EXIT "
+	markBegin         = "VMTEST-BEGIN "
+	markExit          = "VMTEST-EXIT "
+	markSelftestBegin = "VMTEST-SELFTEST-BEGIN"
+	markSelftestExit  = "VMTEST-SELFTEST-EXIT "
 )
 
 // Machine is one qemu run.
@@ -36,11 +38,16 @@ type Outcome struct {
 	ExitCode int           // the suite's exit status; -1 if it never ended
 	Boot     time.Duration // qemu start to the guest's begin marker
 	Suite    time.Duration // begin marker to exit marker
+	// Selftest is what `tcpclose-trace selftest -o json` printed after the
+	// suite; SelftestExit its exit status, -1 if it never ended.
+	Selftest     string
+	SelftestExit int
 }
 
 // Run boots the machine and copies what the guest writes between its begin
 // and exit markers on the second serial port to out, line by line, as it
-// arrives. It returns once qemu has exited.
+// arrives; the self-test report that follows goes into the Outcome. It
+// returns once qemu has exited.
 func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.Timeout)
 	defer cancel()
@@ -54,7 +61,7 @@ func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 		"-kernel", m.Kernel, "-initrd", m.Initramfs,
 		"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init",
 		"-serial", "file:" + m.Console, // ttyS0
-		"-serial", "stdio", // ttyS1: the suite
+		"-serial", "stdio", // ttyS1: the suite, then the self-test
 	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	stdout, err := cmd.StdoutPipe()
@@ -75,35 +82,18 @@ func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 		_ = cmd.Process.Kill()
 	}()
 
-	o := &Outcome{ExitCode: -1}
-	var began, ended time.Time
+	g := newGuestOutput(out, start)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case strings.HasPrefix(line, markBegin) && began.IsZero():
-			began = time.Now()
-			o.Release = strings.TrimSpace(strings.TrimPrefix(line, markBegin))
-		case strings.HasPrefix(line, markExit) && !began.IsZero() && ended.IsZero():
-			ended = time.Now()
-			if v, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, markExit))); err == nil {
-				o.ExitCode = v
-			}
-		case !began.IsZero() && ended.IsZero():
-			if _, err := io.WriteString(out, line+"\n"); err != nil {
-				_ = cmd.Process.Kill()
-				return nil, fmt.Errorf("copy guest output: %w", err)
-			}
+		if err := g.line(sc.Text(), time.Now()); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, err
 		}
 	}
 	werr := cmd.Wait()
-	if !began.IsZero() {
-		o.Boot = began.Sub(start)
-		if !ended.IsZero() {
-			o.Suite = ended.Sub(began)
-		}
-	}
+	o := g.outcome()
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return o, fmt.Errorf("qemu killed after the %v timeout", m.Timeout)
@@ -115,10 +105,80 @@ func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 			return o, fmt.Errorf("qemu: %w: %s", werr, strings.TrimSpace(stderr.String()))
 		}
 		return o, fmt.Errorf("qemu: %w", werr)
-	case began.IsZero():
+	case g.began.IsZero():
 		return o, errors.New("the guest never started the suite (see the console log)")
-	case ended.IsZero():
+	case g.ended.IsZero():
 		return o, errors.New("the suite did not end (see the console log)")
 	}
 	return o, nil
+}
+
+// guestOutput follows what the guest's /init writes on the second serial
+// port: the release and the suite's output (copied to out as it arrives)
+// between the suite's markers, then the self-test's report between its own.
+type guestOutput struct {
+	out   io.Writer
+	start time.Time
+	o     Outcome
+
+	began, ended           time.Time
+	selftestIn, selftestOK bool
+	selftest               strings.Builder
+}
+
+func newGuestOutput(out io.Writer, start time.Time) *guestOutput {
+	return &guestOutput{out: out, start: start, o: Outcome{ExitCode: -1, SelftestExit: -1}}
+}
+
+// line takes one line of the serial port, read at now.
+func (g *guestOutput) line(line string, now time.Time) error {
+	line = strings.TrimRight(line, "\r")
+	switch {
+	case g.began.IsZero():
+		if rel, ok := strings.CutPrefix(line, markBegin); ok {
+			g.began = now
+			g.o.Release = strings.TrimSpace(rel)
+		}
+	case g.ended.IsZero():
+		if code, ok := strings.CutPrefix(line, markExit); ok {
+			g.ended = now
+			g.o.ExitCode = exitCode(code)
+			return nil
+		}
+		if _, err := io.WriteString(g.out, line+"\n"); err != nil {
+			return fmt.Errorf("copy guest output: %w", err)
+		}
+	case !g.selftestIn && !g.selftestOK:
+		g.selftestIn = line == markSelftestBegin
+	case g.selftestIn:
+		if code, ok := strings.CutPrefix(line, markSelftestExit); ok {
+			g.selftestIn, g.selftestOK = false, true
+			g.o.SelftestExit = exitCode(code)
+			return nil
+		}
+		g.selftest.WriteString(line + "\n")
+	}
+	return nil
+}
+
+// outcome is what the guest reported so far.
+func (g *guestOutput) outcome() *Outcome {
+	o := g.o
+	if !g.began.IsZero() {
+		o.Boot = g.began.Sub(g.start)
+		if !g.ended.IsZero() {
+			o.Suite = g.ended.Sub(g.began)
+		}
+	}
+	o.Selftest = g.selftest.String()
+	return &o
+}
+
+// exitCode parses a marker's exit status; -1 if it is not a number.
+func exitCode(s string) int {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return -1
+	}
+	return v
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 )
@@ -135,5 +136,69 @@ func TestBuildInitramfs(t *testing.T) {
 		if !names[real] {
 			t.Errorf("archive lacks library %s (as %s)", l, real)
 		}
+	}
+}
+
+func TestGuestOutput(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
+	report := `{"kernel":"6.1.0-56-cloud-amd64","verdict":"pass"}`
+	tests := []struct {
+		name    string
+		lines   []string
+		wantOut string
+		want    Outcome
+	}{
+		{
+			name: "suite and selftest",
+			lines: []string{"[    1.2] early noise\r", "VMTEST-BEGIN 6.1.0-56-cloud-amd64\r", "=== RUN   TestA\r", "--- PASS: TestA\r",
+				"VMTEST-EXIT 0\r", "stray line\r", "VMTEST-SELFTEST-BEGIN\r", report + "\r", "VMTEST-SELFTEST-EXIT 1\r", "after\r"},
+			wantOut: "=== RUN   TestA\n--- PASS: TestA\n",
+			want: Outcome{Release: "6.1.0-56-cloud-amd64", ExitCode: 0, Boot: time.Second, Suite: 2 * time.Second,
+				Selftest: report + "\n", SelftestExit: 1},
+		},
+		{
+			name:    "selftest never ended",
+			lines:   []string{"VMTEST-BEGIN 6.12.117+deb12-cloud-amd64", "VMTEST-EXIT 3", "VMTEST-SELFTEST-BEGIN", `{"kern`},
+			want:    Outcome{Release: "6.12.117+deb12-cloud-amd64", ExitCode: 3, Boot: time.Second, Suite: 2 * time.Second, Selftest: "{\"kern\n", SelftestExit: -1},
+			wantOut: "",
+		},
+		{
+			name:    "suite never ended",
+			lines:   []string{"VMTEST-BEGIN 6.1.0-56-cloud-amd64", "panic: test timed out", "VMTEST-SELFTEST-BEGIN"},
+			wantOut: "panic: test timed out\nVMTEST-SELFTEST-BEGIN\n",
+			want:    Outcome{Release: "6.1.0-56-cloud-amd64", ExitCode: -1, Boot: time.Second, SelftestExit: -1},
+		},
+		{
+			name:  "never began",
+			lines: []string{"Kernel panic", "VMTEST-EXIT 0", "VMTEST-SELFTEST-BEGIN", "{}", "VMTEST-SELFTEST-EXIT 0"},
+			want:  Outcome{ExitCode: -1, SelftestExit: -1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			g := newGuestOutput(&out, t0)
+			for i, l := range tt.lines {
+				// The begin marker comes at 1 s, the exit marker at 3 s.
+				now := t0
+				switch {
+				case strings.HasPrefix(l, markBegin):
+					now = t0.Add(time.Second)
+				case strings.HasPrefix(l, markExit):
+					now = t0.Add(3 * time.Second)
+				default:
+					now = t0.Add(time.Duration(i) * time.Millisecond)
+				}
+				if err := g.line(l, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := *g.outcome(); got != tt.want {
+				t.Errorf("outcome %+v, want %+v", got, tt.want)
+			}
+			if out.String() != tt.wantOut {
+				t.Errorf("suite output %q, want %q", out.String(), tt.wantOut)
+			}
+		})
 	}
 }
