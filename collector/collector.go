@@ -108,16 +108,8 @@ func Open(opts Options) (_ *Collector, err error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
-	kernel, err := loadKernelBTF()
+	plan, err := planKernel()
 	if err != nil {
-		return nil, err
-	}
-	use, lost, err := planHooks(kernel)
-	if err != nil {
-		return nil, err
-	}
-	reasons, err := LoadReasons(kernel)
-	if err != nil && !errors.Is(err, ErrNoResetReasons) {
 		return nil, err
 	}
 
@@ -130,22 +122,22 @@ func Open(opts Options) (_ *Collector, err error) {
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
 
-	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: lost}
+	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
 	defer func() {
 		if err != nil {
 			c.Close()
 		}
 	}()
-	if err := c.load(spec, kernel, use); err != nil {
+	if err := c.load(spec, plan.btf, plan.use); err != nil {
 		return nil, err
 	}
-	if err := c.attach(use); err != nil {
+	if err := c.attach(plan.use); err != nil {
 		return nil, err
 	}
 	if c.reader, err = ringbuf.NewReader(c.coll.Maps[bpf.TcpcloseMapEvents]); err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
-	c.decoder = Decoder{Reasons: reasons, BootTime: bootTime()}
+	c.decoder = Decoder{Reasons: plan.reasons, BootTime: bootTime()}
 	c.wakeupBytes = int(wakeupBytes(&opts))
 	return c, nil
 }

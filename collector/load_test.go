@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/btf"
-
 	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
 )
@@ -28,15 +26,7 @@ func TestLoadFunctionHooks(t *testing.T) {
 	// Every hook whose target this kernel has, needed here or not.
 	var use []hook
 	for _, h := range hooks {
-		var err error
-		if h.what == "tracepoint" {
-			var td *btf.Typedef
-			err = kernel.TypeByName("btf_trace_"+h.target, &td)
-		} else {
-			var fn *btf.Func
-			err = kernel.TypeByName(h.target, &fn)
-		}
-		if err == nil {
+		if h.lookup(kernel) == nil {
 			use = append(use, h)
 		}
 	}

@@ -155,14 +155,7 @@ func planHooks(spec *btf.Spec) (use []hook, lost []string, err error) {
 		if h.needed != nil && !h.needed(k) {
 			continue
 		}
-		var err error
-		if h.what == "tracepoint" {
-			var td *btf.Typedef
-			err = spec.TypeByName("btf_trace_"+h.target, &td)
-		} else {
-			var fn *btf.Func
-			err = spec.TypeByName(h.target, &fn)
-		}
+		err := h.lookup(spec)
 		switch {
 		case errors.Is(err, btf.ErrNotFound) && h.lost != "":
 			missing = append(missing, h)
@@ -175,6 +168,16 @@ func planHooks(spec *btf.Spec) (use []hook, lost []string, err error) {
 		}
 	}
 	return use, whatIsLost(missing), nil
+}
+
+// lookup finds the hook's tracepoint or function in kernel BTF.
+func (h *hook) lookup(spec *btf.Spec) error {
+	if h.what == "tracepoint" {
+		var td *btf.Typedef
+		return spec.TypeByName("btf_trace_"+h.target, &td)
+	}
+	var fn *btf.Func
+	return spec.TypeByName(h.target, &fn)
 }
 
 // whatIsLost says, once per loss, which missing hooks cause it.
@@ -208,22 +211,41 @@ type Support struct {
 // on it, without loading anything. Open may still find a hook it cannot
 // attach; Collector.Lost then says so.
 func ProbeKernel() (*Support, error) {
-	kernel, err := loadKernelBTF()
+	p, err := planKernel()
 	if err != nil {
 		return nil, err
 	}
-	use, lost, err := planHooks(kernel)
-	if err != nil {
-		return nil, err
-	}
-	s := &Support{Lost: lost}
-	for _, h := range use {
+	s := &Support{Lost: p.lost, ResetReasons: p.resetReasons}
+	for _, h := range p.use {
 		s.Hooks = append(s.Hooks, h.what+" "+h.target)
 	}
-	if _, err := LoadReasons(kernel); err == nil {
-		s.ResetReasons = true
-	} else if !errors.Is(err, ErrNoResetReasons) {
+	return s, nil
+}
+
+// kernelPlan is what the tracer will do on the running kernel.
+type kernelPlan struct {
+	btf     *btf.Spec
+	use     []hook   // the hooks to attach
+	lost    []string // what the kernel cannot show, and why
+	reasons *Reasons // empty before 6.10
+	// resetReasons: the kernel names reset reasons (6.10+).
+	resetReasons bool
+}
+
+// planKernel reads the running kernel's BTF and plans the hooks.
+func planKernel() (*kernelPlan, error) {
+	spec, err := loadKernelBTF()
+	if err != nil {
 		return nil, err
 	}
-	return s, nil
+	p := &kernelPlan{btf: spec}
+	if p.use, p.lost, err = planHooks(spec); err != nil {
+		return nil, err
+	}
+	p.reasons, err = LoadReasons(spec)
+	if err != nil && !errors.Is(err, ErrNoResetReasons) {
+		return nil, err
+	}
+	p.resetReasons = err == nil
+	return p, nil
 }
