@@ -82,8 +82,12 @@ func (r *Resolver) Enrich(ev *collector.Event) {
 func (r *Resolver) Lookup(id uint64, at time.Time) *collector.PodInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	c, hit := r.cache.Get(id)
+	if hit && !c.partial {
+		return c.pod // the common case: no clock read (slow in VMs) per event
+	}
 	now := r.now()
-	if c, ok := r.cache.Get(id); ok && (!c.partial || now.Sub(c.at) < retryPartial) {
+	if hit && now.Sub(c.at) < retryPartial {
 		return c.pod
 	}
 	path, ok := r.paths[id]

@@ -3,7 +3,6 @@ package output
 import (
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -19,19 +18,31 @@ type field struct {
 	// omitEmpty: Record's tag says omitempty. logOmitEmpty: the log line
 	// leaves the field out when empty too (it keeps the others).
 	omitEmpty, logOmitEmpty bool
-	// appendJSON appends the JSON value and reports whether it is empty.
-	appendJSON func(e *encoder, b []byte, ev *collector.Event) ([]byte, bool)
-	// value is the field's value as a slog attribute (the logfmt path).
-	value func(ev *collector.Event) slog.Value
+	// pod: a name of the owner's pod, empty whenever the event has none.
+	pod bool
+	// typ says which getter holds the value: a typed getter, rather than
+	// a closure that also encodes, keeps the per-field cost to one call.
+	typ  fieldType
+	str  func(ev *collector.Event) string      // typString
+	num  func(ev *collector.Event) uint64      // typUint; typInt holds an int64
+	flag func(ev *collector.Event) bool        // typBool
+	addr func(ev *collector.Event) *netip.Addr // typAddr
 }
+
+type fieldType uint8
+
+const (
+	typTime   fieldType = iota // the event's time, in UTC
+	typString                  // a JSON string
+	typUint                    // a JSON number
+	typInt                     // a JSON number, num's value read as an int64
+	typBool                    // true or false
+	typAddr                    // an address as a string, "" when there is none
+)
 
 // fields is the JSON contract, in Record's order. Add a Record field here too.
 var fields = []field{
-	{name: "time", appendJSON: func(e *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-		b = append(b, '"')
-		b = e.utc.append(b, ev.Time.UTC())
-		return append(b, '"'), false
-	}, value: func(ev *collector.Event) slog.Value { return slog.StringValue(ev.Time.UTC().Format(time.RFC3339Nano)) }},
+	{name: "time", typ: typTime},
 	stringField("kind", false, func(ev *collector.Event) string { return ev.Kind.String() }),
 	uintField("pid", false, func(ev *collector.Event) uint64 { return ownerOnly(ev, uint64(ev.PID)) }),
 	uintField("tid", true, func(ev *collector.Event) uint64 { return ownerOnly(ev, uint64(ev.TID)) }),
@@ -44,9 +55,9 @@ var fields = []field{
 	uintField("netns", false, func(ev *collector.Event) uint64 { return uint64(ev.Netns) }),
 	uintField("cgroup_id", false, func(ev *collector.Event) uint64 { return ownerOnly(ev, ev.CgroupID) }),
 	stringField("family", false, func(ev *collector.Event) string { return ev.Family() }),
-	addrField("laddr", func(ev *collector.Event) *netip.Addr { return &ev.LAddr }),
+	{name: "laddr", typ: typAddr, addr: func(ev *collector.Event) *netip.Addr { return &ev.LAddr }},
 	uintField("lport", false, func(ev *collector.Event) uint64 { return uint64(ev.LPort) }),
-	addrField("raddr", func(ev *collector.Event) *netip.Addr { return &ev.RAddr }),
+	{name: "raddr", typ: typAddr, addr: func(ev *collector.Event) *netip.Addr { return &ev.RAddr }},
 	uintField("rport", false, func(ev *collector.Event) uint64 { return uint64(ev.RPort) }),
 	uintField("cookie", false, func(ev *collector.Event) uint64 { return ev.Cookie }),
 	stringField("state", false, func(ev *collector.Event) string { return ev.State.String() }),
@@ -58,10 +69,8 @@ var fields = []field{
 	boolField("shut_wr", func(ev *collector.Event) bool { return ev.ShutWR }),
 	boolField("time_wait", func(ev *collector.Event) bool { return ev.TimeWait }),
 	boolField("no_socket", func(ev *collector.Event) bool { return ev.NoSocket }),
-	{name: "since_close_ns", omitEmpty: true, logOmitEmpty: true,
-		appendJSON: func(_ *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-			return strconv.AppendInt(b, int64(ev.SinceClose), 10), ev.SinceClose == 0
-		}, value: func(ev *collector.Event) slog.Value { return slog.Int64Value(int64(ev.SinceClose)) }},
+	{name: "since_close_ns", omitEmpty: true, logOmitEmpty: true, typ: typInt,
+		num: func(ev *collector.Event) uint64 { return uint64(ev.SinceClose) }},
 	podField("namespace", func(p *collector.PodInfo) string { return p.Namespace }),
 	podField("pod", func(p *collector.PodInfo) string { return p.Name }),
 	podField("pod_uid", func(p *collector.PodInfo) string { return p.UID }),
@@ -72,12 +81,14 @@ var fields = []field{
 // podField is a name of the owner's pod: left out (in NDJSON and logs)
 // outside pods and where the node could not tell it.
 func podField(name string, get func(*collector.PodInfo) string) field {
-	return stringField(name, true, func(ev *collector.Event) string {
+	f := stringField(name, true, func(ev *collector.Event) string {
 		if ev.Pod == nil {
 			return ""
 		}
 		return get(ev.Pod)
 	})
+	f.pod = true
+	return f
 }
 
 func ownerOnly(ev *collector.Event, v uint64) uint64 {
@@ -88,50 +99,110 @@ func ownerOnly(ev *collector.Event, v uint64) uint64 {
 }
 
 func stringField(name string, omitEmpty bool, get func(*collector.Event) string) field {
-	return field{name: name, omitEmpty: omitEmpty, logOmitEmpty: omitEmpty,
-		appendJSON: func(e *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-			s := get(ev)
-			return e.appendString(b, s), s == ""
-		},
-		value: func(ev *collector.Event) slog.Value { return slog.StringValue(get(ev)) }}
+	return field{name: name, omitEmpty: omitEmpty, logOmitEmpty: omitEmpty, typ: typString, str: get}
 }
 
 func uintField(name string, omitEmpty bool, get func(*collector.Event) uint64) field {
-	return field{name: name, omitEmpty: omitEmpty,
-		appendJSON: func(_ *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-			v := get(ev)
-			return strconv.AppendUint(b, v, 10), v == 0
-		},
-		value: func(ev *collector.Event) slog.Value { return slog.Uint64Value(get(ev)) }}
+	return field{name: name, omitEmpty: omitEmpty, typ: typUint, num: get}
 }
 
 func boolField(name string, get func(*collector.Event) bool) field {
-	return field{name: name, omitEmpty: true,
-		appendJSON: func(_ *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-			v := get(ev)
-			return strconv.AppendBool(b, v), !v
-		},
-		value: func(ev *collector.Event) slog.Value { return slog.BoolValue(get(ev)) }}
+	return field{name: name, omitEmpty: true, typ: typBool, flag: get}
 }
 
-// addrField is an address, "" when there is none.
-func addrField(name string, get func(*collector.Event) *netip.Addr) field {
-	return field{name: name,
-		appendJSON: func(_ *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
-			a := get(ev)
-			if !a.IsValid() {
-				return append(b, '"', '"'), true
-			}
-			b = append(b, '"')
-			b = a.AppendTo(b) // digits, dots, colons and hex: nothing to escape
-			return append(b, '"'), false
-		},
-		value: func(ev *collector.Event) slog.Value {
-			if a := get(ev); a.IsValid() {
-				return slog.StringValue(a.String())
-			}
-			return slog.StringValue("")
-		}}
+// appendJSON appends the field's JSON value and reports whether it is empty.
+func (f *field) appendJSON(e *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
+	switch f.typ {
+	case typTime:
+		b = append(b, '"')
+		b = e.utc.append(b, ev.Time.UTC())
+		return append(b, '"'), false
+	case typString:
+		s := f.str(ev)
+		return e.appendString(b, s), s == ""
+	case typUint:
+		v := f.num(ev)
+		return appendUint(b, v), v == 0
+	case typInt:
+		v := int64(f.num(ev))
+		if v < 0 {
+			return appendUint(append(b, '-'), uint64(-v)), false
+		}
+		return appendUint(b, uint64(v)), v == 0
+	case typBool:
+		if f.flag(ev) {
+			return append(b, "true"...), false
+		}
+		return append(b, "false"...), true
+	}
+	a := f.addr(ev)
+	if !a.IsValid() {
+		return append(b, '"', '"'), true
+	}
+	b = append(b, '"')
+	b = a.AppendTo(b) // digits, dots, colons and hex: nothing to escape
+	return append(b, '"'), false
+}
+
+// empty reports, without encoding it, whether the field is empty in ev
+// when that is cheaper to tell than the value is to write.
+func (f *field) empty(ev *collector.Event) (empty, known bool) {
+	switch {
+	case f.pod && ev.Pod == nil:
+		return true, true
+	case f.typ == typBool:
+		return !f.flag(ev), true
+	}
+	return false, false
+}
+
+// value is the field's value as a slog attribute (the logfmt path).
+func (f *field) value(ev *collector.Event) slog.Value {
+	switch f.typ {
+	case typTime:
+		return slog.StringValue(ev.Time.UTC().Format(time.RFC3339Nano))
+	case typString:
+		return slog.StringValue(f.str(ev))
+	case typUint:
+		return slog.Uint64Value(f.num(ev))
+	case typInt:
+		return slog.Int64Value(int64(f.num(ev)))
+	case typBool:
+		return slog.BoolValue(f.flag(ev))
+	}
+	if a := f.addr(ev); a.IsValid() {
+		return slog.StringValue(a.String())
+	}
+	return slog.StringValue("")
+}
+
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"4041424344454647484950515253545556575859606162636465666768697071727374757677787980" +
+	"81828384858687888990919293949596979899"
+
+// appendUint appends v in decimal, as strconv.AppendUint(b, v, 10) does.
+func appendUint(b []byte, v uint64) []byte {
+	if v < 10 {
+		return append(b, byte('0'+v))
+	}
+	var d [20]byte
+	i := len(d)
+	for v >= 100 {
+		q := v / 100
+		r := (v - q*100) * 2
+		i -= 2
+		d[i], d[i+1] = digitPairs[r], digitPairs[r+1]
+		v = q
+	}
+	if v >= 10 {
+		i -= 2
+		d[i], d[i+1] = digitPairs[v*2], digitPairs[v*2+1]
+	} else {
+		i--
+		d[i] = byte('0' + v)
+	}
+	return append(b, d[i:]...)
 }
 
 // encoder appends events as JSON without reflection or allocation. It is not
@@ -186,6 +257,11 @@ func (e *encoder) appendRecord(b []byte, ev *collector.Event) []byte {
 	start := len(b)
 	for i := range fields {
 		f := &fields[i]
+		if f.omitEmpty {
+			if empty, known := f.empty(ev); known && empty {
+				continue
+			}
+		}
 		mark := len(b)
 		b = append(b, keys[i]...)
 		var empty bool
@@ -211,6 +287,11 @@ func (e *encoder) appendLogLine(b []byte, now time.Time, ev *collector.Event) []
 	b = append(b, consts.head...)
 	for i := range fields {
 		f := &fields[i]
+		if f.logOmitEmpty {
+			if empty, known := f.empty(ev); known && empty {
+				continue
+			}
+		}
 		mark := len(b)
 		b = append(b, logKeys[i]...)
 		var empty bool
@@ -295,10 +376,11 @@ type timeCache struct {
 }
 
 func (c *timeCache) append(b []byte, t time.Time) []byte {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return t.AppendFormat(b, time.RFC3339Nano) // not worth caching
-	}
 	if sec, loc := t.Unix(), t.Location(); sec != c.sec || loc != c.loc || c.prefix == nil {
+		// Only years 0-9999 are cached: a hit implies one.
+		if y := t.Year(); y < 0 || y > 9999 {
+			return t.AppendFormat(b, time.RFC3339Nano) // not worth caching
+		}
 		c.prefix = t.AppendFormat(c.prefix[:0], "2006-01-02T15:04:05")
 		c.zone = t.AppendFormat(c.zone[:0], "Z07:00")
 		c.sec, c.loc = sec, loc
@@ -307,10 +389,12 @@ func (c *timeCache) append(b []byte, t time.Time) []byte {
 	if ns := t.Nanosecond(); ns != 0 {
 		var frac [10]byte
 		frac[0] = '.'
-		for i := 9; i >= 1; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
+		for i := 8; i >= 2; i -= 2 {
+			r := ns % 100 * 2
+			frac[i], frac[i+1] = digitPairs[r], digitPairs[r+1]
+			ns /= 100
 		}
+		frac[1] = byte('0' + ns)
 		n := 10
 		for frac[n-1] == '0' {
 			n--

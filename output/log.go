@@ -19,7 +19,15 @@ type Log struct {
 	fast   *LogWriter // non-nil: JSON lines appended here, bypassing slog
 	enc    encoder
 	attrs  []slog.Attr
+	// The fast path's log time: read once per logClockEvery lines and at
+	// the first line after a Flush, as the clock is slow to read in VMs
+	// and the lines are written together at Flush anyway.
+	now       time.Time
+	clockLeft int
 }
+
+// logClockEvery is how many log lines share a clock reading at most.
+const logClockEvery = 32
 
 // NewLog returns a Log writing through logger.
 func NewLog(logger *slog.Logger) *Log { return &Log{logger: logger} }
@@ -57,8 +65,12 @@ func (l *Log) Write(ev *collector.Event) error {
 		return nil
 	}
 	if l.fast != nil {
+		if l.clockLeft == 0 {
+			l.now, l.clockLeft = time.Now(), logClockEvery
+		}
+		l.clockLeft--
 		l.fast.mu.Lock()
-		l.fast.buf = l.enc.appendLogLine(l.fast.buf, time.Now(), ev)
+		l.fast.buf = l.enc.appendLogLine(l.fast.buf, l.now, ev)
 		var err error
 		if len(l.fast.buf) >= flushAt {
 			err = l.fast.flushLocked()
@@ -93,6 +105,7 @@ func (l *Log) Flush() error {
 	if l.fast == nil {
 		return nil
 	}
+	l.clockLeft = 0
 	return l.fast.Flush()
 }
 

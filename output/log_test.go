@@ -68,3 +68,62 @@ func TestLogRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONLogClock: the fast path's log time is read afresh after every
+// Flush and at least once per logClockEvery lines, and never goes back.
+func TestJSONLogClock(t *testing.T) {
+	var out bytes.Buffer
+	w := NewLogWriter(&out)
+	l := NewJSONLog(slog.New(slog.NewJSONHandler(w, nil)), w)
+	ev := collector.Event{Kind: collector.KindUnreadClose}
+	times := func() []time.Time {
+		t.Helper()
+		var ts []time.Time
+		for _, line := range bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n")) {
+			var rec struct{ Time time.Time }
+			if err := json.Unmarshal(line, &rec); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			ts = append(ts, rec.Time)
+		}
+		out.Reset()
+		return ts
+	}
+	write := func(n int, pause time.Duration) {
+		t.Helper()
+		for range n {
+			if err := l.Write(&ev); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(pause)
+		}
+	}
+
+	before := time.Now()
+	write(2*logClockEvery+1, 50*time.Microsecond)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ts := times()
+	if len(ts) != 2*logClockEvery+1 {
+		t.Fatalf("%d lines, want %d", len(ts), 2*logClockEvery+1)
+	}
+	for i, at := range ts {
+		if at.Before(before) || (i > 0 && at.Before(ts[i-1])) {
+			t.Fatalf("line %d: time %v before %v or the previous line's", i, at, before)
+		}
+		same := i%logClockEvery != 0
+		if i > 0 && same != at.Equal(ts[i-1]) {
+			t.Errorf("line %d: time %v, previous %v: want a new reading every %d lines", i, at, ts[i-1], logClockEvery)
+		}
+	}
+
+	time.Sleep(2 * time.Millisecond)
+	write(1, 0)
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if after := times(); len(after) != 1 || !after[0].After(ts[len(ts)-1]) {
+		t.Errorf("the first line after a Flush has time %v, want a fresh reading after %v", after, ts[len(ts)-1])
+	}
+}
