@@ -372,7 +372,19 @@ type provisional struct {
 }
 
 func (c *Collector) read(ctx context.Context, q *batchQueue) error {
-	var rec ringbuf.Record
+	// The ring is read through a mapping of its own (ring.go); the
+	// kernel maps every page of a ring mapping at once, so the reader's
+	// mapping is given up first, not to count the ring twice in the RSS.
+	// Close closes the reader again, harmlessly.
+	if err := c.reader.Close(); err != nil {
+		return fmt.Errorf("close ring buffer reader: %w", err)
+	}
+	events := c.coll.Maps[bpf.TcpcloseMapEvents]
+	rb, err := openRing(events.FD(), int(events.MaxEntries()))
+	if err != nil {
+		return err
+	}
+	defer rb.close()
 	q.dropped = &c.sinkDropped
 	held := make(map[uint64]provisional)
 	flush := func(before uint64) {
@@ -383,42 +395,36 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 			}
 		}
 	}
-	// Between drains the reader sleeps on a timer, and on the kernel's
-	// wakeup once the ring fills to wakeup_bytes: no thread blocks in a
-	// system call, so an idle tracer wakes the host only once per period.
-	var early <-chan struct{}
-	drained := func() {}
+	// Between drains the reader sleeps until the period ends, or the
+	// kernel's wakeup once the ring fills to wakeup_bytes, or ctx ends.
+	ringFD := -1
 	if c.wakeupBytes > 0 {
-		w, err := newRingWaker(c.coll.Maps[bpf.TcpcloseMapEvents].FD(), func() bool { return c.reader.AvailableBytes() >= c.wakeupBytes })
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-		early, drained = w.C(), w.Drained
+		ringFD = events.FD()
 	}
-	timer := time.NewTimer(c.opts.DrainEvery)
-	defer timer.Stop()
+	clock, err := newDrainClock(c.opts.DrainEvery, ringFD)
+	if err != nil {
+		return err
+	}
+	defer clock.Close()
+	defer context.AfterFunc(ctx, clock.Fire)()
 	for cycle := uint64(1); ; cycle++ {
 		stopping := ctx.Err() != nil
-		c.reader.SetDeadline(time.Now()) // read what is there, without blocking
+		var decoded uint64
 		for {
-			err := c.reader.ReadInto(&rec)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
+			raw, ok, err := rb.next()
 			if err != nil {
 				q.send()
-				if errors.Is(err, ringbuf.ErrClosed) {
-					return nil
-				}
 				return fmt.Errorf("read ring buffer: %w", err)
 			}
+			if !ok {
+				break
+			}
 			ev := q.slot()
-			if err := c.decoder.Decode(rec.RawSample, ev); err != nil {
+			if err := c.decoder.Decode(raw, ev); err != nil {
 				q.send()
 				return err
 			}
-			c.decoded.Add(1)
+			decoded++
 			c.correlate(ev)
 			switch {
 			case ev.provisional && ev.Cookie != 0 && len(held) < maxProvisional:
@@ -430,6 +436,8 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 				q.commit()
 			}
 		}
+		rb.release()
+		c.decoded.Add(decoded)
 		if stopping {
 			flush(cycle + 1)
 			q.send()
@@ -439,12 +447,8 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 			flush(cycle)
 		}
 		q.send()
-		drained()
-		select {
-		case <-ctx.Done():
-		case <-timer.C:
-			timer.Reset(c.opts.DrainEvery)
-		case <-early:
+		if err := clock.Wait(); err != nil {
+			return err
 		}
 	}
 }

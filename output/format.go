@@ -205,8 +205,9 @@ type JSON struct {
 	enc encoder
 }
 
-// NewJSON returns a JSON sink writing to w.
-func NewJSON(w io.Writer) *JSON { return &JSON{w: w, enc: encoder{html: true}} }
+// NewJSON returns a JSON sink writing to w (on a pipe, without waking the
+// Go runtime's monitor thread: see pipeWriter).
+func NewJSON(w io.Writer) *JSON { return &JSON{w: fastWriter(w), enc: encoder{html: true}} }
 
 // flushAt is the buffered output size that is written without waiting for Flush.
 const flushAt = 64 << 10

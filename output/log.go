@@ -118,8 +118,9 @@ type LogWriter struct {
 	buf []byte
 }
 
-// NewLogWriter returns a LogWriter writing to w.
-func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{w: w} }
+// NewLogWriter returns a LogWriter writing to w (on a pipe, without waking
+// the Go runtime's monitor thread: see pipeWriter).
+func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{w: fastWriter(w)} }
 
 // Write writes p, after any buffered lines.
 func (lw *LogWriter) Write(p []byte) (int, error) {
