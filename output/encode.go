@@ -2,7 +2,9 @@ package output
 
 import (
 	"log/slog"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -110,51 +112,24 @@ func boolField(name string, get func(*collector.Event) bool) field {
 	return field{name: name, omitEmpty: true, typ: typBool, flag: get}
 }
 
-// appendJSON appends the field's JSON value and reports whether it is empty.
-func (f *field) appendJSON(e *encoder, b []byte, ev *collector.Event) ([]byte, bool) {
+// isEmpty reports whether the field's value in ev is its type's zero: what
+// omitempty leaves out.
+func (f *field) isEmpty(ev *collector.Event) bool {
 	switch f.typ {
-	case typTime:
-		b = append(b, '"')
-		b = e.utc.append(b, ev.Time.UTC())
-		return append(b, '"'), false
 	case typString:
-		s := f.str(ev)
-		return e.appendString(b, s), s == ""
-	case typUint:
-		v := f.num(ev)
-		return appendUint(b, v), v == 0
-	case typInt:
-		v := int64(f.num(ev))
-		if v < 0 {
-			return appendUint(append(b, '-'), uint64(-v)), false
-		}
-		return appendUint(b, uint64(v)), v == 0
+		return f.str(ev) == ""
+	case typUint, typInt:
+		return f.num(ev) == 0
 	case typBool:
-		if f.flag(ev) {
-			return append(b, "true"...), false
-		}
-		return append(b, "false"...), true
+		return !f.flag(ev)
+	case typAddr:
+		return !f.addr(ev).IsValid()
 	}
-	a := f.addr(ev)
-	if !a.IsValid() {
-		return append(b, '"', '"'), true
-	}
-	b = append(b, '"')
-	b = a.AppendTo(b) // digits, dots, colons and hex: nothing to escape
-	return append(b, '"'), false
+	return false
 }
 
-// empty reports, without encoding it, whether the field is empty in ev
-// when that is cheaper to tell than the value is to write.
-func (f *field) empty(ev *collector.Event) (empty, known bool) {
-	switch {
-	case f.pod && ev.Pod == nil:
-		return true, true
-	case f.typ == typBool:
-		return !f.flag(ev), true
-	}
-	return false, false
-}
+// quoted reports whether the field's JSON value is a string.
+func (f *field) quoted() bool { return f.typ == typTime || f.typ == typString || f.typ == typAddr }
 
 // value is the field's value as a slog attribute (the logfmt path).
 func (f *field) value(ev *collector.Event) slog.Value {
@@ -181,29 +156,42 @@ const digitPairs = "000102030405060708091011121314151617181920212223242526272829
 	"4041424344454647484950515253545556575859606162636465666768697071727374757677787980" +
 	"81828384858687888990919293949596979899"
 
-// appendUint appends v in decimal, as strconv.AppendUint(b, v, 10) does.
+// appendUint appends v in decimal, as strconv.AppendUint(b, v, 10) does,
+// writing the digits in place.
 func appendUint(b []byte, v uint64) []byte {
 	if v < 10 {
 		return append(b, byte('0'+v))
 	}
-	var d [20]byte
-	i := len(d)
+	n := decimalLen(v)
+	b = slices.Grow(b, n)
+	i := len(b) + n
+	b = b[:i]
 	for v >= 100 {
 		q := v / 100
 		r := (v - q*100) * 2
 		i -= 2
-		d[i], d[i+1] = digitPairs[r], digitPairs[r+1]
+		b[i], b[i+1] = digitPairs[r], digitPairs[r+1]
 		v = q
 	}
 	if v >= 10 {
-		i -= 2
-		d[i], d[i+1] = digitPairs[v*2], digitPairs[v*2+1]
+		b[i-2], b[i-1] = digitPairs[v*2], digitPairs[v*2+1]
 	} else {
-		i--
-		d[i] = byte('0' + v)
+		b[i-1] = byte('0' + v)
 	}
-	return append(b, d[i:]...)
+	return b
 }
+
+// decimalLen is the number of decimal digits of v.
+func decimalLen(v uint64) int {
+	n := bits.Len64(v) * 1233 >> 12 // about log10(2) * bits: exact or one short
+	if n < len(powersOf10) && v >= powersOf10[n] {
+		n++
+	}
+	return max(n, 1)
+}
+
+var powersOf10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+	1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 // encoder appends events as JSON without reflection or allocation. It is not
 // safe for concurrent use.
@@ -240,13 +228,45 @@ func (e *encoder) logConstsOf(k collector.Kind) *logConsts {
 	return c
 }
 
-// keys are the fields' `,"name":` prefixes, and logKeys the log's.
+// keys are the fields' `,"name":` prefixes, and logKeys the log's; for a
+// string value, the opening quote too.
 var keys, logKeys = fieldKeys()
 
-func fieldKeys() (keys, logKeys []string) {
+// key is a field's prefix in a fixed-size array: appended with one inline
+// copy of the whole array, where a slice's bytes would cost a call.
+type key struct {
+	b [maxKey]byte
+	n int
+}
+
+// maxKey bounds a key's length (a test checks it).
+const maxKey = 32
+
+func newKey(s string) key {
+	k := key{n: len(s)}
+	copy(k.b[:], s)
+	return k
+}
+
+// appendKey appends k.
+func appendKey(b []byte, k *key) []byte {
+	if cap(b)-len(b) < maxKey {
+		b = slices.Grow(b, maxKey)
+	}
+	n := len(b)
+	*(*[maxKey]byte)(b[n : n+maxKey]) = k.b
+	return b[:n+k.n]
+}
+
+func fieldKeys() (keys, logKeys []key) {
 	for i := range fields {
-		keys = append(keys, `,"`+fields[i].name+`":`)
-		logKeys = append(logKeys, `,"`+logName(&fields[i])+`":`)
+		f := &fields[i]
+		quote := ""
+		if f.quoted() {
+			quote = `"`
+		}
+		keys = append(keys, newKey(`,"`+f.name+`":`+quote))
+		logKeys = append(logKeys, newKey(`,"`+logName(f)+`":`+quote))
 	}
 	return keys, logKeys
 }
@@ -255,20 +275,7 @@ func fieldKeys() (keys, logKeys []string) {
 // encoding/json writes for NewRecord(ev).
 func (e *encoder) appendRecord(b []byte, ev *collector.Event) []byte {
 	start := len(b)
-	for i := range fields {
-		f := &fields[i]
-		if f.omitEmpty {
-			if empty, known := f.empty(ev); known && empty {
-				continue
-			}
-		}
-		mark := len(b)
-		b = append(b, keys[i]...)
-		var empty bool
-		if b, empty = f.appendJSON(e, b, ev); empty && f.omitEmpty {
-			b = b[:mark]
-		}
-	}
+	b = e.appendFields(b, ev, false)
 	if len(b) == start {
 		return append(b, '{', '}', '\n')
 	}
@@ -285,22 +292,84 @@ func (e *encoder) appendLogLine(b []byte, now time.Time, ev *collector.Event) []
 	b = e.now.append(b, now)
 	b = append(b, '"')
 	b = append(b, consts.head...)
-	for i := range fields {
-		f := &fields[i]
-		if f.logOmitEmpty {
-			if empty, known := f.empty(ev); known && empty {
-				continue
-			}
-		}
-		mark := len(b)
-		b = append(b, logKeys[i]...)
-		var empty bool
-		if b, empty = f.appendJSON(e, b, ev); empty && f.logOmitEmpty {
-			b = b[:mark]
-		}
-	}
+	b = e.appendFields(b, ev, true)
 	b = append(b, consts.hint...)
 	return append(b, '}', '\n')
+}
+
+// appendFields appends each field of ev after its key (logKeys for a log
+// line, else keys), leaving out, key and all, the empty ones that are
+// omitted (logOmitEmpty for a log line, else omitEmpty). Each value is
+// tested before anything is written, and each type is written inline: this
+// is the collector's hottest loop.
+func (e *encoder) appendFields(b []byte, ev *collector.Event, log bool) []byte {
+	ks := keys
+	if log {
+		ks = logKeys
+	}
+	for i := range fields {
+		f := &fields[i]
+		omit := f.omitEmpty
+		if log {
+			omit = f.logOmitEmpty
+		}
+		if omit && f.pod && ev.Pod == nil {
+			continue
+		}
+		switch f.typ {
+		case typTime:
+			b = appendKey(b, &ks[i])
+			b = e.utc.append(b, ev.Time.UTC())
+			b = append(b, '"')
+		case typString:
+			v := f.str(ev)
+			if omit && v == "" {
+				continue
+			}
+			b = appendKey(b, &ks[i])
+			b = e.appendStringRest(b, v)
+		case typUint:
+			v := f.num(ev)
+			if omit && v == 0 {
+				continue
+			}
+			b = appendKey(b, &ks[i])
+			b = appendUint(b, v)
+		case typInt:
+			v := int64(f.num(ev))
+			if omit && v == 0 {
+				continue
+			}
+			b = appendKey(b, &ks[i])
+			if v < 0 {
+				b = append(b, '-')
+				v = -v
+			}
+			b = appendUint(b, uint64(v))
+		case typBool:
+			v := f.flag(ev)
+			if omit && !v {
+				continue
+			}
+			b = appendKey(b, &ks[i])
+			if v {
+				b = append(b, "true"...)
+			} else {
+				b = append(b, "false"...)
+			}
+		case typAddr:
+			v := f.addr(ev)
+			if omit && !v.IsValid() {
+				continue
+			}
+			b = appendKey(b, &ks[i])
+			if v.IsValid() {
+				b = v.AppendTo(b) // digits, dots, colons and hex: nothing to escape
+			}
+			b = append(b, '"')
+		}
+	}
+	return b
 }
 
 // logName is a field's key in log lines: the log has its own time.
@@ -316,12 +385,32 @@ const hexDigits = "0123456789abcdef"
 // appendString appends s as a quoted JSON string, escaped as encoding/json
 // (html) or log/slog escapes it; invalid UTF-8 becomes U+FFFD.
 func (e *encoder) appendString(b []byte, s string) []byte {
-	b = append(b, '"')
+	return e.appendStringRest(append(b, '"'), s)
+}
+
+// plain[c] is true for the ASCII bytes that a JSON string holds as they
+// are; htmlPlain also leaves out <, > and &, which encoding/json escapes.
+var plain, htmlPlain = plainTables()
+
+func plainTables() (plain, htmlPlain [utf8.RuneSelf]bool) {
+	for c := range utf8.RuneSelf {
+		plain[c] = c >= 0x20 && c != '"' && c != '\\'
+		htmlPlain[c] = plain[c] && c != '<' && c != '>' && c != '&'
+	}
+	return plain, htmlPlain
+}
+
+// appendStringRest is appendString after the opening quote.
+func (e *encoder) appendStringRest(b []byte, s string) []byte {
+	keep := &plain
+	if e.html {
+		keep = &htmlPlain
+	}
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!e.html || (c != '<' && c != '>' && c != '&')) {
+			if keep[c] {
 				i++
 				continue
 			}

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +264,43 @@ func BenchmarkSlogLine(b *testing.B) {
 	for b.Loop() {
 		_ = l.Write(&ev)
 		out.Reset()
+	}
+}
+
+// TestAppendUint: around every power of ten and at the extremes, as strconv.
+func TestAppendUint(t *testing.T) {
+	values := []uint64{0, 1, 9, math.MaxUint32, math.MaxUint64}
+	for p := uint64(10); p <= 1e19; p *= 10 {
+		values = append(values, p-1, p, p+1)
+		if p > math.MaxUint64/10 {
+			break
+		}
+	}
+	for _, v := range values {
+		prefix := []byte("x=")
+		if got, want := string(appendUint(prefix, v)), "x="+strconv.FormatUint(v, 10); got != want {
+			t.Errorf("appendUint(%d) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestKeysFit: every key is the field's name, quoted, and fits the
+// fixed-size copy that appends it.
+func TestKeysFit(t *testing.T) {
+	for i := range fields {
+		f := &fields[i]
+		quote := ""
+		if f.quoted() {
+			quote = `"`
+		}
+		for _, k := range []struct {
+			key  key
+			name string
+		}{{keys[i], f.name}, {logKeys[i], logName(f)}} {
+			want := `,"` + k.name + `":` + quote
+			if k.key.n > maxKey || string(k.key.b[:k.key.n]) != want {
+				t.Errorf("key %q (%d bytes), want %q (at most %d)", k.key.b[:min(k.key.n, maxKey)], k.key.n, want, maxKey)
+			}
+		}
 	}
 }

@@ -87,10 +87,8 @@ func (l *Log) Write(ev *collector.Event) error {
 func appendLogAttrs(attrs []slog.Attr, ev *collector.Event) []slog.Attr {
 	for i := range fields {
 		f := &fields[i]
-		if f.logOmitEmpty {
-			if _, empty := f.appendJSON(&encoder{}, nil, ev); empty {
-				continue
-			}
+		if f.logOmitEmpty && f.isEmpty(ev) {
+			continue
 		}
 		attrs = append(attrs, slog.Attr{Key: logName(f), Value: f.value(ev)})
 	}
