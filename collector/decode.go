@@ -39,6 +39,10 @@ type Decoder struct {
 	BootTime time.Time
 
 	comms map[[16]int8]string // interned comm strings: no allocation per event
+	// The last comm decoded: events come in runs from one process, and a
+	// comparison is cheaper than the map's hash.
+	lastComm    [16]int8
+	lastCommStr string
 }
 
 // Decode fills ev from a raw record.
@@ -91,7 +95,11 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 }
 
 func (d *Decoder) comm(c *[16]int8) string {
+	if *c == d.lastComm && d.lastCommStr != "" {
+		return d.lastCommStr
+	}
 	if s, ok := d.comms[*c]; ok {
+		d.lastComm, d.lastCommStr = *c, s
 		return s
 	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(c))
@@ -106,6 +114,7 @@ func (d *Decoder) comm(c *[16]int8) string {
 		clear(d.comms)
 	}
 	d.comms[*c] = s
+	d.lastComm, d.lastCommStr = *c, s
 	return s
 }
 

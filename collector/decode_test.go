@@ -102,6 +102,22 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestDecodeComms: each event gets its own command name, whether it repeats
+// the previous event's (the memo) or not (the intern table).
+func TestDecodeComms(t *testing.T) {
+	d := Decoder{}
+	for _, name := range []string{"nginx", "nginx", "curl", "nginx", "", "curl", "curl", "a-15-byte-name!"} {
+		raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 2, Flags: evfOwner, Comm: rawComm(name)}
+		var ev Event
+		if err := d.Decode(unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RawEventSize), &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Comm != name {
+			t.Errorf("comm %q decoded as %q", name, ev.Comm)
+		}
+	}
+}
+
 func TestKindNamesAreStable(t *testing.T) {
 	want := []string{"unread_close", "undrained_close", "data_after_close", "abort_close",
 		"reset_received", "reset_sent", "graceful_close"}
