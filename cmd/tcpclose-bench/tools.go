@@ -273,20 +273,33 @@ func firstLine(s string) string {
 	return s
 }
 
-// processCPU is the user+system time of all the process's threads.
+// processCPU is the CPU time of all the process's threads, in nanoseconds
+// (the scheduler's run time from /proc/PID/task/TID/schedstat): /proc/PID/stat
+// counts in 10 ms ticks, a quarter of a microsecond per event over a run of
+// 40,000 events, as much as the differences measured. A thread that exited
+// is not counted; the tracer's threads live as long as it does.
 func processCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		fields := strings.Fields(string(b))
+		if len(fields) == 0 {
+			return 0, fmt.Errorf("empty /proc/%d/task/%s/schedstat", pid, t.Name())
+		}
+		ns, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/task/%s/schedstat: %w", pid, t.Name(), err)
+		}
+		total += time.Duration(ns)
 	}
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100
+	return total, nil
 }
 
 // statusField reads a numeric field of /proc/PID[/task/TID]/status.
