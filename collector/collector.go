@@ -17,7 +17,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpclose-trace/tcpclose-trace/bpf"
@@ -86,7 +85,6 @@ type Collector struct {
 	hooks   []hook   // attached, in order
 	lost    []string // what this kernel cannot show, and why
 	links   []link.Link
-	reader  *ringbuf.Reader
 	decoder Decoder
 	tracker *correlate.Tracker
 
@@ -133,9 +131,6 @@ func Open(opts Options) (_ *Collector, err error) {
 	}
 	if err := c.attach(plan.use); err != nil {
 		return nil, err
-	}
-	if c.reader, err = ringbuf.NewReader(c.coll.Maps[bpf.TcpcloseMapEvents]); err != nil {
-		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
 	c.decoder = Decoder{Reasons: plan.reasons, BootTime: bootTime()}
 	c.wakeupBytes = int(wakeupBytes(&opts))
@@ -308,9 +303,6 @@ func (c *Collector) Attached() int { return len(c.links) }
 func (c *Collector) Close() error {
 	var errs []error
 	c.closeOnce.Do(func() {
-		if c.reader != nil {
-			errs = append(errs, c.reader.Close())
-		}
 		for i := len(c.links) - 1; i >= 0; i-- {
 			errs = append(errs, c.links[i].Close())
 		}
@@ -372,13 +364,8 @@ type provisional struct {
 }
 
 func (c *Collector) read(ctx context.Context, q *batchQueue) error {
-	// The ring is read through a mapping of its own (ring.go); the
-	// kernel maps every page of a ring mapping at once, so the reader's
-	// mapping is given up first, not to count the ring twice in the RSS.
-	// Close closes the reader again, harmlessly.
-	if err := c.reader.Close(); err != nil {
-		return fmt.Errorf("close ring buffer reader: %w", err)
-	}
+	// The ring is read through a mapping of its own (ring.go), made and
+	// unmapped here: Close never pulls it from under a running reader.
 	events := c.coll.Maps[bpf.TcpcloseMapEvents]
 	rb, err := openRing(events.FD(), int(events.MaxEntries()))
 	if err != nil {
