@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,12 +45,27 @@ func waitForFile(t *testing.T, path string, cmd *exec.Cmd) {
 		if _, err := os.Stat(path); err == nil {
 			return
 		}
-		if cmd.ProcessState != nil {
+		if exited(cmd) {
 			t.Fatalf("tracer exited before it was ready")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s not created within 30 s", path)
+}
+
+// exited reports whether cmd's process has ended: reaped, or a zombie
+// nobody has waited for yet.
+func exited(cmd *exec.Cmd) bool {
+	if cmd.ProcessState != nil {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z'
 }
 
 // TestCLIUnreadClose is the acceptance check: a process that closes a socket
