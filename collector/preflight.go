@@ -203,8 +203,9 @@ type Support struct {
 	Hooks []string // the hooks it attaches: "tracepoint inet_sock_set_state", ...
 	// Lost says what the kernel cannot show and why, one line each.
 	Lost []string
-	// ResetReasons: the kernel names reset reasons (enum sk_rst_reason, 6.10+).
-	ResetReasons bool
+	// Reasons are the kernel's reset reason names (enum sk_rst_reason,
+	// 6.10+); empty before.
+	Reasons *Reasons
 }
 
 // ProbeKernel reads the running kernel's BTF and says what the tracer can do
@@ -215,7 +216,7 @@ func ProbeKernel() (*Support, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Support{Lost: p.lost, ResetReasons: p.resetReasons}
+	s := &Support{Lost: p.lost, Reasons: p.reasons}
 	for _, h := range p.use {
 		s.Hooks = append(s.Hooks, h.what+" "+h.target)
 	}
@@ -228,8 +229,6 @@ type kernelPlan struct {
 	use     []hook   // the hooks to attach
 	lost    []string // what the kernel cannot show, and why
 	reasons *Reasons // empty before 6.10
-	// resetReasons: the kernel names reset reasons (6.10+).
-	resetReasons bool
 }
 
 // planKernel reads the running kernel's BTF and plans the hooks.
@@ -246,6 +245,5 @@ func planKernel() (*kernelPlan, error) {
 	if err != nil && !errors.Is(err, ErrNoResetReasons) {
 		return nil, err
 	}
-	p.resetReasons = err == nil
 	return p, nil
 }

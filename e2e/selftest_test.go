@@ -70,11 +70,7 @@ func namespaceGone(t *testing.T, out string) {
 // kernelResets reads which reset reasons the running kernel names.
 func kernelResets(t *testing.T) expect.Kernel {
 	t.Helper()
-	k, err := expect.Probe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return expect.FromReasons(kernelSupport(t).Reasons)
 }
 
 // TestSelftest runs `tcpclose-trace selftest` as a user would on a new

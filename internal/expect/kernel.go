@@ -2,7 +2,6 @@ package expect
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/cilium/ebpf/btf"
@@ -50,15 +49,6 @@ func FromSpec(spec *btf.Spec) (Kernel, error) {
 		return Kernel{}, err
 	}
 	return FromReasons(r), nil
-}
-
-// Probe reads the features from the running kernel's BTF.
-func Probe() (Kernel, error) {
-	spec, err := btf.LoadKernelSpec()
-	if err != nil {
-		return Kernel{}, fmt.Errorf("kernel BTF: %w", err)
-	}
-	return FromSpec(spec)
 }
 
 // Reason is how this kernel reports a reset that the newest kernels name

@@ -36,12 +36,8 @@ func probeKernel() *Kernel {
 		k.Problem = err.Error()
 		return k
 	}
-	resets, err := expect.Probe()
-	if err != nil {
-		k.Problem = err.Error()
-		return k
-	}
-	k.Hooks, k.Lost, k.Resets = s.Hooks, s.Lost, resets
+	// The reset features come from the same reading of the kernel's BTF.
+	k.Hooks, k.Lost, k.Resets = s.Hooks, s.Lost, expect.FromReasons(s.Reasons)
 	return k
 }
 
