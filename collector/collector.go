@@ -277,7 +277,7 @@ func (c *Collector) Lost() []string { return slices.Clone(c.lost) }
 func (c *Collector) Hooks() []string {
 	names := make([]string, len(c.hooks))
 	for i, h := range c.hooks {
-		names[i] = h.what + " " + h.target
+		names[i] = h.String()
 	}
 	return names
 }

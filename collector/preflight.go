@@ -170,8 +170,11 @@ func planHooks(spec *btf.Spec) (use []hook, lost []string, err error) {
 	return use, whatIsLost(missing), nil
 }
 
+// String names the hook as reports show it: "tracepoint inet_sock_set_state".
+func (h hook) String() string { return h.what + " " + h.target }
+
 // lookup finds the hook's tracepoint or function in kernel BTF.
-func (h *hook) lookup(spec *btf.Spec) error {
+func (h hook) lookup(spec *btf.Spec) error {
 	if h.what == "tracepoint" {
 		var td *btf.Typedef
 		return spec.TypeByName("btf_trace_"+h.target, &td)
@@ -218,7 +221,7 @@ func ProbeKernel() (*Support, error) {
 	}
 	s := &Support{Lost: p.lost, Reasons: p.reasons}
 	for _, h := range p.use {
-		s.Hooks = append(s.Hooks, h.what+" "+h.target)
+		s.Hooks = append(s.Hooks, h.String())
 	}
 	return s, nil
 }
