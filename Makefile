@@ -26,10 +26,9 @@ STATIC_LDFLAGS  = -s -w -buildid= -X main.version=$(VERSION)
 REVISION       ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-# Debian packages the build and the tests need (installed by `make deps`).
-DEB_PACKAGES := clang-19 llvm-19 clang-format-19 iproute2 procps prometheus util-linux skopeo busybox-static cpio
-# What `make vmtest` needs besides (installed without recommends).
-VMTEST_DEB_PACKAGES := qemu-system-x86 busybox-static cpio xz-utils
+# The Debian packages the build and the tests need are listed once, in
+# .ci/debian-packages (the BPF toolchain pinned); .ci/deps installs what is
+# missing (`make deps`, and .ci/run before `make test`).
 
 # make vmtest KERNEL=6.1|6.12: the end-to-end suite on a Debian kernel under qemu.
 # make test runs it on every kernel of the matrix (the host's own run is the
@@ -38,7 +37,7 @@ MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
-.PHONY: all build static image generate check-generated lint test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
+.PHONY: all build static image generate check-generated check-generated-host lint test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -57,11 +56,19 @@ image: static
 		-version "$(VERSION)" -revision "$(REVISION)" -source-date-epoch "$(SOURCE_DATE_EPOCH)"
 
 # Rebuild bpf/tcpclose_bpfel.{o,go} from bpf/tcpclose.c with the pinned clang.
+# tools/bpfgen builds into a scratch directory and replaces the committed files
+# only when the build succeeded.
 generate:
 	BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...
 
-# Fails when the committed BPF object or bindings differ from a fresh build.
-check-generated: generate
+# Fails when the committed BPF object or bindings differ from a build in a
+# minimal Debian 12 root holding only the declared `bpf` packages (root;
+# debootstrap; the root is cached, so after the first run this takes seconds).
+check-generated:
+	bash tools/cleanroot.sh
+
+# The same comparison against a build with this host's own packages (no root).
+check-generated-host: generate
 	@git diff --exit-code -- bpf/ || { echo "bpf/: generated files drifted; run 'make generate' and commit" >&2; exit 1; }
 
 lint:
@@ -86,23 +93,26 @@ e2e:
 # -p 1: e2e and the benchmark smoke run both attach host-wide programs and
 # check for leftovers, so their packages must not run at the same time.
 # Then the Kubernetes manifests' module (deploy/kubetest), after the rest.
+# Run by a user, it asks sudo once and runs as root; run as root (CI, a root
+# shell in a container), it runs as it is.
+ifeq ($(shell id -u),0)
 test: deps lint check-generated
 	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -p 1 -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory kubetest
 	$(MAKE) --no-print-directory vmtest KERNEL=$(MATRIX_KERNELS)
+else
+test:
+	sudo env "PATH=$$PATH" $(MAKE) --no-print-directory test
+endif
 
-# Installs missing Debian packages (needs root and apt).
+# Installs the missing Debian packages of .ci/debian-packages (needs root and apt).
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@bash .ci/deps
 
 # Measures the tracer against no tracer and its peers and rewrites
 # BENCHMARKS.md (root; about 15 minutes). Installs the peers from Debian.
 bench: build
-	@$(MAKE) --no-print-directory deps DEB_PACKAGES="bpftrace bpfcc-tools"
+	@bash .ci/deps bench
 	$(GO) build -o bin/tcpclose-bench ./cmd/tcpclose-bench
 	bin/tcpclose-bench -tracer $(BIN) -o BENCHMARKS.md
 
@@ -118,11 +128,6 @@ vmtest-matrix: vmtest-deps
 	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(MATRIX_KERNELS) -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
 vmtest-deps: deps
-	@missing=""; for p in $(VMTEST_DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
 
 clean:
 	rm -rf bin

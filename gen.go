@@ -6,4 +6,4 @@
 // `make generate` rebuilds them with the pinned clang.
 package tcpclosetrace
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -output-dir bpf -go-package bpf -target bpfel -type event -type counts Tcpclose bpf/tcpclose.c -- -O2 -g -Wall -Werror
+//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -type event -type counts Tcpclose bpf/tcpclose.c -- -O2 -g -Wall -Werror
