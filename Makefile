@@ -37,7 +37,7 @@ MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
-.PHONY: all build static image generate check-generated check-generated-host lint test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
+.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -71,11 +71,25 @@ check-generated:
 check-generated-host: generate
 	@git diff --exit-code -- bpf/ || { echo "bpf/: generated files drifted; run 'make generate' and commit" >&2; exit 1; }
 
+# staticcheck, pinned: `go run pkg@version` fetches and builds it through the
+# module proxy (cached after the first run) and keeps it out of go.mod.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out" >&2; exit 1; fi
 	$(GO) vet ./...
 	cd $(KUBETEST) && $(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	cd $(KUBETEST) && $(GO) run $(STATICCHECK) ./...
 	$(CLANG_FORMAT) --dry-run -Werror bpf/*.c bpf/*.h
+
+# The race detector (needs cgo and gcc) over the unit tests. Left out are the
+# packages whose tests as a whole need root: they create network namespaces and
+# run the tracer (e2e, internal/scenario, cmd/tcpclose-bench). In the others the
+# few root-only tests skip without root and, as root, run under -race as well.
+RACE_SKIP := /e2e$$|/internal/scenario$$|/cmd/tcpclose-bench$$
+race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -Ev '$(RACE_SKIP)')
 
 unit: kubetest
 	$(GO) test -p 1 -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -86,7 +100,16 @@ kubetest:
 	cd $(KUBETEST) && $(GO) test -p 1 -count=1 -timeout 10m ./...
 
 e2e:
-	$(GO) test -count=1 -v -timeout 20m ./e2e/
+	$(GO) test -count=1 -v -timeout 30m ./e2e/...
+
+# A short run of each fuzz target (FUZZTIME each; longer: make fuzz FUZZTIME=10m).
+FUZZTIME ?= 5s
+FUZZ_TARGETS := output:FuzzTableRow output:FuzzSummaryRow output:FuzzMachineLines output:FuzzPrintable exporter:FuzzByOwnerLabels
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) ./$${t%%:*}/; \
+	done
 
 # The whole suite: lint, drift check, unit and end-to-end tests (root).
 # TCPCLOSE_REQUIRE_TOOLS=1 turns a missing promtool/prometheus into a failure.
@@ -96,7 +119,7 @@ e2e:
 # Run by a user, it asks sudo once and runs as root; run as root (CI, a root
 # shell in a container), it runs as it is.
 ifeq ($(shell id -u),0)
-test: deps lint check-generated
+test: deps lint check-generated race fuzz
 	TCPCLOSE_REQUIRE_TOOLS=1 $(GO) test -p 1 -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory kubetest
 	$(MAKE) --no-print-directory vmtest KERNEL=$(MATRIX_KERNELS)

@@ -26,7 +26,6 @@ type Table struct {
 	header   bool
 	hinted   map[collector.Kind]bool
 	NoHints  bool
-	buf      []byte
 	location *time.Location
 }
 

@@ -59,9 +59,10 @@ func archiveBytes(t *testing.T, opts Options) ([]byte, *Image) {
 // binary when only the packing is under test.
 func tinyBinary(t *testing.T) []byte {
 	t.Helper()
+	// go test puts its own GOROOT/bin first on the PATH of the test.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the go command: %v", err)
 	}
 	dir := t.TempDir()
 	files := map[string]string{

@@ -113,6 +113,9 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Each worker its own address: unix.Connect writes the raw
+			// form into the Sockaddr it is given.
+			dst := g.dst()
 			for ctx.Err() == nil {
 				n := done.Add(1)
 				if n > int64(o.Conns) {
@@ -127,8 +130,9 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 						time.Sleep(d)
 					}
 				}
-				if err := g.client(); err != nil {
+				if err := g.client(dst); err != nil {
 					failed.Add(1)
+					g.lastErr.Store(fmt.Errorf("client: %w", err))
 				}
 			}
 		}()
@@ -147,7 +151,7 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 type gen struct {
 	w       Workload
 	family  int
-	addr    unix.Sockaddr
+	port    int // the listener's, on the loopback address
 	lfd     int
 	wg      sync.WaitGroup
 	lastErr atomic.Value
@@ -158,10 +162,7 @@ func newGen(w Workload, ipv6 bool) (*gen, error) {
 	if ipv6 {
 		g.family = unix.AF_INET6
 	}
-	var bind unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	if ipv6 {
-		bind = &unix.SockaddrInet6{Addr: [16]byte{15: 1}}
-	}
+	bind := g.dst() // port 0: the kernel picks one
 	lfd, err := unix.Socket(g.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
@@ -176,7 +177,15 @@ func newGen(w Workload, ipv6 bool) (*gen, error) {
 		g.close()
 		return nil, fmt.Errorf("getsockname: %w", err)
 	}
-	g.addr = sa
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		g.port = sa.Port
+	case *unix.SockaddrInet6:
+		g.port = sa.Port
+	default:
+		g.close()
+		return nil, fmt.Errorf("getsockname: unexpected address %T", sa)
+	}
 	if w == ClosedPort {
 		// Bound, never listening: SYNs to the port are refused.
 		return g, nil
@@ -252,14 +261,22 @@ func (g *gen) server(fd int) error {
 	return nil
 }
 
-// client makes one connection of the workload.
-func (g *gen) client() error {
+// dst returns a new Sockaddr of the listener, for one worker alone.
+func (g *gen) dst() unix.Sockaddr {
+	if g.family == unix.AF_INET6 {
+		return &unix.SockaddrInet6{Addr: [16]byte{15: 1}, Port: g.port}
+	}
+	return &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: g.port}
+}
+
+// client makes one connection of the workload to dst, which it may modify.
+func (g *gen) client(dst unix.Sockaddr) error {
 	fd, err := unix.Socket(g.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	err = unix.Connect(fd, g.addr)
+	err = unix.Connect(fd, dst)
 	if g.w == ClosedPort {
 		if errors.Is(err, unix.ECONNREFUSED) {
 			return nil

@@ -180,7 +180,7 @@ func TestGuestOutput(t *testing.T) {
 			g := newGuestOutput(&out, t0)
 			for i, l := range tt.lines {
 				// The begin marker comes at 1 s, the exit marker at 3 s.
-				now := t0
+				var now time.Time
 				switch {
 				case strings.HasPrefix(l, markBegin):
 					now = t0.Add(time.Second)
