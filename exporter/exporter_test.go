@@ -527,4 +527,11 @@ func TestByOwnerBoundedUnderChurn(t *testing.T) {
 	if len(by.tracked) > 20 || by.slots != 10 {
 		t.Fatalf("%d names tracked, %d slots", len(by.tracked), by.slots)
 	}
+	none := NewByComm(0)
+	for i := range 100 {
+		none.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: strconv.Itoa(i), OwnerKnown: true})
+	}
+	if len(none.tracked) != 0 || testutil.CollectAndCount(none) != 1 {
+		t.Fatalf("limit 0: %d names tracked, %d series", len(none.tracked), testutil.CollectAndCount(none))
+	}
 }

@@ -142,6 +142,10 @@ func (b *ByOwner) Observe(ev *collector.Event) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.limit <= 0 {
+		b.over[k]++ // no slot to give
+		return
+	}
 	t := b.tracked[o]
 	if t == nil {
 		t = b.track(o)
