@@ -58,7 +58,9 @@ func LabelValue(s string) string {
 // scrape that demoted it read its last value, and its value is kept while
 // the owner stays tracked, so that a series whose owner wins a slot back
 // continues from it. Only an owner forgotten as a candidate and then
-// promoted again starts from 0, which a scraper sees as a counter reset.
+// promoted again starts from 0, as after a restart. With several scrapers,
+// those that did not make the demoting scrape miss the demoted holder's
+// increments since their own last scrape.
 type ByOwner struct {
 	mu      sync.Mutex
 	limit   int

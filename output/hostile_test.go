@@ -28,7 +28,7 @@ func TestPrintable(t *testing.T) {
 		{"server", "server"},
 		{"Web Content", "Web Content"},
 		{"日本語", "日本語"},
-		{"", ""},
+		{"", `""`},
 		{"-", "-"},
 		{"\xff", `"\xff"`},
 		{"\x1b[2J", `"\x1b[2J"`},

@@ -6,18 +6,19 @@ import (
 )
 
 // Printable returns s as a person may see it printed: s itself when it is
-// valid UTF-8 made only of printable characters (strconv.IsPrint: letters,
-// marks, numbers, punctuation, symbols and the ASCII space) and holds no '"'
-// or '\\'; otherwise s Go-quoted (strconv.Quote), which escapes control
-// bytes, invalid UTF-8 and non-printing characters visibly ("\x1b[2J",
-// "\xff", "a\nb"). A quoted result always starts with '"' and a plain one
-// never holds a '"', so the two cannot be confused, and the result is always
-// one line of valid UTF-8 with no control characters.
+// non-empty valid UTF-8 made only of printable characters (strconv.IsPrint:
+// letters, marks, numbers, punctuation, symbols and the ASCII space) and
+// holds no '"' or '\\'; otherwise s Go-quoted (strconv.Quote), which shows
+// control bytes, invalid UTF-8 and non-printing characters as escapes
+// ("\x1b[2J", "\xff", "a\nb") and an empty s as "". A quoted result always
+// starts with '"' and a plain one never holds a '"', so the two cannot be
+// confused; either way the result is one line of valid UTF-8 with no
+// control characters, and strconv.Unquote reads a quoted one back exactly.
 //
 // Names that come from the kernel or from users (command names, pod and
 // container names) go through Printable in every human output.
 func Printable(s string) string {
-	if printablePlain(s) {
+	if s != "" && printablePlain(s) {
 		return s
 	}
 	return strconv.Quote(s)
