@@ -431,7 +431,8 @@ type panel struct {
 		Expr       string      `json:"expr"`
 		Datasource *datasource `json:"datasource"`
 	} `json:"targets"`
-	Panels []panel `json:"panels"` // a collapsed row's panels
+	Panels      []panel `json:"panels"` // a collapsed row's panels
+	Description string  `json:"description"`
 }
 
 type datasource struct {
@@ -555,5 +556,35 @@ func TestExportedMetricsKnown(t *testing.T) {
 	if len(exportedMetrics) != 15 || !slices.Contains(exportedMetrics, "tcpclose_closes_total") ||
 		!slices.Contains(exportedMetrics, "tcpclose_anomalies_by_comm_total") || !slices.Contains(exportedMetrics, "tcpclose_anomalies_by_pod_total") {
 		t.Fatalf("metric names read from the exporter: %v", exportedMetrics)
+	}
+}
+
+// TestDashboardNamesOverflowMarkers: the per-owner panels name the label
+// values the exporter really uses for the overflow and unknown owners.
+func TestDashboardNamesOverflowMarkers(t *testing.T) {
+	want := map[string][]string{
+		"tcpclose_anomalies_by_comm_total": {`comm="` + exporter.Other + `"`, `comm="` + exporter.Unknown + `"`},
+		"tcpclose_anomalies_by_pod_total":  {`"` + exporter.Other + `"`},
+	}
+	seen := map[string]bool{}
+	for _, p := range allPanels(loadDashboard(t).Panels) {
+		for _, tg := range p.Targets {
+			for metric, markers := range want {
+				if !strings.Contains(tg.Expr, metric) {
+					continue
+				}
+				seen[metric] = true
+				for _, m := range markers {
+					if !strings.Contains(p.Description, m) {
+						t.Errorf("panel %q shows %s but its description does not name %s", p.Title, metric, m)
+					}
+				}
+			}
+		}
+	}
+	for metric := range want {
+		if !seen[metric] {
+			t.Errorf("no panel shows %s", metric)
+		}
 	}
 }

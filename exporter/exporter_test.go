@@ -3,11 +3,19 @@ package exporter
 import (
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
@@ -207,24 +215,200 @@ func TestByCommCapsSeries(t *testing.T) {
 	for _, e := range []*collector.Event{
 		ev(collector.KindUnreadClose, "nginx", true),
 		ev(collector.KindUnreadClose, "nginx", true),
-		ev(collector.KindDataAfterClose, "-", false),  // owner unknown: "-" takes the second slot
+		ev(collector.KindDataAfterClose, "", false),   // owner unknown: takes the second slot
 		ev(collector.KindGracefulClose, "curl", true), // not an anomaly: not counted
-		ev(collector.KindAbortClose, "curl", true),    // third name: other
-		ev(collector.KindAbortClose, "java", true),    // fourth name: other
+		ev(collector.KindAbortClose, "curl", true),    // third name: overflow
+		ev(collector.KindAbortClose, "java", true),    // fourth name: overflow
 		ev(collector.KindUnreadClose, "nginx", true),
 	} {
 		by.Observe(e)
 	}
 	want := `
-# HELP tcpclose_anomalies_by_comm_total Streamed anomaly events by the owner's command name (capped; the rest count as comm="other"; misses ring losses).
+# HELP tcpclose_anomalies_by_comm_total Streamed anomaly events by the owner's command name: the most frequent names have their own series, the rest count as comm="(other)", unknown owners as comm="(unknown)"; misses ring losses.
 # TYPE tcpclose_anomalies_by_comm_total counter
-tcpclose_anomalies_by_comm_total{comm="-",kind="data_after_close"} 1
+tcpclose_anomalies_by_comm_total{comm="(other)",kind="abort_close"} 2
+tcpclose_anomalies_by_comm_total{comm="(unknown)",kind="data_after_close"} 1
 tcpclose_anomalies_by_comm_total{comm="nginx",kind="unread_close"} 3
-tcpclose_anomalies_by_comm_total{comm="other",kind="abort_close"} 2
 `
 	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestByCommHostileNames: names that are not UTF-8, hold control bytes, or
+// equal a marker get valid label values of their own, and never add to
+// the overflow or unknown series.
+func TestByCommHostileNames(t *testing.T) {
+	by := NewByComm(10)
+	for _, comm := range []string{"\xff", "\x1b[2J", "a\nb", "(other)", "(unknown)", "other", "-", ""} {
+		by.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: comm, OwnerKnown: true})
+	}
+	want := `
+# HELP tcpclose_anomalies_by_comm_total Streamed anomaly events by the owner's command name: the most frequent names have their own series, the rest count as comm="(other)", unknown owners as comm="(unknown)"; misses ring losses.
+# TYPE tcpclose_anomalies_by_comm_total counter
+tcpclose_anomalies_by_comm_total{comm="",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="\"(other)\"",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="\"(unknown)\"",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="\"\\x1b[2J\"",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="\"\\xff\"",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="\"a\\nb\"",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="-",kind="unread_close"} 1
+tcpclose_anomalies_by_comm_total{comm="other",kind="unread_close"} 1
+`
+	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestScrapeSurvivesHostileNames is issue 14's first finding: a process named
+// "\xff" made every scrape fail with 500. The scrape must succeed, with the
+// exact kernel counters in it.
+func TestScrapeSurvivesHostileNames(t *testing.T) {
+	e := New("dev")
+	e.SetSource(sampleSource())
+	byComm, byPod := NewByComm(5), NewByPod(5)
+	reg, err := NewRegistry(e, byComm, byPod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"\xff", "\xc3(", "\x1b[2J\x00"} {
+		ev := &collector.Event{Kind: collector.KindUnreadClose, Comm: name, OwnerKnown: true,
+			Pod: &collector.PodInfo{Namespace: name, Name: name, Container: name}}
+		byComm.Observe(ev)
+		byPod.Observe(ev)
+	}
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	for range 2 {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("scrape status %d:\n%s", resp.StatusCode, body)
+		}
+		for _, want := range []string{`tcpclose_closes_total{kind="unread_close"} 3`,
+			`tcpclose_anomalies_by_comm_total{comm="\"\\xff\"",kind="unread_close"} 1`,
+			`tcpclose_anomalies_by_pod_total{container="\"\\xc3(\"",kind="unread_close",namespace="\"\\xc3(\"",pod="\"\\xc3(\""} 1`} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("scrape lacks %s:\n%s", want, body)
+			}
+		}
+		if !utf8.Valid(body) {
+			t.Errorf("scrape is not UTF-8")
+		}
+	}
+}
+
+// FuzzByOwnerLabels: whatever bytes the names hold, the series gather
+// without error, with printable label values, one per distinct name.
+func FuzzByOwnerLabels(f *testing.F) {
+	f.Add("\xff", "\x1b[2J", "a\nb")
+	f.Add("(other)", "other", "-")
+	f.Add("", "(unknown)", "\"(other)\"")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		byComm, byPod := NewByComm(3), NewByPod(3)
+		names := []string{a, b, c}
+		for _, n := range names {
+			ev := &collector.Event{Kind: collector.KindAbortClose, Comm: n, OwnerKnown: true,
+				Pod: &collector.PodInfo{Namespace: n, Name: n, UID: n, Container: n}}
+			byComm.Observe(ev)
+			byPod.Observe(ev)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(byComm, byPod)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		distinct := map[string]bool{}
+		for _, n := range names {
+			distinct[n] = true
+		}
+		for _, mf := range mfs {
+			if len(mf.GetMetric()) != len(distinct) {
+				t.Errorf("%s: %d series for %d distinct names", mf.GetName(), len(mf.GetMetric()), len(distinct))
+			}
+			var total float64
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+				for _, l := range m.GetLabel() {
+					v := l.GetValue()
+					if v == Other || v == Unknown {
+						t.Errorf("%s: a real name gave the marker %s", mf.GetName(), v)
+					}
+					for _, r := range v {
+						if !strconv.IsPrint(r) {
+							t.Errorf("%s: label %s=%q holds %U", mf.GetName(), l.GetName(), v, r)
+						}
+					}
+				}
+			}
+			if total != float64(len(names)) {
+				t.Errorf("%s: %v events counted, want %d", mf.GetName(), total, len(names))
+			}
+		}
+	})
+}
+
+// TestByCommRanksByCount: names that filled the slots first lose them to
+// names seen more often, at the next scrape.
+func TestByCommRanksByCount(t *testing.T) {
+	by := NewByComm(2)
+	observe := func(comm string, n int) {
+		for range n {
+			by.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: comm, OwnerKnown: true})
+		}
+	}
+	observe("junk1", 1)
+	observe("junk2", 1)
+	observe("junk3", 1) // a candidate
+	observe("nginx", 3) // a candidate, seen more than any holder
+	observe("java", 2)  // a candidate, seen more than any holder
+	series := func() map[string]float64 {
+		got := map[string]float64{}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(by)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	check := func(want map[string]float64) {
+		t.Helper()
+		if got := series(); !maps.Equal(got, want) {
+			t.Errorf("series %v, want %v", got, want)
+		}
+	}
+	// The scrape shows the slots as they were, then re-ranks.
+	check(map[string]float64{"junk1": 1, "junk2": 1, Other: 6})
+	observe("nginx", 1)
+	observe("java", 1)
+	observe("junk1", 1) // now in the overflow
+	check(map[string]float64{"nginx": 1, "java": 1, Other: 7})
+	// junk1, seen 2 times, cannot take java's slot (3 times), nor ties.
+	observe("junk1", 1)
+	check(map[string]float64{"nginx": 1, "java": 1, Other: 8})
+	observe("junk1", 5)
+	check(map[string]float64{"nginx": 1, "java": 1, Other: 13})
+	// junk1 (8) outranked java (3): java's series is gone, its value kept;
+	// junk1's series, from its first slot, continues.
+	observe("java", 6) // seen 9, counted in the overflow
+	check(map[string]float64{"nginx": 1, "junk1": 1, Other: 19})
+	// java (9) wins a slot back from nginx (4), and its series continues.
+	observe("java", 1)
+	check(map[string]float64{"java": 2, "junk1": 1, Other: 19})
 }
 
 func TestByPodCapsSeries(t *testing.T) {
@@ -240,17 +424,17 @@ func TestByPodCapsSeries(t *testing.T) {
 		ev(collector.KindUnreadClose, nil),        // not in a pod: not counted
 		ev(collector.KindGracefulClose, sidecar),  // not an anomaly: not counted
 		ev(collector.KindDataAfterClose, sidecar), // second container
-		ev(collector.KindUnreadClose, nameless),   // third: other
+		ev(collector.KindUnreadClose, nameless),   // third: overflow
 		ev(collector.KindUnreadClose, web),
 	} {
 		by.Observe(e)
 	}
 	want := `
-# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container (capped; the rest count with every label "other"; misses ring losses).
+# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container: the most frequent containers have their own series, the rest count with every label "(other)"; misses ring losses.
 # TYPE tcpclose_anomalies_by_pod_total counter
 tcpclose_anomalies_by_pod_total{container="envoy",kind="data_after_close",namespace="shop",pod="web-0"} 1
 tcpclose_anomalies_by_pod_total{container="nginx",kind="unread_close",namespace="shop",pod="web-0"} 2
-tcpclose_anomalies_by_pod_total{container="other",kind="unread_close",namespace="other",pod="other"} 1
+tcpclose_anomalies_by_pod_total{container="(other)",kind="unread_close",namespace="(other)",pod="(other)"} 1
 `
 	if err := testutil.CollectAndCompare(by, strings.NewReader(want)); err != nil {
 		t.Error(err)
@@ -259,7 +443,7 @@ tcpclose_anomalies_by_pod_total{container="other",kind="unread_close",namespace=
 	by = NewByPod(5)
 	by.Observe(ev(collector.KindUnreadClose, nameless))
 	want = `
-# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container (capped; the rest count with every label "other"; misses ring losses).
+# HELP tcpclose_anomalies_by_pod_total Streamed anomaly events by the owner's Kubernetes pod and container: the most frequent containers have their own series, the rest count with every label "(other)"; misses ring losses.
 # TYPE tcpclose_anomalies_by_pod_total counter
 tcpclose_anomalies_by_pod_total{container="",kind="unread_close",namespace="",pod="uid:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"} 1
 `
@@ -271,5 +455,83 @@ tcpclose_anomalies_by_pod_total{container="",kind="unread_close",namespace="",po
 func TestNewRegistryRejectsDuplicates(t *testing.T) {
 	if _, err := NewRegistry(New("dev"), New("dev")); err == nil {
 		t.Fatal("registering the exporter twice succeeded")
+	}
+}
+
+// TestByOwnerCounterSemantics: over random streams with re-ranking at every
+// scrape, each series only grows, also across the scrapes it is absent
+// from, and what the scrapes showed of every series adds up to every event
+// observed. Names are at most 2 x limit, so none is forgotten.
+func TestByOwnerCounterSemantics(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	kinds := []collector.Kind{collector.KindUnreadClose, collector.KindAbortClose, collector.KindDataAfterClose}
+	for round := range 50 {
+		limit := 1 + r.IntN(5)
+		names := 1 + r.IntN(2*limit)
+		by := NewByComm(limit)
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(by)
+		last := map[string]float64{} // series (comm and kind) -> last value a scrape showed
+		var observed float64
+		for scrape := range 40 {
+			for range r.IntN(20) {
+				// Skewed: low-numbered names are seen more, in bursts that change.
+				n := min(r.IntN(names), r.IntN(names)+scrape%3)
+				by.Observe(&collector.Event{Kind: kinds[r.IntN(len(kinds))], Comm: fmt.Sprint("c", n), OwnerKnown: true})
+				observed++
+			}
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			shown := 0
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					key := m.GetLabel()[0].GetValue() + "/" + m.GetLabel()[1].GetValue()
+					v := m.GetCounter().GetValue()
+					if v < last[key] {
+						t.Fatalf("round %d scrape %d: %s went from %v to %v", round, scrape, key, last[key], v)
+					}
+					last[key] = v
+					if m.GetLabel()[0].GetValue() != Other {
+						shown++
+					}
+				}
+			}
+			var sum float64
+			for _, v := range last {
+				sum += v
+			}
+			if sum != observed {
+				t.Fatalf("round %d scrape %d: series add up to %v, %v events observed", round, scrape, sum, observed)
+			}
+			if shown > limit*len(kinds) {
+				t.Fatalf("round %d scrape %d: %d named series, limit %d names", round, scrape, shown, limit)
+			}
+		}
+	}
+}
+
+// TestByOwnerBoundedUnderChurn: a stream of ever new names keeps at most
+// 2 x limit names tracked and limit named series.
+func TestByOwnerBoundedUnderChurn(t *testing.T) {
+	by := NewByComm(10)
+	for i := range 100000 {
+		by.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: strconv.Itoa(i), OwnerKnown: true})
+		if i%1000 == 0 {
+			if n := testutil.CollectAndCount(by); n > 11 {
+				t.Fatalf("%d series, want at most 11", n)
+			}
+		}
+	}
+	if len(by.tracked) > 20 || by.slots != 10 {
+		t.Fatalf("%d names tracked, %d slots", len(by.tracked), by.slots)
+	}
+	none := NewByComm(0)
+	for i := range 100 {
+		none.Observe(&collector.Event{Kind: collector.KindUnreadClose, Comm: strconv.Itoa(i), OwnerKnown: true})
+	}
+	if len(none.tracked) != 0 || testutil.CollectAndCount(none) != 1 {
+		t.Fatalf("limit 0: %d names tracked, %d series", len(none.tracked), testutil.CollectAndCount(none))
 	}
 }

@@ -39,7 +39,9 @@ func (t *Table) Flush() error { return t.w.Flush() }
 
 const tableFormat = "%-12s %7s %-15s %-39s %-39s %-16s %s\n"
 
-// Write implements Sink.
+// Write implements Sink. Names (comm, pod, container, reason) are printed
+// through Printable: whatever bytes they hold, an event is one line with no
+// control characters.
 func (t *Table) Write(ev *collector.Event) error {
 	if !t.header {
 		t.header = true
@@ -49,7 +51,7 @@ func (t *Table) Write(ev *collector.Event) error {
 	}
 	pid, comm := "-", "-"
 	if ev.OwnerKnown {
-		pid, comm = strconv.FormatUint(uint64(ev.PID), 10), ev.Comm
+		pid, comm = strconv.FormatUint(uint64(ev.PID), 10), Printable(ev.Comm)
 	}
 	_, err := fmt.Fprintf(t.w, tableFormat, ev.Time.In(t.location).Format("15:04:05.000"), pid, comm,
 		hostPort(ev.LAddr, ev.LPort), hostPort(ev.RAddr, ev.RPort), ev.Kind, Detail(ev))
@@ -70,7 +72,8 @@ func hostPort(a netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(a, port).String()
 }
 
-// Detail is the event's short, kind-specific detail column.
+// Detail is the event's short, kind-specific detail column; the names in it
+// are escaped by Printable.
 func Detail(ev *collector.Event) string {
 	b := make([]byte, 0, 64)
 	add := func(k string, v string) {
@@ -95,21 +98,21 @@ func Detail(ev *collector.Event) string {
 			add("after_close", ev.SinceClose.Round(time.Microsecond).String())
 		}
 	case collector.KindResetSent:
-		add("reason", ev.Reason)
+		add("reason", Printable(ev.Reason))
 	}
 	if ev.State != 0 {
 		add("state", ev.State.String())
 	}
 	if ev.Kind == collector.KindDataAfterClose {
-		add("reason", ev.Reason)
+		add("reason", Printable(ev.Reason))
 	}
 	if ev.ShutWR && ev.Kind == collector.KindUndrainedClose {
 		add("after", "shutdown(SHUT_WR)")
 	}
 	if p := ev.Pod; p != nil {
-		add("pod", PodName(p))
+		add("pod", Printable(PodName(p)))
 		if p.Container != "" {
-			add("container", p.Container)
+			add("container", Printable(p.Container))
 		}
 	}
 	return string(b)

@@ -78,7 +78,7 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 		if k.pid != 0 {
 			pid = fmt.Sprint(k.pid)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", pid, k.comm, k.kind, s.counts[k])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", pid, Printable(k.comm), k.kind, s.counts[k])
 	}
 	fmt.Fprintln(tw, "\nKERNEL COUNTERS (exact, this run)\tCOUNT")
 	for _, k := range collector.Kinds() {
@@ -90,7 +90,7 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 		}
 		name := "unknown"
 		if v != collector.ReasonUnknownSlot {
-			name = reasons.Name(uint16(v))
+			name = Printable(reasons.Name(uint16(v)))
 		}
 		fmt.Fprintf(tw, "resets sent, %s\t%d\n", name, n)
 	}

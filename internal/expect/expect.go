@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
 // Detections an expected event proves: the self-test's rows.
@@ -167,7 +168,7 @@ func OwnerOf(ev *collector.Event, r *scenario.Result) Role {
 	case r.Peer.PID != 0 && int(ev.PID) == r.Peer.PID && ev.Comm == r.Peer.Comm:
 		return Peer
 	}
-	return Role(fmt.Sprintf("pid %d (%s)", ev.PID, ev.Comm))
+	return Role(fmt.Sprintf("pid %d (%s)", ev.PID, output.Printable(ev.Comm))) // printed in reports
 }
 
 // Observed reduces a streamed event to the table's form, its owner named by

@@ -3,6 +3,7 @@ package scenario
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,9 @@ type driver struct {
 	ctx     context.Context
 	helpers []*helper
 	err     error
+	// closerComm, if set, is the name the closer gives itself right after
+	// it starts (prctl(PR_SET_NAME)), before it opens any socket.
+	closerComm string
 }
 
 func newDriver(ctx context.Context, ns *Namespace, name, family string) (*driver, error) {
@@ -78,8 +82,29 @@ func (d *driver) start(role string) *helper {
 	h, err := d.startHelper(role)
 	if err != nil {
 		d.fail(fmt.Errorf("start %s: %w", role, err))
+	} else if role == roleCloser && d.closerComm != "" {
+		d.rename(h, d.closerComm)
 	}
 	return h
+}
+
+// rename makes h name itself comm and records the name the kernel kept.
+func (d *driver) rename(h *helper, comm string) {
+	d.do(h, "comm %s", hex.EncodeToString([]byte(comm)))
+	if d.err != nil {
+		return
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", h.proc.PID))
+	if err != nil {
+		d.fail(fmt.Errorf("read comm: %w", err))
+		return
+	}
+	got := strings.TrimSuffix(string(b), "\n") // the kernel writes the name raw, then a newline
+	if want := comm[:min(len(comm), 15)]; got != want {
+		d.fail(fmt.Errorf("%s named itself %q, the kernel has %q", h.role, want, got))
+		return
+	}
+	h.proc.Comm = got
 }
 
 func (d *driver) startHelper(role string) (*helper, error) {

@@ -2,6 +2,8 @@ package scenario
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -550,6 +553,21 @@ func (h *helperProc) do(f []string) (string, error) {
 			return "", fmt.Errorf("sleep: bad duration %q", f[1])
 		}
 		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return "", nil
+
+	case "comm": // comm HEX: prctl(PR_SET_NAME) to the bytes HEX encodes (any but NUL; the kernel keeps 15)
+		if len(f) != 2 {
+			return "", errors.New("comm: want 1 argument")
+		}
+		name, err := hex.DecodeString(f[1])
+		if err != nil || len(name) == 0 || bytes.IndexByte(name, 0) >= 0 {
+			return "", fmt.Errorf("comm: bad name %q", f[1])
+		}
+		// On the main thread (see init), so the process's name changes.
+		buf := append(name, 0)
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&buf[0])), 0, 0, 0); err != nil {
+			return "", fmt.Errorf("prctl PR_SET_NAME: %w", err)
+		}
 		return "", nil
 	}
 	return "", fmt.Errorf("unknown command %q", f[0])

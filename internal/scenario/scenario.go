@@ -67,6 +67,15 @@ func Names() []string {
 // undrained_time_wait needs it at most 60 (the default). Runs on one
 // namespace must not overlap.
 func Run(ns *Namespace, name, family string) (*Result, error) {
+	return RunAs(ns, name, family, "")
+}
+
+// RunAs is Run with the closer named comm instead of tct-closer: right
+// after it starts, before it opens a socket, it names itself comm with
+// prctl(PR_SET_NAME), as any unprivileged process can, whatever bytes comm
+// holds but NUL (the kernel keeps 15). Result.Closer.Comm is that name.
+// An empty comm keeps tct-closer.
+func RunAs(ns *Namespace, name, family, comm string) (*Result, error) {
 	fn, ok := scenarios[name]
 	if !ok {
 		if name == "mixed" {
@@ -80,6 +89,7 @@ func Run(ns *Namespace, name, family string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, err)
 	}
+	d.closerComm = comm
 	r := fn(d)
 	d.finish()
 	d.cleanup()
