@@ -189,21 +189,43 @@ func (f *uint64Flag) Set(s string) error {
 	return nil
 }
 
-// sizeFlag is a byte size: a number with an optional K, M or G suffix (powers of 1024).
+// sizeFlag is a byte size: a number with an optional K, M or G suffix
+// (powers of 1024; "Ki", "KB" and "KiB" too), at most 1T.
 type sizeFlag struct{ v uint64 }
+
+// maxSize bounds sizeFlag: a ring larger than 1G is refused later anyway,
+// and the bound keeps the shift from overflowing.
+const maxSize = 1 << 40
+
+// sizeUnits are the accepted suffixes (upper case), longest first, with
+// their shifts.
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{
+	{"KIB", 10}, {"MIB", 20}, {"GIB", 30},
+	{"KB", 10}, {"MB", 20}, {"GB", 30},
+	{"KI", 10}, {"MI", 20}, {"GI", 30},
+	{"K", 10}, {"M", 20}, {"G", 30},
+	{"B", 0},
+}
 
 func (f *sizeFlag) String() string { return strconv.FormatUint(f.v, 10) }
 
 func (f *sizeFlag) Set(s string) error {
-	num, shift := strings.TrimSuffix(strings.ToUpper(s), "B"), 0
-	for i, unit := range []string{"K", "M", "G"} {
-		if strings.HasSuffix(num, unit) || strings.HasSuffix(num, unit+"I") {
-			num, shift = strings.TrimSuffix(strings.TrimSuffix(num, "I"), unit), 10*(i+1)
+	num, shift := strings.ToUpper(s), uint(0)
+	for _, u := range sizeUnits { // one suffix at most: "4MK" stays junk
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, shift = rest, u.shift
+			break
 		}
 	}
 	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || v == 0 || v > 1<<40 {
+	if err != nil || v == 0 {
 		return fmt.Errorf("want a size such as 4M or 262144, got %q", s)
+	}
+	if v > maxSize>>shift {
+		return fmt.Errorf("size %q is too large", s)
 	}
 	f.v = v << shift
 	return nil
