@@ -65,6 +65,9 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		opts.Drop = k
 	}
+	if err := selftest.CheckPrivileges(); err != nil {
+		return err // one line instead of a report of failures
+	}
 	// The namespace must go whatever ends the run: SIGINT and SIGTERM end
 	// ctx already; a closed terminal too.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
