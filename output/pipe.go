@@ -1,6 +1,7 @@
 package output
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strconv"
@@ -80,6 +81,9 @@ func (p *pipeWriter) Write(b []byte) (int, error) {
 	})
 	if err == nil && errno == 0 {
 		return written, nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return written, err // abandoned (Out.Abandon): the rest is not written
 	}
 	// An error (the reader gone, say): the rest goes the ordinary way, which
 	// fails as a write of the original file does (EPIPE on stdout raises

@@ -20,14 +20,19 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
-// shutdownGrace bounds how long in-flight scrapes may delay the exit.
-const shutdownGrace = 3 * time.Second
+// shutdownGrace bounds how long in-flight scrapes may delay the exit (after
+// outputGrace at most, within the stopLimit).
+const shutdownGrace = time.Second
 
 // serve runs the daemon: it checks the web configuration and binds the
 // listener before loading anything, serves metrics, health and readiness,
 // attaches the programs, logs anomalies until ctx ends, and then detaches.
-func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
-	out := output.NewLogWriter(stdout)
+func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) error {
+	// On a signal stdout gets outputGrace to take what is left; then it is
+	// abandoned, and the last line goes to stderr.
+	stdoutOut := output.NewOut(stdout)
+	defer context.AfterFunc(ctx, func() { stdoutOut.Abandon(outputGrace) })()
+	out := output.NewLogWriter(stdoutOut)
 	logger := newLogger(out, cfg)
 	if err := web.Validate(cfg.webConfigFile); err != nil {
 		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
@@ -81,7 +86,9 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer scancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // a scrape still running: cut it
+		}
 		<-served
 	}()
 
@@ -103,18 +110,19 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
 		"pods_cgroup_root", podRoot)
 
-	sink := output.NewLog(logger)
+	var sink output.Sink = output.NewLog(logger)
 	if cfg.logFormat != "logfmt" {
 		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
 	}
+	counted := output.NewCounted(sink)
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
 			b.Observe(ev)
 		}
-		_ = sink.Write(ev)
-	}, func() { _ = sink.Flush() })
-	_ = sink.Flush()
+		_ = counted.Write(ev)
+	}, func() { _ = counted.Flush() })
+	_ = counted.Flush()
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)
@@ -122,7 +130,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 			err = nil // a signal: the normal way to stop
 		}
 	}
-	logger.Info("stopping", "events_dropped", c.Stats().SinkDropped)
+	stopping := []any{"events_dropped", c.Stats().SinkDropped, "events_unwritten", stdoutOut.LinesLost() + counted.Refused()}
+	logger.Info("stopping", stopping...)
+	if stdoutOut.Err() != nil { // stdout is closed or was not read: the line goes to stderr
+		newLogger(stderr, cfg).Info("stopping", stopping...)
+	}
 	return err
 }
 
