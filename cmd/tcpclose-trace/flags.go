@@ -35,11 +35,20 @@ type serveConfig struct {
 	logLevel      slog.Level
 	byComm        int
 	byPod         int
+	maxConns      int
+	idleTimeout   time.Duration
 }
 
 // defaultListenAddress is outside the 9100-9999 range that Prometheus
 // exporters commonly claim.
 const defaultListenAddress = ":19180"
+
+// The metrics server's bounds: a Prometheus or two and the kubelet's probes
+// need a few connections; idle ones cost about 17 KB each.
+const (
+	defaultMaxConns    = 64
+	defaultIdleTimeout = time.Minute
+)
 
 // collectorFlags are the flags both modes share: what to trace and how.
 type collectorFlags struct {
@@ -120,6 +129,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	level := fs.String("log.level", "info", "log level: debug, info, warn or error (anomalies log at warn)")
 	fs.IntVar(&cfg.byComm, "metrics.by-comm", 0, "also export anomalies by command name for at most this many names (0: off)")
 	fs.IntVar(&cfg.byPod, "metrics.by-pod", 0, "also export anomalies by pod and container for at most this many containers (0: off)")
+	fs.IntVar(&cfg.maxConns, "web.max-connections", defaultMaxConns, "serve at most this many connections at once; more wait to be accepted")
+	fs.DurationVar(&cfg.idleTimeout, "web.idle-timeout", defaultIdleTimeout, "close a keep-alive connection idle this long")
 	if err := parse(fs, args, serveUsage, stderr); err != nil {
 		return nil, err
 	}
@@ -134,6 +145,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if cfg.byPod < 0 || cfg.byPod > 10000 {
 		return nil, usageError{fmt.Errorf("--metrics.by-pod %d is out of range (0-10000)", cfg.byPod)}
+	}
+	if cfg.maxConns < 1 || cfg.maxConns > 10000 {
+		return nil, usageError{fmt.Errorf("--web.max-connections %d is out of range (1-10000)", cfg.maxConns)}
+	}
+	if cfg.idleTimeout < time.Second || cfg.idleTimeout > time.Hour {
+		return nil, usageError{fmt.Errorf("--web.idle-timeout %v is out of range (1s-1h)", cfg.idleTimeout)}
 	}
 	if err := cfg.pods.validate(); err != nil {
 		return nil, usageError{err}

@@ -14,10 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/net/netutil"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/exporter"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
+)
+
+// Server timeouts: a request's headers must arrive within readHeaderTimeout
+// and the whole request within readTimeout; its answer must be written
+// within writeTimeout. The idle timeout is a flag.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
 )
 
 // shutdownGrace bounds how long in-flight scrapes may delay the exit (after
@@ -47,6 +57,10 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--web.listen-address: %w", err)
 	}
 	defer ln.Close()
+	// At most maxConns connections at once: more wait in the kernel's
+	// accept queue until one closes. The cap is on TCP connections, under
+	// any TLS (exporter-toolkit wraps this listener).
+	ln = netutil.LimitListener(ln, cfg.maxConns)
 
 	exp := exporter.New(version)
 	metrics := []prometheus.Collector{exp}
@@ -69,7 +83,8 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: cfg.idleTimeout,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
 	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.listenAddress},
 		WebSystemdSocket: new(false), WebConfigFile: &cfg.webConfigFile}
