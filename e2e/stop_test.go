@@ -126,6 +126,27 @@ func summaryCount(t *testing.T, summary, label string) uint64 {
 	return n
 }
 
+// openPTY returns the two ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("skipped: no pseudo-terminals: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
 // summaryEvents sums the EVENTS column of the summary's per-process rows.
 func summaryEvents(t *testing.T, summary string) uint64 {
 	t.Helper()
@@ -157,32 +178,43 @@ func TestStopBlockedStdout(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		args []string
+		tty  bool // stdout a terminal (a stalled ssh session), not a pipe
 	}{
-		{"trace json", []string{"-o", "json", "--all"}},
-		{"trace table", []string{"--all"}},
-		{"serve", []string{"serve", "--all"}},
+		{"trace json", []string{"-o", "json", "--all"}, false},
+		{"trace table", []string{"--all"}, false},
+		{"trace table on a terminal", []string{"--all"}, true},
+		{"serve", []string{"serve", "--all"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNamespace(t)
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
+			var r, w *os.File
+			if tt.tty {
+				r, w = openPTY(t)
+			} else {
+				var err error
+				if r, w, err = os.Pipe(); err != nil {
+					t.Fatal(err)
+				}
+				// The smallest pipe (a page) fills with a few events.
+				if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+					t.Fatal(err)
+				}
 			}
 			defer r.Close() // open, never read
-			// The smallest pipe (a page) fills with a few events.
-			if _, err := unix.FcntlInt(r.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
-				t.Fatal(err)
-			}
 			s := startStoppable(t, bin, ns, w, tt.args...)
 			// The child has the write end; the test keeps one to poll.
-			probe, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", w.Fd()), os.O_WRONLY|unix.O_NONBLOCK, 0)
+			probe, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", w.Fd()), os.O_WRONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer probe.Close()
 			w.Close()
 
-			mixed, err := scenario.RunMixed(ns, "ipv4", 300)
+			conns := 300
+			if tt.tty {
+				conns = 1500 // a terminal holds more than the smallest pipe
+			}
+			mixed, err := scenario.RunMixed(ns, "ipv4", conns)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +230,7 @@ func TestStopBlockedStdout(t *testing.T) {
 					break
 				}
 				if time.Now().After(full) {
-					t.Fatalf("stdout has room after %d connections: the output did not block", 300)
+					t.Fatalf("stdout has room after %d connections: the output did not block", conns)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

@@ -3,9 +3,12 @@ package output
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 )
@@ -109,5 +112,76 @@ func TestCounted(t *testing.T) {
 	}
 	if s.writes != 3 || c.Refused() != 7 || c.Err() == nil || c.Flush() == nil {
 		t.Errorf("writes %d, refused %d, err %v; want 3, 7 and an error", s.writes, c.Refused(), c.Err())
+	}
+}
+
+// openPTY returns the two ends of a new pseudo-terminal.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("skipped: no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return m, s
+}
+
+// TestOutAbandonTerminal: a terminal nobody reads (a stalled ssh session)
+// is abandoned as a pipe is.
+func TestOutAbandonTerminal(t *testing.T) {
+	_, slave := openPTY(t)
+	o := NewOut(slave)
+	if o.pipe == nil {
+		t.Fatal("NewOut(terminal) does not take the non-blocking path")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := o.Write(bytes.Repeat([]byte("0123456789abcdef\n"), 1<<16)) // 1 MB
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("write of 1 MB to an unread terminal returned %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	o.Abandon(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrAbandoned) {
+			t.Fatalf("write error %v, want ErrAbandoned", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write to the terminal still blocked 5 s after Abandon(100ms)")
+	}
+	if o.LinesLost() == 0 || o.LinesLost() > 1<<16 {
+		t.Errorf("LinesLost = %d", o.LinesLost())
+	}
+}
+
+// TestOutTerminalWrites: what goes to a terminal through its own
+// description arrives whole.
+func TestOutTerminalWrites(t *testing.T) {
+	master, slave := openPTY(t)
+	o := NewOut(slave)
+	if _, err := o.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_ = master.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := master.Read(buf)
+	if err != nil || string(buf[:n]) != "hello\r\n" {
+		t.Errorf("terminal shows %q, %v; want \"hello\\r\\n\"", buf[:n], err)
 	}
 }
