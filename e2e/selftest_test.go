@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -254,5 +255,74 @@ func TestSelftestInterrupted(t *testing.T) {
 	progs.checkGone(t)
 	if !strings.Contains(stdout.String(), "DETECTION") {
 		t.Errorf("no report after SIGTERM:\n%s", stdout.String())
+	}
+}
+
+// publicCopy copies the binary into a directory any user may enter, for
+// runs as another user.
+func publicCopy(t *testing.T, bin string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tct-public-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, "tcpclose-trace")
+	if err := os.WriteFile(pub, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// TestSelftestUnprivileged runs the self-test without what it needs, as
+// the nobody user and as root without CAP_NET_ADMIN: one line on stderr
+// that says so (and nothing about a namespace created), exit status 1, no
+// report of failures.
+func TestSelftestUnprivileged(t *testing.T) {
+	requireHost(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipped: setpriv (util-linux) is not installed")
+	}
+	bin := publicCopy(t, buildCLI(t))
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nobody", []string{"--reuid=65534", "--regid=65534", "--clear-groups"}, "running as uid 65534 without CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_DAC_OVERRIDE"},
+		{"nobody json", []string{"--reuid=65534", "--regid=65534", "--clear-groups"}, "running as uid 65534 without"},
+		{"root without CAP_NET_ADMIN", []string{"--bounding-set=-net_admin"}, "running as root without CAP_NET_ADMIN"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(tt.args, bin, "selftest")
+			if strings.HasSuffix(tt.name, "json") {
+				args = append(args, "-o", "json")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "setpriv", args...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("exit: %v, want status 1", err)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout not empty:\n%s", stdout.String())
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.HasPrefix(lines[0], "tcpclose-trace: selftest needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN") ||
+				!strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr = %q, want one line saying it needs root, %q", stderr.String(), tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strconv"
@@ -27,7 +28,7 @@ type pipeWriter struct {
 }
 
 // fastWriter returns a pipeWriter for w when w is an *os.File open on a pipe
-// or FIFO with a reader, and w itself otherwise.
+// or FIFO with a reader, or on a terminal, and w itself otherwise.
 func fastWriter(w io.Writer) io.Writer {
 	f, ok := w.(*os.File)
 	if !ok {
@@ -40,12 +41,22 @@ func fastWriter(w io.Writer) io.Writer {
 	fd := -1
 	_ = conn.Control(func(sysfd uintptr) {
 		var st unix.Stat_t
-		if unix.Fstat(int(sysfd), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		if unix.Fstat(int(sysfd), &st) != nil {
 			return
 		}
-		// Opening the fd's /proc link opens the pipe anew: a description
-		// with flags of its own. It fails (ENXIO) when no one reads.
-		fd, _ = unix.Open("/proc/self/fd/"+strconv.Itoa(int(sysfd)), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO:
+		case unix.S_IFCHR: // a terminal, which blocks too (^S, a stalled ssh session)
+			if _, err := unix.IoctlGetTermios(int(sysfd), unix.TCGETS); err != nil {
+				return
+			}
+		default:
+			return
+		}
+		// Opening the fd's /proc link opens the pipe (or terminal) anew: a
+		// description with flags of its own. It fails (ENXIO) when no one
+		// reads a FIFO. O_NOCTTY: never become the controlling terminal.
+		fd, _ = unix.Open("/proc/self/fd/"+strconv.Itoa(int(sysfd)), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	})
 	if fd < 0 {
 		return w
@@ -80,6 +91,9 @@ func (p *pipeWriter) Write(b []byte) (int, error) {
 	})
 	if err == nil && errno == 0 {
 		return written, nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return written, err // abandoned (Out.Abandon): the rest is not written
 	}
 	// An error (the reader gone, say): the rest goes the ordinary way, which
 	// fails as a write of the original file does (EPIPE on stdout raises

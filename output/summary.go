@@ -25,6 +25,10 @@ type Summary struct {
 	recent [4]summaryKey
 	n      [4]uint64
 	next   int
+
+	// Unwritten is how many events could not be written to the output
+	// (it was closed, or not read in time when the run stopped).
+	Unwritten uint64
 }
 
 // NewSummary returns an empty Summary.
@@ -99,5 +103,6 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	fmt.Fprintf(tw, "refused bytes\t%d\n", c.RefusedBytes)
 	fmt.Fprintf(tw, "ring records lost\t%d\n", c.RingLost)
 	fmt.Fprintf(tw, "events dropped (slow output)\t%d\n", st.SinkDropped)
+	fmt.Fprintf(tw, "events not written (stuck output)\t%d\n", s.Unwritten)
 	return tw.Flush()
 }

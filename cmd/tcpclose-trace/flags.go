@@ -35,11 +35,20 @@ type serveConfig struct {
 	logLevel      slog.Level
 	byComm        int
 	byPod         int
+	maxConns      int
+	idleTimeout   time.Duration
 }
 
 // defaultListenAddress is outside the 9100-9999 range that Prometheus
 // exporters commonly claim.
 const defaultListenAddress = ":19180"
+
+// The metrics server's bounds: a Prometheus or two and the kubelet's probes
+// need a few connections; idle ones cost about 17 KB each.
+const (
+	defaultMaxConns    = 64
+	defaultIdleTimeout = time.Minute
+)
 
 // collectorFlags are the flags both modes share: what to trace and how.
 type collectorFlags struct {
@@ -120,6 +129,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	level := fs.String("log.level", "info", "log level: debug, info, warn or error (anomalies log at warn)")
 	fs.IntVar(&cfg.byComm, "metrics.by-comm", 0, "also export anomalies by command name for at most this many names (0: off)")
 	fs.IntVar(&cfg.byPod, "metrics.by-pod", 0, "also export anomalies by pod and container for at most this many containers (0: off)")
+	fs.IntVar(&cfg.maxConns, "web.max-connections", defaultMaxConns, "serve at most this many connections at once; more wait to be accepted")
+	fs.DurationVar(&cfg.idleTimeout, "web.idle-timeout", defaultIdleTimeout, "close a keep-alive connection idle this long")
 	if err := parse(fs, args, serveUsage, stderr); err != nil {
 		return nil, err
 	}
@@ -134,6 +145,12 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if cfg.byPod < 0 || cfg.byPod > 10000 {
 		return nil, usageError{fmt.Errorf("--metrics.by-pod %d is out of range (0-10000)", cfg.byPod)}
+	}
+	if cfg.maxConns < 1 || cfg.maxConns > 10000 {
+		return nil, usageError{fmt.Errorf("--web.max-connections %d is out of range (1-10000)", cfg.maxConns)}
+	}
+	if cfg.idleTimeout < time.Second || cfg.idleTimeout > time.Hour {
+		return nil, usageError{fmt.Errorf("--web.idle-timeout %v is out of range (1s-1h)", cfg.idleTimeout)}
 	}
 	if err := cfg.pods.validate(); err != nil {
 		return nil, usageError{err}
@@ -189,21 +206,43 @@ func (f *uint64Flag) Set(s string) error {
 	return nil
 }
 
-// sizeFlag is a byte size: a number with an optional K, M or G suffix (powers of 1024).
+// sizeFlag is a byte size: a number with an optional K, M or G suffix
+// (powers of 1024; "Ki", "KB" and "KiB" too), at most 1T.
 type sizeFlag struct{ v uint64 }
+
+// maxSize bounds sizeFlag: a ring larger than 1G is refused later anyway,
+// and the bound keeps the shift from overflowing.
+const maxSize = 1 << 40
+
+// sizeUnits are the accepted suffixes (upper case), longest first, with
+// their shifts.
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{
+	{"KIB", 10}, {"MIB", 20}, {"GIB", 30},
+	{"KB", 10}, {"MB", 20}, {"GB", 30},
+	{"KI", 10}, {"MI", 20}, {"GI", 30},
+	{"K", 10}, {"M", 20}, {"G", 30},
+	{"B", 0},
+}
 
 func (f *sizeFlag) String() string { return strconv.FormatUint(f.v, 10) }
 
 func (f *sizeFlag) Set(s string) error {
-	num, shift := strings.TrimSuffix(strings.ToUpper(s), "B"), 0
-	for i, unit := range []string{"K", "M", "G"} {
-		if strings.HasSuffix(num, unit) || strings.HasSuffix(num, unit+"I") {
-			num, shift = strings.TrimSuffix(strings.TrimSuffix(num, "I"), unit), 10*(i+1)
+	num, shift := strings.ToUpper(s), uint(0)
+	for _, u := range sizeUnits { // one suffix at most: "4MK" stays junk
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, shift = rest, u.shift
+			break
 		}
 	}
 	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || v == 0 || v > 1<<40 {
+	if err != nil || v == 0 {
 		return fmt.Errorf("want a size such as 4M or 262144, got %q", s)
+	}
+	if v > maxSize>>shift {
+		return fmt.Errorf("size %q is too large", s)
 	}
 	f.v = v << shift
 	return nil

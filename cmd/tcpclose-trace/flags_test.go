@@ -84,3 +84,64 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("err = %v, output %q", err, out.String())
 	}
 }
+
+func TestSizeFlag(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    uint64
+		wantErr string
+	}{
+		{in: "262144", want: 262144},
+		{in: "4096B", want: 4096},
+		{in: "256K", want: 256 << 10},
+		{in: "256k", want: 256 << 10},
+		{in: "256KiB", want: 256 << 10},
+		{in: "256kb", want: 256 << 10},
+		{in: "4M", want: 4 << 20},
+		{in: "4Mi", want: 4 << 20},
+		{in: "1G", want: 1 << 30},
+		{in: "1024G", want: 1 << 40},
+		{in: "1025G", wantErr: "too large"},
+		{in: "17179869184G", wantErr: "too large"}, // 2^64: wrapped to 0 (the default)
+		{in: "17179869185G", wantErr: "too large"}, // 2^64 + 1G: wrapped to a 1G ring
+		{in: "18446744073709551615K", wantErr: "too large"},
+		{in: "18446744073709551616", wantErr: "want a size"},
+		{in: "4MK", wantErr: "want a size"}, // was 4M
+		{in: "4KM", wantErr: "want a size"},
+		{in: "4KK", wantErr: "want a size"},
+		{in: "4BB", wantErr: "want a size"},
+		{in: "4iB", wantErr: "want a size"},
+		{in: "4T", wantErr: "want a size"},
+		{in: "M", wantErr: "want a size"},
+		{in: "", wantErr: "want a size"},
+		{in: "0", wantErr: "want a size"},
+		{in: "0K", wantErr: "want a size"},
+		{in: "-4M", wantErr: "want a size"},
+		{in: "+4M", wantErr: "want a size"},
+		{in: " 4M", wantErr: "want a size"},
+		{in: "4 M", wantErr: "want a size"},
+		{in: "0x10M", wantErr: "want a size"},
+		{in: "4.5M", wantErr: "want a size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var f sizeFlag
+			err := f.Set(tt.in)
+			if tt.wantErr == "" {
+				if err != nil || f.v != tt.want {
+					t.Fatalf("Set(%q) = %d, %v; want %d", tt.in, f.v, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Set(%q) = %d, %v; want error %q", tt.in, f.v, err, tt.wantErr)
+			}
+			// Through the command line: a usage error (exit status 2).
+			_, err = parseFlags([]string{"--ring-size", tt.in}, io.Discard)
+			var ue usageError
+			if err == nil || !errors.As(err, &ue) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("--ring-size %q: error %v, want a one-line usage error", tt.in, err)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 )
@@ -32,7 +33,8 @@ const serveUsage = `Usage: tcpclose-trace serve [flags]
 
 Runs as a daemon: serves Prometheus metrics read from the kernel's exact
 counters, logs every anomaly as one JSON line on stdout, and answers /healthz
-and /readyz (ready once every program is attached). Stops on SIGTERM.
+and /readyz (ready once every program is attached). Stops on SIGTERM,
+SIGINT or SIGHUP.
 
 Flags:
 `
@@ -40,7 +42,12 @@ Flags:
 func main() {
 	// The self-test's scenario helpers are this executable re-run.
 	scenario.MaybeRunHelper()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (the terminal closed, or a service manager's reload) stops the
+	// run as SIGTERM does: summary, log line and clean detach.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	if len(os.Args) < 2 || os.Args[1] != "selftest" { // the self-test must remove its namespace
+		context.AfterFunc(ctx, func() { time.AfterFunc(stopLimit, stopNow) })
+	}
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
@@ -54,6 +61,27 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// stopLimit bounds how long the trace and serve modes take to stop once a
+// signal has come: past it (a write that cannot be cut short, to a file or a
+// terminal that does not take it), stopNow ends the process. Its programs
+// and maps go with it: nothing is pinned.
+const stopLimit = 2700 * time.Millisecond
+
+// stopNow says why on stderr, if stderr takes it within 100 ms, and exits
+// with status 1.
+func stopNow() {
+	said := make(chan struct{})
+	go func() {
+		fmt.Fprintf(os.Stderr, "tcpclose-trace: still stopping %v after the signal (output blocked): exiting now\n", stopLimit)
+		close(said)
+	}()
+	select {
+	case <-said:
+	case <-time.After(100 * time.Millisecond):
+	}
+	os.Exit(1)
 }
 
 // usageError marks errors in the command line (exit status 2).
@@ -70,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout)
+		return serve(ctx, cfg, stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {

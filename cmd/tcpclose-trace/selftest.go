@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
@@ -65,11 +63,11 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		opts.Drop = k
 	}
-	// The namespace must go whatever ends the run: SIGINT and SIGTERM end
-	// ctx already; a closed terminal too.
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
-	defer stop()
-
+	if err := selftest.CheckPrivileges(); err != nil {
+		return err // one line instead of a report of failures
+	}
+	// The namespace must go whatever ends the run: SIGINT, SIGTERM and
+	// SIGHUP (a closed terminal) end ctx (main).
 	opts.Progress = func(msg string) { fmt.Fprintf(stderr, "selftest: %s\n", msg) }
 	if *format == "table" {
 		fmt.Fprintf(stdout, "tcpclose-trace selftest on Linux %s\n", selftest.Release())

@@ -14,20 +14,35 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"golang.org/x/net/netutil"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/exporter"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
-// shutdownGrace bounds how long in-flight scrapes may delay the exit.
-const shutdownGrace = 3 * time.Second
+// Server timeouts: a request's headers must arrive within readHeaderTimeout
+// and the whole request within readTimeout; its answer must be written
+// within writeTimeout. The idle timeout is a flag.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+)
+
+// shutdownGrace bounds how long in-flight scrapes may delay the exit (after
+// outputGrace at most, within the stopLimit).
+const shutdownGrace = time.Second
 
 // serve runs the daemon: it checks the web configuration and binds the
 // listener before loading anything, serves metrics, health and readiness,
 // attaches the programs, logs anomalies until ctx ends, and then detaches.
-func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
-	out := output.NewLogWriter(stdout)
+func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) error {
+	// On a signal stdout gets outputGrace to take what is left; then it is
+	// abandoned, and the last line goes to stderr.
+	stdoutOut := output.NewOut(stdout)
+	defer context.AfterFunc(ctx, func() { stdoutOut.Abandon(outputGrace) })()
+	out := output.NewLogWriter(stdoutOut)
 	logger := newLogger(out, cfg)
 	if err := web.Validate(cfg.webConfigFile); err != nil {
 		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
@@ -42,6 +57,10 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 		return fmt.Errorf("--web.listen-address: %w", err)
 	}
 	defer ln.Close()
+	// At most maxConns connections at once: more wait in the kernel's
+	// accept queue until one closes. The cap is on TCP connections, under
+	// any TLS (exporter-toolkit wraps this listener).
+	ln = netutil.LimitListener(ln, cfg.maxConns)
 
 	exp := exporter.New(version)
 	metrics := []prometheus.Collector{exp}
@@ -64,7 +83,8 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: cfg.idleTimeout,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
 	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.listenAddress},
 		WebSystemdSocket: new(false), WebConfigFile: &cfg.webConfigFile}
@@ -81,7 +101,9 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	defer func() {
 		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer scancel()
-		_ = srv.Shutdown(sctx)
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // a scrape still running: cut it
+		}
 		<-served
 	}()
 
@@ -103,18 +125,19 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
 		"pods_cgroup_root", podRoot)
 
-	sink := output.NewLog(logger)
+	var sink output.Sink = output.NewLog(logger)
 	if cfg.logFormat != "logfmt" {
 		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
 	}
+	counted := output.NewCounted(sink)
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
 			b.Observe(ev)
 		}
-		_ = sink.Write(ev)
-	}, func() { _ = sink.Flush() })
-	_ = sink.Flush()
+		_ = counted.Write(ev)
+	}, func() { _ = counted.Flush() })
+	_ = counted.Flush()
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)
@@ -122,7 +145,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout io.Writer) error {
 			err = nil // a signal: the normal way to stop
 		}
 	}
-	logger.Info("stopping", "events_dropped", c.Stats().SinkDropped)
+	stopping := []any{"events_dropped", c.Stats().SinkDropped, "events_unwritten", stdoutOut.LinesLost() + counted.Refused()}
+	logger.Info("stopping", stopping...)
+	if stdoutOut.Err() != nil { // stdout is closed or was not read: the line goes to stderr
+		newLogger(stderr, cfg).Info("stopping", stopping...)
+	}
 	return err
 }
 

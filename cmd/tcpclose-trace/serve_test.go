@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,6 +57,19 @@ func TestParseServeFlags(t *testing.T) {
 		{name: "telemetry path", args: []string{"--web.telemetry-path", "metrics"}, wantErr: "must start with /"},
 		{name: "empty listen address", args: []string{"--web.listen-address", ""}, wantErr: "must not be empty"},
 		{name: "shared filter check", args: []string{"--port", "70000"}, wantErr: "out of range"},
+		{name: "connection bounds", args: []string{"--web.max-connections", "8", "--web.idle-timeout", "5s"},
+			check: func(t *testing.T, c *serveConfig) {
+				if c.maxConns != 8 || c.idleTimeout != 5*time.Second {
+					t.Errorf("parsed = %+v", c)
+				}
+			}},
+		{name: "connection bound defaults", check: func(t *testing.T, c *serveConfig) {
+			if c.maxConns != 64 || c.idleTimeout != time.Minute {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{name: "no connections", args: []string{"--web.max-connections", "0"}, wantErr: "--web.max-connections 0 is out of range"},
+		{name: "idle timeout too short", args: []string{"--web.idle-timeout", "10ms"}, wantErr: "--web.idle-timeout 10ms is out of range"},
 		{name: "trace-only flag", args: []string{"-o", "json"}, wantErr: "flag provided but not defined"},
 	}
 	for _, tt := range tests {

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
+
+// outputGrace is how long, once a signal has come, the output may take to
+// accept what is still to be written before it is abandoned.
+const outputGrace = time.Second
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -38,6 +45,11 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	for _, lost := range c.Lost() { // once running: an error stays one line
 		fmt.Fprintln(stderr, "warning:", lost)
 	}
+	// On a signal the output gets outputGrace to take what is left; then
+	// it is abandoned (what was not written is counted), so that the run
+	// stops in bounded time even when nobody reads stdout.
+	out := output.NewOut(stdout)
+	defer context.AfterFunc(ctx, func() { out.Abandon(outputGrace) })()
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
@@ -45,41 +57,54 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 
 	var sink output.Sink
-	summaryOut := stdout
+	var summaryOut io.Writer = out
 	if cfg.output == "json" {
-		sink = output.NewJSON(stdout)
+		sink = output.NewJSON(out)
 		summaryOut = stderr
 	} else {
-		t := output.NewTable(stdout)
+		t := output.NewTable(out)
 		t.NoHints = cfg.noHints
 		sink = t
 		fmt.Fprintln(stderr, "Tracing TCP closes and resets... Ctrl-C to stop.")
 	}
+	counted := output.NewCounted(sink)
 	summary := output.NewSummary()
-	var writeErr error
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		summary.Add(ev)
-		if writeErr == nil {
-			writeErr = sink.Write(ev)
-		}
-	}, func() {
-		if writeErr == nil {
-			writeErr = sink.Flush()
-		}
-	})
-	if writeErr == nil {
-		writeErr = sink.Flush()
-	}
+		_ = counted.Write(ev)
+	}, func() { _ = counted.Flush() })
+	_ = counted.Flush()
 	if err != nil {
 		return err
-	}
-	if writeErr != nil {
-		return fmt.Errorf("write output: %w", writeErr)
 	}
 	counters, err := c.Counters()
 	if err != nil {
 		return err
 	}
-	return summary.Write(summaryOut, counters, c.Stats(), c.Reasons())
+	// What the output missed: the lines it did not take (one per event,
+	// in NDJSON; the table's hint lines count too), and the events refused
+	// after.
+	summary.Unwritten = out.LinesLost() + counted.Refused()
+	var buf bytes.Buffer
+	if err := summary.Write(&buf, counters, c.Stats(), c.Reasons()); err != nil {
+		return err
+	}
+	// The summary goes where the events went, or, if they could not go
+	// there, to stderr.
+	writeErr := counted.Err()
+	var sumErr error
+	if writeErr == nil || summaryOut == stderr {
+		_, sumErr = summaryOut.Write(buf.Bytes())
+	}
+	if summaryOut != stderr && (writeErr != nil || sumErr != nil) {
+		_, sumErr = stderr.Write(buf.Bytes())
+	}
+	if sumErr != nil {
+		return errors.Join(writeErr, fmt.Errorf("write summary: %w", sumErr))
+	}
+	if errors.Is(writeErr, output.ErrAbandoned) {
+		return nil // stopped by a signal with nobody reading: counted in the summary
+	}
+	return writeErr
 }

@@ -13,6 +13,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -88,6 +89,9 @@ func checkObjects(t *testing.T, objs objects, w want) {
 	checkScraping(t, objs, ds, w)
 	for _, o := range objs.ofKind(kPrometheusRule) {
 		checkPrometheusRule(t, o)
+	}
+	for _, o := range objs.ofKind(kNetworkPolicy) {
+		checkNetworkPolicy(t, o.typ.(*networkingv1.NetworkPolicy), ds, w)
 	}
 	for _, ns := range objs.ofKind(kNamespace) {
 		if ns.meta.Name != w.namespace {
@@ -525,6 +529,46 @@ func checkScraping(t *testing.T, objs objects, ds *appsv1.DaemonSet, w want) {
 			t.Errorf("PodMonitor endpoint port %s path %q scheme %q, want metrics /metrics %s", ptrStr(e.Port), e.Path, e.Scheme.String(), scheme)
 		}
 		checkInstanceRelabel(t, "PodMonitor", e.RelabelConfigs)
+	}
+}
+
+// checkNetworkPolicy: the policy selects the daemon's pods, restricts
+// ingress only, and admits some peers (never all) to the metrics port and
+// nothing else.
+func checkNetworkPolicy(t *testing.T, np *networkingv1.NetworkPolicy, ds *appsv1.DaemonSet, w want) {
+	t.Helper()
+	sel := np.Spec.PodSelector
+	if len(sel.MatchExpressions) > 0 || len(sel.MatchLabels) == 0 || !isSubset(sel.MatchLabels, ds.Spec.Template.Labels) {
+		t.Errorf("NetworkPolicy podSelector %v does not select the pod labels %v", sel.MatchLabels, ds.Spec.Template.Labels)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy policyTypes %v, want [Ingress]", np.Spec.PolicyTypes)
+	}
+	if len(np.Spec.Ingress) != 1 {
+		t.Fatalf("NetworkPolicy: %d ingress rules, want 1", len(np.Spec.Ingress))
+	}
+	rule := np.Spec.Ingress[0]
+	if len(rule.From) == 0 {
+		t.Errorf("NetworkPolicy admits every source: from is empty")
+	}
+	for i, peer := range rule.From {
+		if peer.PodSelector == nil && peer.NamespaceSelector == nil && peer.IPBlock == nil {
+			t.Errorf("NetworkPolicy from[%d] is empty", i)
+		}
+	}
+	if len(rule.Ports) != 1 {
+		t.Fatalf("NetworkPolicy: %d ports, want 1 (metrics)", len(rule.Ports))
+	}
+	p := rule.Ports[0]
+	c := ds.Spec.Template.Spec.Containers[0]
+	var named int32
+	for _, cp := range c.Ports {
+		if p.Port != nil && p.Port.String() == cp.Name {
+			named = cp.ContainerPort
+		}
+	}
+	if p.Port == nil || (named != w.port && p.Port.IntVal != w.port) || p.Protocol == nil || *p.Protocol != corev1.ProtocolTCP {
+		t.Errorf("NetworkPolicy port %v/%v, want the metrics port %d/TCP", p.Port, ptrStr(p.Protocol), w.port)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sjson "sigs.k8s.io/json"
@@ -22,10 +23,11 @@ import (
 // kinds are the only kinds the manifests may hold, by apiVersion and kind,
 // with the typed object each decodes into.
 var kinds = map[string]func() any{
-	"v1/Namespace":      func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount": func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":        func() any { return &corev1.Service{} },
-	"apps/v1/DaemonSet": func() any { return &appsv1.DaemonSet{} },
+	"v1/Namespace":                            func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"apps/v1/DaemonSet":                       func() any { return &appsv1.DaemonSet{} },
+	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
 	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },

@@ -20,6 +20,7 @@ const (
 	kServiceMonitor = "monitoring.coreos.com/v1/ServiceMonitor"
 	kPodMonitor     = "monitoring.coreos.com/v1/PodMonitor"
 	kPrometheusRule = "monitoring.coreos.com/v1/PrometheusRule"
+	kNetworkPolicy  = "networking.k8s.io/v1/NetworkPolicy"
 )
 
 // want is what one rendering must hold.
@@ -130,6 +131,7 @@ func renderings() []rendering {
 		kustomizeRendering("crio", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, crio) }), "crio"),
 		kustomizeRendering("docker", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, docker) }), "docker"),
 		kustomizeRendering("kubelet-pods", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, containerd, kubeletPods) }), "kubelet-pods"),
+		kustomizeRendering("networkpolicy", with(kustomizeBase, func(w *want) { w.kinds = append(w.kinds, kNetworkPolicy) }), "networkpolicy"),
 		kustomizeRendering("crio+kubelet-pods", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, crio, kubeletPods) }), "crio", "kubelet-pods"),
 
 		helmRendering("default", "", helmDefault),
@@ -228,6 +230,21 @@ goMemLimit: ""
 			w.rro = ""
 			w.env = nil
 		})),
+		helmRendering("network policy", `
+networkPolicy: {enabled: true}
+`, with(helmDefault, func(w *want) { w.kinds = append(w.kinds, kNetworkPolicy) })),
+		helmRendering("network policy for another scraper, other port", `
+port: 29180
+networkPolicy:
+  enabled: true
+  from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
+      podSelector: {matchLabels: {app: vmagent}}
+`, with(helmDefault, func(w *want) {
+			w.kinds = append(w.kinds, kNetworkPolicy)
+			w.port = 29180
+			w.args[1] = "--web.listen-address=:29180"
+		})),
 		helmRendering("pods off, no monitoring objects", `
 pods: "off"
 serviceAccount: {create: false}
@@ -299,6 +316,34 @@ func TestKustomizeAndHelmAgree(t *testing.T) {
 		if d := diff(kr[0].raw["spec"], hr[0].raw["spec"]); d != "" {
 			t.Errorf("%s specs differ (kustomize, helm): %s", kind, d)
 		}
+	}
+}
+
+// TestNetworkPolicyAgree: the kustomize component and the chart's value
+// ship the same policy.
+func TestNetworkPolicyAgree(t *testing.T) {
+	k, err := kustomizeBuild(overlay(t, "networkpolicy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := helmTemplate(loadChart(t), "networkPolicy: {enabled: true}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ko, err := decodeAll(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ho, err := decodeAll(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, hp := ko.ofKind(kNetworkPolicy), ho.ofKind(kNetworkPolicy)
+	if len(kp) != 1 || len(hp) != 1 {
+		t.Fatalf("NetworkPolicy: %d in kustomize, %d in helm; want one each", len(kp), len(hp))
+	}
+	if d := diff(kp[0].raw["spec"], hp[0].raw["spec"]); d != "" {
+		t.Errorf("NetworkPolicy specs differ (kustomize, helm): %s", d)
 	}
 }
 
