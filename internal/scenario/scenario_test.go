@@ -60,7 +60,7 @@ var wantDeltas = map[string]map[string]uint64{
 	"peer_reset":          {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
 	"handoff":             {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
 	// The orphan in FIN_WAIT1 aborts; the peer, in CLOSE_WAIT, is reset.
-	"upload_refused":  {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 1},
+	"upload_refused": {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 1},
 	// The closer was in FIN_WAIT1: only the peer's reset is an established one.
 	"shutdown_unread": {"TcpExtTCPAbortOnClose": 1, "TcpOutRsts": 1, "TcpEstabResets": 1},
 	// Only the peer's socket was established.
