@@ -848,7 +848,11 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			 * addresses are the wildcard: the segment's are the
 			 * connection's.
 			 */
+			__u32 netns = e.netns;
+
 			fill_from_skb(&e, skb);
+			/* The segment's device is no longer set here: the socket's netns. */
+			e.netns = netns;
 			e.flags |= EVF_LISTENER;
 		}
 		if (is_full_sock(e.state)) {
