@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -161,17 +162,27 @@ func TestSelftestBrokenDetection(t *testing.T) {
 		t.Errorf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for row, want := range map[string]string{
-		selftest.RowUnread:    "FAIL",
-		selftest.RowNoStorage: "FAIL", // no_storage's close is an unread_close too
-		selftest.RowCounters:  "FAIL", // unread_close events no longer match TCPAbortOnClose
-		selftest.RowGraceful:  "ok",
-		selftest.RowAbort:     "ok",
+		selftest.RowUnread:   "FAIL",
+		selftest.RowCounters: "FAIL", // unread_close events no longer match TCPAbortOnClose
+		selftest.RowGraceful: "ok",
+		selftest.RowAbort:    "ok",
 	} {
 		if got := rowCells(t, out, row); len(got) != 1 || got[0] != want {
 			t.Errorf("row %q: %v, want [%s]", row, got, want)
 		}
 	}
-	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1", "FAIL: 3 of 14 checks"} {
+	// no_storage's close is an unread_close too, where the kernel can run
+	// it (net.core.optmem_max per namespace).
+	failed := 2
+	switch got := rowCells(t, out, selftest.RowNoStorage); {
+	case len(got) == 1 && got[0] == "FAIL":
+		failed++
+	case len(got) == 1 && got[0] == "n/a":
+	default:
+		t.Errorf("row %q: %v, want [FAIL] or [n/a]", selftest.RowNoStorage, got)
+	}
+	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1",
+		fmt.Sprintf("FAIL: %d of %d checks", failed, len(selftest.Rows()))} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
