@@ -944,7 +944,18 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
  */
 static __always_inline int send_reset_not_full(struct sock *sk, struct sk_buff *skb)
 {
+	__u8 tcp_flags = 0;
+
 	if (sk && is_full_sock(sk->__sk_common.skc_state))
+		return 0;
+	/*
+	 * The function is entered for a reset arriving with no socket too,
+	 * and returns at once: a reset is never answered.
+	 */
+	if (skb &&
+	    !bpf_probe_read_kernel(&tcp_flags, sizeof(tcp_flags),
+				   skb->head + skb->transport_header + 13) &&
+	    (tcp_flags & TCPHDR_RST))
 		return 0;
 	return send_reset(sk, skb, 0, false);
 }

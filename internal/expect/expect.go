@@ -123,13 +123,19 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 		}
 	case "upload_refused":
 		// The data that acks the orphan's FIN is refused in FIN_WAIT1:
-		// tcp_done, no tcp_reset, TCPAbortOnData.
-		return []Event{
+		// tcp_done, no tcp_reset, TCPAbortOnData. Segments still in flight
+		// that reach the listener are answered by it.
+		ws := []Event{
 			{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: c, RPort: p},
 			{Row: RowAfterFinWait1, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: c, RPort: p,
 				Refused: r.RefusedBytes, Reason: k.Reason("TCP_ABORT_ON_DATA")},
 			received(Peer, p, c),
 		}
+		for range r.ListenerResets {
+			ws = append(ws, Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
+				Reason: k.Reason("TCP_FLAGS"), Listener: true})
+		}
+		return ws
 	case "shutdown_unread":
 		// The FIN queued by shutdown() is no unsent data.
 		return []Event{

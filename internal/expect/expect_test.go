@@ -227,6 +227,22 @@ func TestMissingAndDescribe(t *testing.T) {
 	}
 }
 
+// TestListenerResets: each segment of upload_refused's that the listener
+// answered adds one listener reset_sent.
+func TestListenerResets(t *testing.T) {
+	r := *run
+	r.ListenerResets = 2
+	n := 0
+	for _, w := range Events(linux612, "upload_refused", &r) {
+		if w.Kind == collector.KindResetSent && w.Listener && w.Row == RowListener && w.Reason == "TCP_FLAGS" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d listener resets, want 2", n)
+	}
+}
+
 func TestRows(t *testing.T) {
 	tests := []struct {
 		scenario string

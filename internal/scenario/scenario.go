@@ -40,9 +40,15 @@ type Result struct {
 	// (linger_zero), as ioctl SIOCOUTQ gave it right before close.
 	UnsentBytes uint32
 	// RefusedBytes is the payload the peer sent after the close
-	// (undrained_fin_wait, undrained_time_wait, upload_refused: what the
-	// peer's TCP_INFO bytes_sent grew by after the close).
+	// (undrained_fin_wait, undrained_time_wait; upload_refused: the payload
+	// of the first segment after the closer's FIN, seen on the wire).
 	RefusedBytes uint32
+	// ListenerResets is, for upload_refused, how many of the peer's
+	// segments still in flight after the abort the closer's listener
+	// answered with a reset (seen on the wire). A segment that reaches the
+	// aborted socket while its closer still holds it (its backlog) is
+	// dropped without a reset, so this depends on timing.
+	ListenerResets int
 }
 
 // ErrUnsupported is wrapped by the error of a scenario this kernel cannot
@@ -299,18 +305,68 @@ func uploadRefused(d *driver) *Result {
 	d.do(p, "fill S")
 	d.do(p, "waitstalled S")
 	d.do(c, "shutrd S")
+	capt, err := d.ns.openCapture()
+	if err != nil {
+		d.fail(err)
+		return nil
+	}
+	defer capt.close()
 	before := d.num(p, "sent S")
 	d.do(c, "drainclose S")
 	d.do(p, "waitclosed S")
 	after := d.num(p, "sent S")
-	if d.err == nil && after <= before {
-		d.fail(fmt.Errorf("peer sent nothing after the close (bytes_sent %d)", after))
-	}
 	// The FIN came before the reset: read reports EOF.
 	d.readAll(p, 0, "EOF")
 	d.do(p, "close S")
+	r := &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
+	if d.err == nil {
+		segs, err := capt.read()
+		if err != nil {
+			d.fail(err)
+		} else if err := r.refused(segs, after-before); err != nil {
+			d.fail(err)
+		}
+	}
 	d.do(c, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, RefusedBytes: uint32(after - before)}
+	return r
+}
+
+// refused reads upload_refused's outcome from the wire: the peer's data
+// after the closer's FIN (sent bytes in all), the first segment refused by
+// the aborting socket, and the closer's resets: that one's, then the
+// listener's.
+func (r *Result) refused(segs []segment, sent int) error {
+	c, p := r.CloserPort, r.PeerPort
+	fin := -1
+	var data []int
+	rsts := 0
+	for i, s := range segs {
+		switch {
+		case fin < 0 && s.sport == c && s.dport == p && s.flags&tcpFlagFIN != 0:
+			fin = i
+		case fin < 0:
+		case s.sport == p && s.dport == c && s.payload > 0:
+			data = append(data, s.payload)
+		case s.sport == c && s.dport == p && s.flags&tcpFlagRST != 0:
+			rsts++
+		}
+	}
+	total := 0
+	for _, n := range data {
+		total += n
+	}
+	switch {
+	case fin < 0:
+		return errors.New("closer's FIN not seen on the wire")
+	case len(data) == 0:
+		return errors.New("peer sent no data after the closer's FIN")
+	case total != sent:
+		return fmt.Errorf("peer's data after the FIN %v, but its bytes_sent grew by %d", data, sent)
+	case rsts < 1 || rsts > len(data):
+		return fmt.Errorf("%d resets for the peer's %d segments after the FIN", rsts, len(data))
+	}
+	r.RefusedBytes, r.ListenerResets = uint32(data[0]), rsts-1
+	return nil
 }
 
 // shutdownUnread: the closer never writes; the peer sends 1234 bytes; the
