@@ -3,6 +3,7 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -92,4 +93,33 @@ func (c *capture) read() ([]segment, error) {
 		})
 	}
 	return nil, errors.New("capture: too many packets")
+}
+
+// quietWire is how long the wire must stay silent for readQuiet.
+const quietWire = 200 * time.Millisecond
+
+// readQuiet reads segments until none came for quiet (at most for limit),
+// and returns them all.
+func (c *capture) readQuiet(quiet, limit time.Duration) ([]segment, error) {
+	var all []segment
+	deadline := time.Now().Add(limit)
+	last := time.Now()
+	for {
+		segs, err := c.read()
+		if err != nil {
+			return nil, err
+		}
+		if len(segs) > 0 {
+			all = append(all, segs...)
+			last = time.Now()
+		}
+		now := time.Now()
+		if now.Sub(last) >= quiet {
+			return all, nil
+		}
+		if now.After(deadline) {
+			return nil, fmt.Errorf("capture: the wire did not go quiet within %v", limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

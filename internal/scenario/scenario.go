@@ -320,7 +320,7 @@ func uploadRefused(d *driver) *Result {
 	d.do(p, "close S")
 	r := &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
 	if d.err == nil {
-		segs, err := capt.read()
+		segs, err := capt.readQuiet(quietWire, scaled(helperPoll))
 		if err != nil {
 			d.fail(err)
 		} else if err := r.refused(segs, after-before); err != nil {
@@ -404,17 +404,31 @@ func halfOpen(d *driver) *Result {
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
 }
 
+const optmemMax = "net.core.optmem_max"
+
+// Supports returns nil if the kernel can run scenario name in n, else an
+// error wrapping ErrUnsupported that says why.
+func (n *Namespace) Supports(name string) error {
+	if name != "no_storage" {
+		return nil
+	}
+	if _, err := n.sysctlValue(optmemMax); err != nil {
+		return fmt.Errorf("%w: %s is not per network namespace: %v", ErrUnsupported, optmemMax, err)
+	}
+	return nil
+}
+
 // noStorage: unread_close with net.core.optmem_max 0 in the namespace, so
 // that the kernel refuses every socket's BPF storage (it is charged to the
 // socket's option memory): the tracer must count and stream the close all
 // the same. Needs the sysctl per namespace (Linux 6.9+).
 func noStorage(d *driver) *Result {
-	const key = "net.core.optmem_max"
-	old, err := d.ns.sysctlValue(key)
+	old, err := d.ns.sysctlValue(optmemMax)
 	if err != nil {
-		d.fail(fmt.Errorf("%w: %s is not per network namespace: %v", ErrUnsupported, key, err))
+		d.fail(fmt.Errorf("%w: %s is not per network namespace: %v", ErrUnsupported, optmemMax, err))
 		return nil
 	}
+	const key = optmemMax
 	if err := d.ns.Sysctl(key, "0"); err != nil {
 		d.fail(err)
 		return nil
