@@ -47,6 +47,8 @@ enum {
 	EVF_NO_SOCKET = 1 << 5,	  /* a reset with no socket (addresses from skb) */
 	EVF_PROVISIONAL = 1 << 6, /* reset_received that may be a local abort */
 	EVF_LOCAL_ABORT = 1 << 7, /* data_after_close: cancels the provisional reset */
+	EVF_LISTENER = 1 << 8,	  /* a reset sent by a listener (addresses from skb) */
+	EVF_NO_STORAGE = 1 << 9,  /* socket storage could not be created: owner may be missing */
 };
 
 /* Socket-local flags. */
@@ -85,8 +87,7 @@ struct event {
 	__u16 reason;
 	__u8 kind;
 	__u8 state;
-	__u8 flags;
-	__u8 pad;
+	__u16 flags;
 	__u8 laddr[16];
 	__u8 raddr[16];
 	char comm[16];
@@ -269,9 +270,20 @@ static __always_inline __u32 unread_bytes(const struct sock *sk, const struct tc
 	return n;
 }
 
-static __always_inline __u32 unsent_bytes(const struct tcp_sock *tp)
+/*
+ * Data bytes queued but not acknowledged: write_seq - snd_una, less our FIN.
+ * The FIN takes a sequence number once shutdown() or close() queued it
+ * (tcp_send_fin: write_seq++) and until the peer acks it: exactly while the
+ * socket is in FIN_WAIT1, CLOSING or LAST_ACK (state is the one before the
+ * transition being classified).
+ */
+static __always_inline __u32 unsent_bytes(const struct tcp_sock *tp, int state)
 {
-	return tp->write_seq - tp->snd_una;
+	__u32 n = tp->write_seq - tp->snd_una;
+
+	if (n && (state == TCP_FIN_WAIT1 || state == TCP_CLOSING || state == TCP_LAST_ACK))
+		n--;
+	return n;
 }
 
 static __always_inline bool linger_zero(const struct sock *sk)
@@ -307,7 +319,10 @@ static __always_inline void fill_from_sock(struct event *e, struct sock *sk)
 	}
 }
 
-/* Addresses of a socket-less reset: local is the offending segment's destination. */
+/*
+ * Addresses of a reset sent with no socket, or by a listener: local is the
+ * offending segment's destination.
+ */
 static __always_inline void fill_from_skb(struct event *e, const struct sk_buff *skb)
 {
 	unsigned char *head = skb->head;
@@ -317,7 +332,6 @@ static __always_inline void fill_from_skb(struct event *e, const struct sk_buff 
 		struct ipv6hdr v6;
 	} ip;
 
-	e->flags |= EVF_NO_SOCKET;
 	e->netns = skb->dev->nd_net.net->ns.inum;
 	/* An IPv4 header is followed by at least a TCP header: 40 bytes are there. */
 	if (bpf_probe_read_kernel(&ip, sizeof(ip.v6), head + skb->network_header))
@@ -503,8 +517,10 @@ static __always_inline bool close_transition(int oldstate, int newstate)
  */
 static __always_inline void classify_close(struct sock *sk, int oldstate, int newstate)
 {
+	struct owner local = {};
 	struct event e = {};
 	struct sk_info *info;
+	struct owner *owner;
 	struct tcp_sock *tp;
 	bool owner_used;
 	bool peer_fin;
@@ -519,10 +535,10 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 		e.unread_bytes = unread_bytes(sk, tp);
 		if (e.unread_bytes) {
 			e.kind = KIND_UNREAD_CLOSE;
-			e.unsent_bytes = unsent_bytes(tp);
+			e.unsent_bytes = unsent_bytes(tp, oldstate);
 		} else if (linger_zero(sk)) {
 			e.kind = KIND_ABORT_CLOSE;
-			e.unsent_bytes = unsent_bytes(tp);
+			e.unsent_bytes = unsent_bytes(tp, oldstate);
 		} else if (peer_fin) {
 			e.kind = KIND_GRACEFUL_CLOSE;
 		}
@@ -530,20 +546,35 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 		e.kind = peer_fin ? KIND_GRACEFUL_CLOSE : KIND_UNDRAINED_CLOSE;
 	}
 
-	info = info_of(sk, true);
-	if (!info || (info->flags & SKF_CLASSIFIED))
-		return;
-	info->flags |= SKF_CLASSIFIED;
-	/*
-	 * The closer becomes the owner of what follows the close (resets, data
-	 * refused). A graceful close that is only counted keeps a real owner
-	 * already known: nobody reads this event's, and fetching it (three
-	 * helper calls) is most of the cost of the commonest close.
-	 */
 	owner_used = e.kind != KIND_GRACEFUL_CLOSE || stream_graceful || owner_filtered();
-	if (owner_used || (info->flags & (SKF_OWNER | SKF_INHERITED)) != SKF_OWNER) {
-		owner_from_current(&info->owner);
-		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
+	info = info_of(sk, true);
+	if (info) {
+		if (info->flags & SKF_CLASSIFIED)
+			return;
+		info->flags |= SKF_CLASSIFIED;
+		/*
+		 * The closer becomes the owner of what follows the close
+		 * (resets, data refused). A graceful close that is only
+		 * counted keeps a real owner already known: nobody reads this
+		 * event's, and fetching it (three helper calls) is most of the
+		 * cost of the commonest close.
+		 */
+		if (owner_used || (info->flags & (SKF_OWNER | SKF_INHERITED)) != SKF_OWNER) {
+			owner_from_current(&info->owner);
+			info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
+		}
+		owner = &info->owner;
+	} else {
+		/*
+		 * No storage (its allocation failed, e.g. the socket's option
+		 * memory is at net.core.optmem_max): the close is still counted
+		 * and streamed, with its owner (this is the closing task), and
+		 * says that what follows on the socket may lack its owner.
+		 */
+		e.flags |= EVF_NO_STORAGE;
+		if (owner_used)
+			owner_from_current(&local);
+		owner = &local;
 	}
 	if (e.kind == KIND_NONE)
 		return; /* closed during connect: nothing to report */
@@ -558,9 +589,9 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 	if (oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2)
 		e.flags |= EVF_SHUT_WR;
 	if (owner_used)
-		set_owner(&e, &info->owner);
+		set_owner(&e, owner);
 	if (e.kind == KIND_UNDRAINED_CLOSE)
-		bpf_map_update_elem(&tw_owner, &e.cookie, &info->owner, BPF_ANY);
+		bpf_map_update_elem(&tw_owner, &e.cookie, owner, BPF_ANY);
 	if (e.kind == KIND_UNREAD_CLOSE || e.kind == KIND_ABORT_CLOSE) {
 		__u32 zero = 0;
 		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
@@ -720,6 +751,8 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	info = info_of(sk, true);
 	if (info)
 		info->flags |= SKF_WAS_RESET;
+	else
+		e.flags |= EVF_NO_STORAGE;
 	e.cookie = cookie_of(sk);
 	fill_from_sock(&e, sk);
 	if (provisional)
@@ -748,6 +781,21 @@ static __always_inline void uncount_reset_received(void)
 
 	if (c)
 		c->kinds[KIND_RESET_RECEIVED]--;
+}
+
+/*
+ * Whether a reset that answers a segment is the kernel's abort on data after
+ * close (TCPAbortOnData): where the kernel names reasons, the name must agree.
+ */
+static __always_inline bool abort_on_data_reason(struct sk_buff *skb, __u16 reason, bool has_reason)
+{
+	if (!skb)
+		return false;
+	if (!has_reason)
+		return true;
+	if (!bpf_core_enum_value_exists(enum sk_rst_reason, SK_RST_REASON_TCP_ABORT_ON_DATA))
+		return false;
+	return reason == bpf_core_enum_value(enum sk_rst_reason, SK_RST_REASON_TCP_ABORT_ON_DATA);
 }
 
 /*
@@ -788,9 +836,25 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 		if (!skb)
 			return 0;
 		fill_from_skb(&e, skb);
+		e.flags |= EVF_NO_SOCKET;
 	} else {
 		e.cookie = sk->__sk_common.skc_cookie.counter;
 		fill_from_sock(&e, sk);
+		if (e.state == TCP_LISTEN && skb) {
+			/*
+			 * A listener answers a segment of a connection it does
+			 * not have (reason TCP_FLAGS), e.g. one still in flight
+			 * after the connection's socket aborted. Its own
+			 * addresses are the wildcard: the segment's are the
+			 * connection's.
+			 */
+			__u32 netns = e.netns;
+
+			fill_from_skb(&e, skb);
+			/* The segment's device is no longer set here: the socket's netns. */
+			e.netns = netns;
+			e.flags |= EVF_LISTENER;
+		}
 		if (is_full_sock(e.state)) {
 			info = info_of(sk, false);
 			if (info && (info->flags & SKF_OWNER))
@@ -805,26 +869,33 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 		/*
 		 * tcp_reset() ran on this socket, and now it answers a segment:
 		 * a received RST is never answered, so this is the kernel
-		 * aborting on data after shutdown (TCPAbortOnData). Where the
-		 * kernel names reasons, the name must agree.
+		 * aborting on data after shutdown (TCPAbortOnData).
 		 */
-		if (!has_reason)
-			abort_on_data = skb != NULL;
-		else if (bpf_core_enum_value_exists(enum sk_rst_reason,
-						    SK_RST_REASON_TCP_ABORT_ON_DATA))
-			abort_on_data =
-			    reason == bpf_core_enum_value(enum sk_rst_reason,
-							  SK_RST_REASON_TCP_ABORT_ON_DATA);
+		abort_on_data = abort_on_data_reason(skb, reason, has_reason);
 		info->flags &= ~SKF_RESET_PENDING;
+		if (abort_on_data) {
+			/* FIN_WAIT path: data after shutdown, TCPAbortOnData. */
+			uncount_reset_received();
+			e.state = info->abort_state;
+			e.flags |= EVF_LOCAL_ABORT;
+		}
+	} else if (sk && e.state == TCP_CLOSE && skb && !(info && (info->flags & SKF_WAS_RESET))) {
+		/*
+		 * A full socket already closed answers a segment, and tcp_reset()
+		 * did not run on it: tcp_rcv_state_process() has just called
+		 * tcp_done() and returned non-zero, which only its FIN_WAIT1 branch
+		 * does that way. The orphan's FIN was acked by a segment that
+		 * carries new data (or by any segment, with TCP_LINGER2 < 0):
+		 * TCPAbortOnData, and no tcp_receive_reset. 6.1 names no reason;
+		 * the socket state and the segment are the evidence.
+		 */
+		abort_on_data = abort_on_data_reason(skb, reason, has_reason);
+		if (abort_on_data)
+			e.state = TCP_FIN_WAIT1;
 	}
 	if (abort_on_data) {
-		/* FIN_WAIT path: data after shutdown, TCPAbortOnData. */
-		uncount_reset_received();
 		e.kind = KIND_DATA_AFTER_CLOSE;
-		e.state = info->abort_state;
-		e.flags |= EVF_LOCAL_ABORT;
-		if (skb)
-			e.refused_bytes = payload_bytes(skb, &tcp_flags);
+		e.refused_bytes = payload_bytes(skb, &tcp_flags);
 	} else if (sk && e.state == TCP_TIME_WAIT && skb) {
 		const struct inet_timewait_sock *tw = (const void *)sk;
 		__u32 refused = payload_bytes(skb, &tcp_flags);
@@ -845,8 +916,11 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			if (c)
 				c->time_wait_refusals++;
 		}
-	} else if (info && in_final_close(sk)) {
-		/* The reset of an unread or zero-linger close: part of that event. */
+	} else if (sk && is_full_sock(e.state) && in_final_close(sk)) {
+		/*
+		 * The reset of an unread or zero-linger close: part of that
+		 * event (also when the socket has no storage).
+		 */
 		return 0;
 	}
 	emit(&e);
@@ -870,7 +944,18 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
  */
 static __always_inline int send_reset_not_full(struct sock *sk, struct sk_buff *skb)
 {
+	__u8 tcp_flags = 0;
+
 	if (sk && is_full_sock(sk->__sk_common.skc_state))
+		return 0;
+	/*
+	 * The function is entered for a reset arriving with no socket too,
+	 * and returns at once: a reset is never answered.
+	 */
+	if (skb &&
+	    !bpf_probe_read_kernel(&tcp_flags, sizeof(tcp_flags),
+				   skb->head + skb->transport_header + 13) &&
+	    (tcp_flags & TCPHDR_RST))
 		return 0;
 	return send_reset(sk, skb, 0, false);
 }

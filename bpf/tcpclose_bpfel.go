@@ -42,8 +42,7 @@ type TcpcloseEvent struct {
 	Reason       uint16
 	Kind         uint8
 	State        uint8
-	Flags        uint8
-	Pad          uint8
+	Flags        uint16
 	Laddr        [16]uint8
 	Raddr        [16]uint8
 	Comm         [16]int8

@@ -21,6 +21,8 @@ const (
 	evfNoSocket    = 1 << 5
 	evfProvisional = 1 << 6
 	evfLocalAbort  = 1 << 7
+	evfListener    = 1 << 8
+	evfNoStorage   = 1 << 9
 
 	reasonUnknown = 63
 )
@@ -76,6 +78,8 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 		ShutWR:       r.Flags&evfShutWR != 0,
 		TimeWait:     r.Flags&evfTimeWait != 0,
 		NoSocket:     r.Flags&evfNoSocket != 0,
+		Listener:     r.Flags&evfListener != 0,
+		NoStorage:    r.Flags&evfNoStorage != 0,
 		provisional:  r.Flags&evfProvisional != 0,
 		localAbort:   r.Flags&evfLocalAbort != 0,
 	}

@@ -107,6 +107,13 @@ type Event struct {
 	ShutWR     bool // shutdown(SHUT_WR) preceded the close
 	TimeWait   bool // seen on a TIME_WAIT mini-socket
 	NoSocket   bool // a reset sent with no socket (e.g. SYN to a closed port)
+	// Listener: a reset sent by a listening socket for a segment of a
+	// connection it does not have; the addresses are the segment's.
+	Listener bool
+	// NoStorage: the kernel could not create the socket's storage (its
+	// allocation failed), so the owner of this socket's later events (or of
+	// this one, outside a close) may be missing. The event is counted.
+	NoStorage bool
 
 	// Pod names the Kubernetes pod and container the owner ran in; nil
 	// outside pods or without pod attribution (see package kubepods).

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -57,6 +58,9 @@ func TestScenarios(t *testing.T) {
 				mark := tr.mark()
 				before := takeSnapshot(t, ns, tr)
 				r, err := scenario.Run(ns, name, family)
+				if errors.Is(err, scenario.ErrUnsupported) {
+					t.Skipf("skipped: %v", err)
+				}
 				if err != nil {
 					t.Fatalf("run scenario: %v", err)
 				}

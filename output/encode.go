@@ -71,6 +71,8 @@ var fields = []field{
 	boolField("shut_wr", func(ev *collector.Event) bool { return ev.ShutWR }),
 	boolField("time_wait", func(ev *collector.Event) bool { return ev.TimeWait }),
 	boolField("no_socket", func(ev *collector.Event) bool { return ev.NoSocket }),
+	boolField("listener", func(ev *collector.Event) bool { return ev.Listener }),
+	boolField("no_storage", func(ev *collector.Event) bool { return ev.NoStorage }),
 	{name: "since_close_ns", omitEmpty: true, logOmitEmpty: true, typ: typInt,
 		num: func(ev *collector.Event) uint64 { return uint64(ev.SinceClose) }},
 	podField("namespace", func(p *collector.PodInfo) string { return p.Namespace }),

@@ -155,6 +155,8 @@ type Record struct {
 	ShutWR       bool   `json:"shut_wr,omitempty"`
 	TimeWait     bool   `json:"time_wait,omitempty"`
 	NoSocket     bool   `json:"no_socket,omitempty"`
+	Listener     bool   `json:"listener,omitempty"`
+	NoStorage    bool   `json:"no_storage,omitempty"`
 	SinceCloseNs int64  `json:"since_close_ns,omitempty"`
 	Namespace    string `json:"namespace,omitempty"`
 	Pod          string `json:"pod,omitempty"`
@@ -182,6 +184,8 @@ func NewRecord(ev *collector.Event) Record {
 		ShutWR:       ev.ShutWR,
 		TimeWait:     ev.TimeWait,
 		NoSocket:     ev.NoSocket,
+		Listener:     ev.Listener,
+		NoStorage:    ev.NoStorage,
 		SinceCloseNs: int64(ev.SinceClose),
 	}
 	if ev.OwnerKnown {

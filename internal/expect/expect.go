@@ -19,9 +19,12 @@ const (
 	RowUndrained     = "undrained_close"
 	RowAfterFinWait  = "data_after_close (FIN_WAIT2 orphan)"
 	RowAfterTimeWait = "data_after_close (TIME_WAIT)"
+	RowAfterFinWait1 = "data_after_close (FIN_WAIT1)"
 	RowAbort         = "abort_close"
 	RowResetReceived = "reset_received"
 	RowResetSent     = "reset_sent (no socket)"
+	RowListener      = "reset_sent (listener)"
+	RowNoStorage     = "close without socket storage"
 	RowGraceful      = "graceful_close"
 	RowHandoff       = "owner of a handed-over socket"
 )
@@ -48,6 +51,11 @@ type Event struct {
 	Unread  uint32
 	Unsent  uint32
 	Refused uint32
+	// Listener: a reset sent by a listening socket.
+	Listener bool
+	// NoStorage: the socket had no storage (the event says its details
+	// may be missing).
+	NoStorage bool
 	// Reason is as the kernel reports it (see Kernel.Reason); "" for the
 	// kinds that carry none (all but reset_sent and data_after_close).
 	Reason string
@@ -55,8 +63,8 @@ type Event struct {
 
 // String shows every compared field; equal strings mean matching events.
 func (w Event) String() string {
-	return fmt.Sprintf("%s owner=%s lport=%d rport=%d unread=%d unsent=%d refused=%d reason=%s",
-		w.Kind, w.Owner.display(), w.LPort, w.RPort, w.Unread, w.Unsent, w.Refused, w.Reason)
+	return fmt.Sprintf("%s owner=%s lport=%d rport=%d unread=%d unsent=%d refused=%d reason=%s listener=%t no_storage=%t",
+		w.Kind, w.Owner.display(), w.LPort, w.RPort, w.Unread, w.Unsent, w.Refused, w.Reason, w.Listener, w.NoStorage)
 }
 
 // Events lists the events scenario name must produce on kernel k, given
@@ -114,6 +122,42 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
 			{Row: RowHandoff, Kind: collector.KindResetReceived, Owner: Closer, LPort: p, RPort: c},
 		}
+	case "upload_refused":
+		// The data that acks the orphan's FIN is refused in FIN_WAIT1:
+		// tcp_done, no tcp_reset, TCPAbortOnData. Segments still in flight
+		// that reach the listener are answered by it.
+		ws := []Event{
+			{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: c, RPort: p},
+			{Row: RowAfterFinWait1, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: c, RPort: p,
+				Refused: r.RefusedBytes, Reason: k.Reason("TCP_ABORT_ON_DATA")},
+			received(Peer, p, c),
+		}
+		for range r.ListenerResets {
+			ws = append(ws, Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
+				Reason: k.Reason("TCP_FLAGS"), Listener: true})
+		}
+		return ws
+	case "shutdown_unread":
+		// The FIN queued by shutdown() is no unsent data.
+		return []Event{
+			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
+			received(Peer, p, c),
+		}
+	case "half_open":
+		// The listener answers the peer's segment; its owner is the closer.
+		return []Event{
+			{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
+				Reason: k.Reason("TCP_FLAGS"), Listener: true},
+			received(Peer, p, c),
+		}
+	case "no_storage":
+		// No socket has storage: the close is counted with its owner (the
+		// closing task), the peer's reset without one.
+		return []Event{
+			{Row: RowNoStorage, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p,
+				Unread: r.UnreadBytes, NoStorage: true},
+			{Row: RowNoStorage, Kind: collector.KindResetReceived, Owner: None, LPort: p, RPort: c, NoStorage: true},
+		}
 	}
 	return nil
 }
@@ -133,6 +177,9 @@ func Rows(name string) []string {
 // RowOf is the detection an event of scenario name counts against, "" for
 // a kind no scenario expects.
 func RowOf(name string, ev *collector.Event) string {
+	if name == "no_storage" && ev.NoStorage {
+		return RowNoStorage
+	}
 	switch ev.Kind {
 	case collector.KindUnreadClose:
 		return RowUnread
@@ -141,6 +188,9 @@ func RowOf(name string, ev *collector.Event) string {
 	case collector.KindDataAfterClose:
 		if ev.TimeWait {
 			return RowAfterTimeWait
+		}
+		if name == "upload_refused" {
+			return RowAfterFinWait1
 		}
 		return RowAfterFinWait
 	case collector.KindAbortClose:
@@ -151,6 +201,9 @@ func RowOf(name string, ev *collector.Event) string {
 		}
 		return RowResetReceived
 	case collector.KindResetSent:
+		if ev.Listener {
+			return RowListener
+		}
 		return RowResetSent
 	case collector.KindGracefulClose:
 		return RowGraceful
@@ -175,7 +228,8 @@ func OwnerOf(ev *collector.Event, r *scenario.Result) Role {
 // role in run r and its row by RowOf.
 func Observed(ev *collector.Event, r *scenario.Result) Event {
 	w := Event{Row: RowOf(r.Name, ev), Kind: ev.Kind, Owner: OwnerOf(ev, r), LPort: ev.LPort, RPort: ev.RPort,
-		Unread: ev.UnreadBytes, Unsent: ev.UnsentBytes, Refused: ev.RefusedBytes}
+		Unread: ev.UnreadBytes, Unsent: ev.UnsentBytes, Refused: ev.RefusedBytes,
+		Listener: ev.Listener, NoStorage: ev.NoStorage}
 	if ev.Kind == collector.KindResetSent || ev.Kind == collector.KindDataAfterClose {
 		w.Reason = ev.Reason // reasons belong to resets sent
 	}
@@ -204,6 +258,12 @@ func (w Event) Mismatch(ev *collector.Event, r *scenario.Result) string {
 	}
 	if got.Reason != w.Reason {
 		d = append(d, fmt.Sprintf("reason %s, want %s", got.Reason, w.Reason))
+	}
+	if got.Listener != w.Listener {
+		d = append(d, fmt.Sprintf("listener %t, want %t", got.Listener, w.Listener))
+	}
+	if got.NoStorage != w.NoStorage {
+		d = append(d, fmt.Sprintf("no_storage %t, want %t", got.NoStorage, w.NoStorage))
 	}
 	return strings.Join(d, ", ")
 }

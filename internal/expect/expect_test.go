@@ -19,7 +19,8 @@ var run = &scenario.Result{Closer: scenario.Proc{PID: 10, Comm: "tct-closer"}, P
 // row says so.
 func streamed(w Event, r *scenario.Result, reason string) collector.Event {
 	ev := collector.Event{Kind: w.Kind, LPort: w.LPort, RPort: w.RPort, UnreadBytes: w.Unread,
-		UnsentBytes: w.Unsent, RefusedBytes: w.Refused, Reason: reason, TimeWait: w.Row == RowAfterTimeWait}
+		UnsentBytes: w.Unsent, RefusedBytes: w.Refused, Reason: reason, TimeWait: w.Row == RowAfterTimeWait,
+		Listener: w.Listener, NoStorage: w.NoStorage}
 	switch w.Owner {
 	case Closer:
 		ev.OwnerKnown, ev.PID, ev.Comm = true, uint32(r.Closer.PID), r.Closer.Comm
@@ -58,6 +59,12 @@ func TestEvents(t *testing.T) {
 		{"linger_zero", linux612, map[collector.Kind]string{}},
 		{"graceful", linux612, map[collector.Kind]string{}},
 		{"peer_reset", linux61, map[collector.Kind]string{}},
+		{"upload_refused", linux612, map[collector.Kind]string{collector.KindDataAfterClose: "TCP_ABORT_ON_DATA"}},
+		{"upload_refused", linux61, map[collector.Kind]string{collector.KindDataAfterClose: "unknown"}},
+		{"half_open", linux612, map[collector.Kind]string{collector.KindResetSent: "TCP_FLAGS"}},
+		{"half_open", linux61, map[collector.Kind]string{collector.KindResetSent: "unknown"}},
+		{"shutdown_unread", linux612, map[collector.Kind]string{}},
+		{"no_storage", linux612, map[collector.Kind]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario+"/"+tt.kernel.String(), func(t *testing.T) {
@@ -102,11 +109,15 @@ func TestWholeRun(t *testing.T) {
 			"undrained_fin_wait: data_after_close wrong: reason unknown, want TCP_ABORT_ON_DATA",
 			"undrained_time_wait: data_after_close wrong: reason unknown, want TCP_TIMEWAIT_SOCKET",
 			"closed_port: reset_sent wrong: reason unknown, want NO_SOCKET",
+			"upload_refused: data_after_close wrong: reason unknown, want TCP_ABORT_ON_DATA",
+			"half_open: reset_sent wrong: reason unknown, want TCP_FLAGS",
 		}},
 		{name: "6.12 events judged as 6.1", expected: linux61, streams: linux612, wantMiss: []string{
 			"undrained_fin_wait: data_after_close wrong: reason TCP_ABORT_ON_DATA, want unknown",
 			"undrained_time_wait: data_after_close wrong: reason TCP_TIMEWAIT_SOCKET, want unknown",
 			"closed_port: reset_sent wrong: reason NO_SOCKET, want unknown",
+			"upload_refused: data_after_close wrong: reason TCP_ABORT_ON_DATA, want unknown",
+			"half_open: reset_sent wrong: reason TCP_FLAGS, want unknown",
 		}},
 	}
 	for _, tt := range tests {
@@ -211,8 +222,24 @@ func TestMissingAndDescribe(t *testing.T) {
 	if got := Describe(&ev, run); got != "reset_sent of none, ports 2000->1000" {
 		t.Errorf("Describe = %q", got)
 	}
-	if got := Observed(&ev, run).String(); got != "reset_sent owner=none lport=2000 rport=1000 unread=0 unsent=0 refused=0 reason=NO_SOCKET" {
+	if got := Observed(&ev, run).String(); got != "reset_sent owner=none lport=2000 rport=1000 unread=0 unsent=0 refused=0 reason=NO_SOCKET listener=false no_storage=false" {
 		t.Errorf("String = %q", got)
+	}
+}
+
+// TestListenerResets: each segment of upload_refused's that the listener
+// answered adds one listener reset_sent.
+func TestListenerResets(t *testing.T) {
+	r := *run
+	r.ListenerResets = 2
+	n := 0
+	for _, w := range Events(linux612, "upload_refused", &r) {
+		if w.Kind == collector.KindResetSent && w.Listener && w.Row == RowListener && w.Reason == "TCP_FLAGS" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d listener resets, want 2", n)
 	}
 }
 
@@ -228,6 +255,10 @@ func TestRows(t *testing.T) {
 		{"graceful", []string{RowGraceful}},
 		{"closed_port", []string{RowResetSent, RowResetReceived}},
 		{"peer_reset", []string{RowAbort, RowResetReceived}},
+		{"upload_refused", []string{RowUndrained, RowAfterFinWait1, RowResetReceived}},
+		{"shutdown_unread", []string{RowUnread, RowResetReceived}},
+		{"half_open", []string{RowListener, RowResetReceived}},
+		{"no_storage", []string{RowNoStorage}},
 		{"no such scenario", nil},
 	}
 	for _, tt := range tests {

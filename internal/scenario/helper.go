@@ -232,6 +232,58 @@ func writeFull(fd int, n int) error {
 	return nil
 }
 
+// readToEnd reads fd until EOF or an error: the bytes read and "EOF" or
+// the errno's name.
+func readToEnd(fd int) (int, string, error) {
+	buf := make([]byte, 64<<10)
+	total := 0
+	for range 100000 {
+		r, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return total, errnoName(err), nil
+		}
+		if r == 0 {
+			return total, "EOF", nil
+		}
+		total += r
+	}
+	return 0, "", fmt.Errorf("read: no end after %d bytes", total)
+}
+
+// Repair queues (include/uapi/linux/tcp.h).
+const (
+	tcpRecvQueue = 1
+	tcpSendQueue = 2
+)
+
+// repairConnect makes fd an ESTABLISHED socket to sa without a handshake
+// (TCP_REPAIR, CAP_NET_ADMIN), as if the other end had forgotten the
+// connection. Leaving repair mode sends a window probe, an ACK the other
+// end's listener answers with a reset.
+func repairConnect(fd int, sa unix.Sockaddr) error {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, 1); err != nil {
+		return fmt.Errorf("setsockopt TCP_REPAIR: %w", err)
+	}
+	for _, q := range []struct{ queue, seq int }{{tcpSendQueue, 1000}, {tcpRecvQueue, 5000}} {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR_QUEUE, q.queue); err != nil {
+			return fmt.Errorf("setsockopt TCP_REPAIR_QUEUE: %w", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_QUEUE_SEQ, q.seq); err != nil {
+			return fmt.Errorf("setsockopt TCP_QUEUE_SEQ: %w", err)
+		}
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		return fmt.Errorf("connect in repair mode: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_REPAIR, unix.TCP_REPAIR_OFF); err != nil {
+		return fmt.Errorf("setsockopt TCP_REPAIR off: %w", err)
+	}
+	return nil
+}
+
 func (h *helperProc) do(f []string) (string, error) {
 	switch f[0] {
 	case "listen": // listen NAME RCVBUF: socket, [SO_RCVBUF], bind loopback:0, listen -> port
@@ -395,22 +447,11 @@ func (h *helperProc) do(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		buf := make([]byte, 64<<10)
-		total := 0
-		for range 100000 {
-			r, err := unix.Read(fd, buf)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return fmt.Sprintf("%d %s", total, errnoName(err)), nil
-			}
-			if r == 0 {
-				return fmt.Sprintf("%d EOF", total), nil
-			}
-			total += r
+		total, end, err := readToEnd(fd)
+		if err != nil {
+			return "", err
 		}
-		return "", fmt.Errorf("readall: no end after %d bytes", total)
+		return fmt.Sprintf("%d %s", total, end), nil
 
 	case "waitinq": // waitinq NAME BYTES: poll SIOCINQ until it is BYTES
 		fd, nums, err := h.sock(f, 2)
@@ -501,6 +542,81 @@ func (h *helperProc) do(f []string) (string, error) {
 			return "", fmt.Errorf("shutdown: %w", err)
 		}
 		return "", nil
+
+	case "shutrd": // shutrd NAME: shutdown(SHUT_RD)
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.Shutdown(fd, unix.SHUT_RD); err != nil {
+			return "", fmt.Errorf("shutdown: %w", err)
+		}
+		return "", nil
+
+	case "drainclose": // drainclose NAME: read what is queued (after shutrd), close at once -> bytes read
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		// After shutdown(SHUT_RD) read returns 0 once the queue is empty
+		// and the kernel sends no window update: the peer learns of the
+		// space only from the FIN that close() sends next.
+		total, end, err := readToEnd(fd)
+		if err != nil {
+			return "", err
+		}
+		if end != "EOF" {
+			return "", fmt.Errorf("drainclose: read ended with %s after %d bytes", end, total)
+		}
+		delete(h.socks, f[1])
+		if err := unix.Close(fd); err != nil {
+			return "", fmt.Errorf("close: %w", err)
+		}
+		return strconv.Itoa(total), nil
+
+	case "shutclose": // shutclose NAME: shutdown(SHUT_WR) and close() at once (as Java's Socket.close())
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+			return "", fmt.Errorf("shutdown: %w", err)
+		}
+		delete(h.socks, f[1])
+		if err := unix.Close(fd); err != nil {
+			return "", fmt.Errorf("close: %w", err)
+		}
+		return "", nil
+
+	case "sent": // sent NAME: TCP_INFO bytes_sent -> bytes
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return "", fmt.Errorf("getsockopt TCP_INFO: %w", err)
+		}
+		return strconv.FormatUint(ti.Bytes_sent, 10), nil
+
+	case "halfopen": // halfopen NAME PORT: a socket established by TCP_REPAIR (no handshake) to PORT -> local port
+		_, nums, err := h.args(f, 2)
+		if err != nil {
+			return "", err
+		}
+		if _, dup := h.socks[f[1]]; dup {
+			return "", fmt.Errorf("halfopen: socket %q exists", f[1])
+		}
+		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("socket: %w", err)
+		}
+		h.socks[f[1]] = fd
+		if err := repairConnect(fd, h.sockaddr(nums[0])); err != nil {
+			return "", err
+		}
+		lp, err := localPort(fd)
+		return strconv.Itoa(lp), err
 
 	case "close": // close NAME
 		fd, _, err := h.sock(f, 1)

@@ -129,6 +129,19 @@ func (n *Namespace) Sysctl(key, value string) error {
 	return nil
 }
 
+// sysctlValue reads a sysctl inside the namespace; an error if the
+// namespace has no such sysctl.
+func (n *Namespace) sysctlValue(key string) (string, error) {
+	if key == "" || strings.ContainsAny(key, "= \t\n") {
+		return "", fmt.Errorf("sysctl %q: invalid key", key)
+	}
+	out, err := command("ip", nil, "netns", "exec", n.Name, "sysctl", "-n", key)
+	if err != nil {
+		return "", fmt.Errorf("sysctl %s in netns %s: %w", key, n.Name, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
 // Counters are the namespace's SNMP and netstat counters by nstat name, e.g.
 // c["TcpExtTCPAbortOnClose"], c["TcpOutRsts"], c["TcpEstabResets"].
 type Counters map[string]uint64

@@ -40,9 +40,20 @@ type Result struct {
 	// (linger_zero), as ioctl SIOCOUTQ gave it right before close.
 	UnsentBytes uint32
 	// RefusedBytes is the payload the peer sent after the close
-	// (undrained_fin_wait, undrained_time_wait).
+	// (undrained_fin_wait, undrained_time_wait; upload_refused: the payload
+	// of the first segment after the closer's FIN, seen on the wire).
 	RefusedBytes uint32
+	// ListenerResets is, for upload_refused, how many of the peer's
+	// segments still in flight after the abort the closer's listener
+	// answered with a reset (seen on the wire). A segment that reaches the
+	// aborted socket while its closer still holds it (its backlog) is
+	// dropped without a reset, so this depends on timing.
+	ListenerResets int
 }
+
+// ErrUnsupported is wrapped by the error of a scenario this kernel cannot
+// run (see Run).
+var ErrUnsupported = errors.New("not supported by this kernel")
 
 var scenarios = map[string]func(*driver) *Result{
 	"unread_close":        unreadClose,
@@ -53,19 +64,26 @@ var scenarios = map[string]func(*driver) *Result{
 	"closed_port":         closedPort,
 	"peer_reset":          peerReset,
 	"handoff":             handoff,
+	"upload_refused":      uploadRefused,
+	"shutdown_unread":     shutdownUnread,
+	"half_open":           halfOpen,
+	"no_storage":          noStorage,
 }
 
 // Names lists the scenarios Run knows, in a fixed order.
 func Names() []string {
 	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
-		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff"}
+		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff",
+		"upload_refused", "shutdown_unread", "half_open", "no_storage"}
 }
 
 // Run runs one scenario for family "ipv4" (127.0.0.1) or "ipv6" (::1) inside
 // ns, and returns once it is complete: helpers exited, no full socket left.
 // undrained_fin_wait needs net.ipv4.tcp_fin_timeout above 60 in ns,
-// undrained_time_wait needs it at most 60 (the default). Runs on one
-// namespace must not overlap.
+// undrained_time_wait needs it at most 60 (the default). no_storage sets
+// net.core.optmem_max in ns for its run; where that sysctl is not per
+// namespace (before Linux 6.9) it fails with an error wrapping
+// ErrUnsupported. Runs on one namespace must not overlap.
 func Run(ns *Namespace, name, family string) (*Result, error) {
 	return RunAs(ns, name, family, "")
 }
@@ -91,6 +109,10 @@ func RunAs(ns *Namespace, name, family, comm string) (*Result, error) {
 	}
 	d.closerComm = comm
 	r := fn(d)
+	if r == nil {
+		d.cleanup()
+		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, d.err)
+	}
 	d.finish()
 	d.cleanup()
 	if d.err != nil {
@@ -269,4 +291,162 @@ func handoff(d *driver) *Result {
 	d.readAllOf(c, "T", 0, "ECONNRESET")
 	d.do(c, "close T")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
+}
+
+// uploadRefused: a server refuses an upload. The peer uploads a large body
+// in many writes to the closer's server socket, whose small receive buffer
+// stalls it (window zero, everything sent acked). The closer reads what
+// arrived and closes with nothing unread while the peer still has most of
+// the body queued. The closer's FIN reopens the window: the peer's next
+// segment carries body data and acknowledges that FIN, so the orphan in
+// FIN_WAIT1 aborts at once (tcp_done, TCPAbortOnData, a reset with reason
+// TCP_ABORT_ON_DATA) without tcp_reset().
+//
+// shutdown(SHUT_RD) before the read keeps the kernel from announcing the
+// freed space in a window update before the FIN: the segment could then
+// arrive before the close, unread. The peer's zero-window probes come
+// hundreds of milliseconds apart, and drainclose closes at once after the
+// read.
+func uploadRefused(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L %d", smallBuf)
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "fill S")
+	d.do(p, "waitstalled S")
+	d.do(c, "shutrd S")
+	capt, err := d.ns.openCapture()
+	if err != nil {
+		d.fail(err)
+		return nil
+	}
+	defer capt.close()
+	before := d.num(p, "sent S")
+	d.do(c, "drainclose S")
+	d.do(p, "waitclosed S")
+	after := d.num(p, "sent S")
+	// The FIN came before the reset: read reports EOF.
+	d.readAll(p, 0, "EOF")
+	d.do(p, "close S")
+	r := &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
+	if d.err == nil {
+		segs, err := capt.readQuiet(quietWire, scaled(helperPoll))
+		if err != nil {
+			d.fail(err)
+		} else if err := r.refused(segs, after-before); err != nil {
+			d.fail(err)
+		}
+	}
+	d.do(c, "close L")
+	return r
+}
+
+// refused reads upload_refused's outcome from the wire: the peer's data
+// after the closer's FIN (sent bytes in all), the first segment refused by
+// the aborting socket, and the closer's resets: that one's, then the
+// listener's.
+func (r *Result) refused(segs []segment, sent int) error {
+	c, p := r.CloserPort, r.PeerPort
+	fin := -1
+	var data []int
+	rsts := 0
+	for i, s := range segs {
+		switch {
+		case fin < 0 && s.sport == c && s.dport == p && s.flags&tcpFlagFIN != 0:
+			fin = i
+		case fin < 0:
+		case s.sport == p && s.dport == c && s.payload > 0:
+			data = append(data, s.payload)
+		case s.sport == c && s.dport == p && s.flags&tcpFlagRST != 0:
+			rsts++
+		}
+	}
+	total := 0
+	for _, n := range data {
+		total += n
+	}
+	switch {
+	case fin < 0:
+		return errors.New("closer's FIN not seen on the wire")
+	case len(data) == 0:
+		return errors.New("peer sent no data after the closer's FIN")
+	case total != sent:
+		return fmt.Errorf("peer's data after the FIN %v, but its bytes_sent grew by %d", data, sent)
+	case rsts < 1 || rsts > len(data):
+		return fmt.Errorf("%d resets for the peer's %d segments after the FIN", rsts, len(data))
+	}
+	r.RefusedBytes, r.ListenerResets = uint32(data[0]), rsts-1
+	return nil
+}
+
+// shutdownUnread: the closer never writes; the peer sends 1234 bytes; the
+// closer shuts down its sending side and closes at once with them unread
+// (what Java's Socket.close() does). Its FIN, queued and not yet acked, is
+// no unsent data.
+func shutdownUnread(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", unreadBytes)
+	d.do(c, "waitinq S %d", unreadBytes)
+	d.do(c, "shutclose S")
+	d.do(p, "waitclosed S")
+	// The FIN came before the reset: read reports EOF.
+	d.readAll(p, 0, "EOF")
+	d.do(p, "close S")
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+}
+
+// halfOpen: the peer holds a connection to the closer's listening port
+// that the closer's side does not have (made with TCP_REPAIR, as after a
+// server's socket aborted with the client's segments still in flight). The
+// peer's segment reaches the listener, which answers with a reset.
+func halfOpen(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.port(p, "halfopen S %d", lport)
+	d.do(p, "waitclosed S")
+	d.readAll(p, 0, "ECONNRESET")
+	d.do(p, "close S")
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport}
+}
+
+const optmemMax = "net.core.optmem_max"
+
+// Supports returns nil if the kernel can run scenario name in n, else an
+// error wrapping ErrUnsupported that says why.
+func (n *Namespace) Supports(name string) error {
+	if name != "no_storage" {
+		return nil
+	}
+	if _, err := n.sysctlValue(optmemMax); err != nil {
+		return fmt.Errorf("%w: %s is not per network namespace: %v", ErrUnsupported, optmemMax, err)
+	}
+	return nil
+}
+
+// noStorage: unread_close with net.core.optmem_max 0 in the namespace, so
+// that the kernel refuses every socket's BPF storage (it is charged to the
+// socket's option memory): the tracer must count and stream the close all
+// the same. Needs the sysctl per namespace (Linux 6.9+).
+func noStorage(d *driver) *Result {
+	old, err := d.ns.sysctlValue(optmemMax)
+	if err != nil {
+		d.fail(fmt.Errorf("%w: %s is not per network namespace: %v", ErrUnsupported, optmemMax, err))
+		return nil
+	}
+	const key = optmemMax
+	if err := d.ns.Sysctl(key, "0"); err != nil {
+		d.fail(err)
+		return nil
+	}
+	defer func() {
+		if err := d.ns.Sysctl(key, old); err != nil {
+			d.fail(err)
+		}
+	}()
+	return unreadClose(d)
 }

@@ -25,9 +25,12 @@ const (
 	RowUndrained     = expect.RowUndrained
 	RowAfterFinWait  = expect.RowAfterFinWait
 	RowAfterTimeWait = expect.RowAfterTimeWait
+	RowAfterFinWait1 = expect.RowAfterFinWait1
 	RowAbort         = expect.RowAbort
 	RowResetReceived = expect.RowResetReceived
 	RowResetSent     = expect.RowResetSent
+	RowListener      = expect.RowListener
+	RowNoStorage     = expect.RowNoStorage
 	RowGraceful      = expect.RowGraceful
 	RowHandoff       = expect.RowHandoff
 	RowReasons       = "reset reasons"
@@ -36,8 +39,8 @@ const (
 
 // Rows lists the report's rows in order.
 func Rows() []string {
-	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAbort,
-		RowResetReceived, RowResetSent, RowGraceful, RowHandoff, RowReasons, RowCounters}
+	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAfterFinWait1, RowAbort,
+		RowResetReceived, RowResetSent, RowListener, RowGraceful, RowHandoff, RowNoStorage, RowReasons, RowCounters}
 }
 
 // Options change how the self-test runs.
@@ -265,6 +268,14 @@ func (ck *checker) scenario(family, name string) {
 		return
 	}
 	res, err := scenario.Run(ck.ns, name, family)
+	if errors.Is(err, scenario.ErrUnsupported) {
+		for _, row := range rows {
+			if c := ck.rep.Cells[row][family]; c.Status == OK {
+				c.Status, c.Why = NotAvailable, err.Error()
+			}
+		}
+		return
+	}
 	if err != nil {
 		failRows(err.Error())
 		return
