@@ -138,9 +138,23 @@ func TestNginxUploadAbortOnData(t *testing.T) {
 			if m.mib["TcpExtTCPAbortOnData"] == 0 {
 				t.Errorf("no upload reached a closed socket (TcpExtTCPAbortOnData delta 0): the case did not happen")
 			}
+			// Each refusal by a full socket follows the undrained close of
+			// that socket (same cookie) and names the same worker.
+			closedWith := map[uint64]uint32{}
 			for _, ev := range m.events {
-				if ev.Kind == collector.KindDataAfterClose && ev.LPort != port {
+				if ev.Kind == collector.KindUndrainedClose && ev.LPort == port {
+					closedWith[ev.Cookie] = ev.PID
+				}
+			}
+			for _, ev := range m.events {
+				if ev.Kind != collector.KindDataAfterClose {
+					continue
+				}
+				if ev.LPort != port {
 					t.Errorf("data_after_close on :%d, want nginx's :%d", ev.LPort, port)
+				}
+				if pid, ok := closedWith[ev.Cookie]; !ev.TimeWait && (!ok || pid != ev.PID) {
+					t.Errorf("data_after_close on :%d (cookie %d) by pid %d: the socket's undrained_close by %d (found %v)", ev.LPort, ev.Cookie, ev.PID, pid, ok)
 				}
 			}
 		})

@@ -4,7 +4,8 @@
 // with the namespace's kernel counters and name the program that closed.
 //
 // It needs root. A missing program skips its test with the reason, or
-// fails it where TCPCLOSE_REQUIRE_TOOLS=1 (as `make test` sets).
+// fails it where TCPCLOSE_REQUIRE_TOOLS=1 (as `make test` sets). With -v and
+// REALAPPS_EVENTS=1 every event is logged.
 package realapps
 
 import (
