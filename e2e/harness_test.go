@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/harness"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
@@ -61,3 +65,45 @@ func checkKernelAgreement(t *testing.T, reasons *collector.Reasons, all bool, ev
 
 // kernelSupport is what the tracer can do on this kernel.
 func kernelSupport(t *testing.T) *collector.Support { t.Helper(); return harness.KernelSupport(t) }
+
+// programMisses is, per program name, how many runs the kernel skipped
+// because a BPF program was already running on that CPU.
+type programMisses map[string]uint64
+
+// recursionMisses reads the recursion-miss counts of the tracer's programs.
+func recursionMisses(t *testing.T, tr *tracer) programMisses {
+	t.Helper()
+	ids, err := tr.c.ProgramIDs()
+	if err != nil {
+		t.Fatalf("program ids: %v", err)
+	}
+	m := programMisses{}
+	for _, id := range ids {
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			t.Fatalf("program %d: %v", id, err)
+		}
+		info, ierr := p.Info()
+		st, serr := p.Stats()
+		p.Close()
+		if ierr != nil || serr != nil {
+			t.Fatalf("program %d: info: %v, stats: %v", id, ierr, serr)
+		}
+		m[info.Name] += st.RecursionMisses
+	}
+	return m
+}
+
+// since formats m minus before, by program name.
+func (m programMisses) since(before programMisses) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%d", n, m[n]-before[n])
+	}
+	return strings.Join(parts, " ")
+}

@@ -23,6 +23,7 @@ func TestMixedLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr := startTracer(t, collector.Options{Netns: ns.Inode})
+			missesBefore := recursionMisses(t, tr)
 			before := takeSnapshot(t, ns, tr)
 			r, err := scenario.RunMixed(ns, tc.family, perFamily)
 			if err != nil {
@@ -30,6 +31,10 @@ func TestMixedLoad(t *testing.T) {
 			}
 			events := tr.since(0)
 			after := takeSnapshot(t, ns, tr)
+			// Runs the kernel skipped (a program already running on that CPU)
+			// are neither counted nor streamed: shown so that a count gap
+			// says whether the kernel skipped any run.
+			t.Logf("program runs skipped by the kernel (recursion): %s", recursionMisses(t, tr).since(missesBefore))
 			mib, d := after.mib.Delta(before.mib), bpfDelta(after.bpf, before.bpf)
 			checkKernelAgreement(t, tr.c.Reasons(), false, events, mib, d)
 
