@@ -87,7 +87,7 @@ lint:
 # packages whose tests as a whole need root: they create network namespaces and
 # run the tracer (e2e, internal/scenario, cmd/tcpclose-bench). In the others the
 # few root-only tests skip without root and, as root, run under -race as well.
-RACE_SKIP := /e2e$$|/internal/scenario$$|/cmd/tcpclose-bench$$
+RACE_SKIP := /e2e(/.*)?$$|/internal/scenario$$|/cmd/tcpclose-bench$$
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -Ev '$(RACE_SKIP)')
 
