@@ -284,6 +284,20 @@ func repairConnect(fd int, sa unix.Sockaddr) error {
 	return nil
 }
 
+// newSocket opens a TCP socket of the helper's family and keeps it under
+// name, which must be new; cmd names the command in the error.
+func (h *helperProc) newSocket(cmd, name string) (int, error) {
+	if _, dup := h.socks[name]; dup {
+		return -1, fmt.Errorf("%s: socket %q exists", cmd, name)
+	}
+	fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	h.socks[name] = fd
+	return fd, nil
+}
+
 func (h *helperProc) do(f []string) (string, error) {
 	switch f[0] {
 	case "listen": // listen NAME RCVBUF: socket, [SO_RCVBUF], bind loopback:0, listen -> port
@@ -291,14 +305,10 @@ func (h *helperProc) do(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, dup := h.socks[f[1]]; dup {
-			return "", fmt.Errorf("listen: socket %q exists", f[1])
-		}
-		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		fd, err := h.newSocket(f[0], f[1])
 		if err != nil {
-			return "", fmt.Errorf("socket: %w", err)
+			return "", err
 		}
-		h.socks[f[1]] = fd
 		if nums[0] > 0 {
 			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, nums[0]); err != nil {
 				return "", fmt.Errorf("setsockopt SO_RCVBUF: %w", err)
@@ -348,14 +358,10 @@ func (h *helperProc) do(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, dup := h.socks[f[1]]; dup {
-			return "", fmt.Errorf("connect: socket %q exists", f[1])
-		}
-		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		fd, err := h.newSocket(f[0], f[1])
 		if err != nil {
-			return "", fmt.Errorf("socket: %w", err)
+			return "", err
 		}
-		h.socks[f[1]] = fd
 		cerr := unix.Connect(fd, h.sockaddr(nums[0]))
 		lp, err := localPort(fd)
 		return fmt.Sprintf("%d %s", lp, errnoName(cerr)), err
@@ -604,14 +610,10 @@ func (h *helperProc) do(f []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if _, dup := h.socks[f[1]]; dup {
-			return "", fmt.Errorf("halfopen: socket %q exists", f[1])
-		}
-		fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		fd, err := h.newSocket(f[0], f[1])
 		if err != nil {
-			return "", fmt.Errorf("socket: %w", err)
+			return "", err
 		}
-		h.socks[f[1]] = fd
 		if err := repairConnect(fd, h.sockaddr(nums[0])); err != nil {
 			return "", err
 		}
