@@ -138,11 +138,17 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 		}
 		return ws
 	case "shutdown_unread":
-		// The FIN queued by shutdown() is no unsent data.
-		return []Event{
+		// The FIN queued by shutdown() is no unsent data. Its ACK, where it
+		// arrives after the abort, is answered by the listener.
+		ws := []Event{
 			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
 			received(Peer, p, c),
 		}
+		for range r.ListenerResets {
+			ws = append(ws, Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
+				Reason: k.Reason("TCP_FLAGS"), Listener: true})
+		}
+		return ws
 	case "half_open":
 		// The listener answers the peer's segment; its owner is the closer.
 		return []Event{

@@ -43,9 +43,9 @@ type Result struct {
 	// (undrained_fin_wait, undrained_time_wait; upload_refused: the payload
 	// of the first segment after the closer's FIN, seen on the wire).
 	RefusedBytes uint32
-	// ListenerResets is, for upload_refused, how many of the peer's
-	// segments still in flight after the abort the closer's listener
-	// answered with a reset (seen on the wire). A segment that reaches the
+	// ListenerResets is, for upload_refused and shutdown_unread, how many
+	// of the peer's segments still in flight after the abort the closer's
+	// listener answered with a reset (seen on the wire). A segment that reaches the
 	// aborted socket while its closer still holds it (its backlog) is
 	// dropped without a reset, so this depends on timing.
 	ListenerResets int
@@ -390,13 +390,45 @@ func shutdownUnread(d *driver) *Result {
 	d.accept(c, pport)
 	d.do(p, "write S %d", unreadBytes)
 	d.do(c, "waitinq S %d", unreadBytes)
+	capt, err := d.ns.openCapture()
+	if err != nil {
+		d.fail(err)
+		return nil
+	}
+	defer capt.close()
 	d.do(c, "shutclose S")
 	d.do(p, "waitclosed S")
 	// The FIN came before the reset: read reports EOF.
 	d.readAll(p, 0, "EOF")
 	d.do(p, "close S")
+	r := &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+	if d.err == nil {
+		segs, err := capt.readQuiet(quietWire, scaled(helperPoll))
+		if err != nil {
+			d.fail(err)
+		} else if r.ListenerResets, err = r.listenerResets(segs); err != nil {
+			d.fail(err)
+		}
+	}
 	d.do(c, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+	return r
+}
+
+// listenerResets counts the closer's resets on the wire beyond the abort's
+// own: the peer's ACK of the FIN that shutdown() sent is usually processed
+// before close(), but where softirqs run late (seen under emulation) it
+// reaches the listener after the abort, which answers it with a reset.
+func (r *Result) listenerResets(segs []segment) (int, error) {
+	rsts := 0
+	for _, s := range segs {
+		if s.sport == r.CloserPort && s.dport == r.PeerPort && s.flags&tcpFlagRST != 0 {
+			rsts++
+		}
+	}
+	if rsts < 1 {
+		return 0, errors.New("the closer's reset not seen on the wire")
+	}
+	return rsts - 1, nil
 }
 
 // halfOpen: the peer holds a connection to the closer's listening port
