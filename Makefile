@@ -26,9 +26,28 @@ STATIC_LDFLAGS  = -s -w -buildid= -X main.version=$(VERSION)
 REVISION       ?= $(shell git rev-parse HEAD 2>/dev/null)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-# The Debian packages the build and the tests need are listed once, in
-# .ci/debian-packages (the BPF toolchain pinned); .ci/deps installs what is
-# missing (`make deps`, and .ci/run before `make test`).
+# The Debian 12 packages that building and testing need: the one list, by
+# group. `make deps` (and so .ci/run) installs what is missing or at another
+# version (.ci/deps); tools/cleanroot.sh builds the BPF object in a minimal
+# Debian 12 root that holds DEB_BPF and nothing else, so a package missing
+# here fails `make test`. The BPF object must come out byte-identical, so its
+# toolchain is pinned.
+#   clang-19: compiles bpf/tcpclose.c (bpf2go); llvm-19: llvm-strip-19;
+#   libbpf-dev: bpf_helpers.h, bpf_core_read.h, bpf_tracing.h, bpf_endian.h;
+#   make: make generate.
+DEB_BPF    := clang-19=1:19.1.7-3~deb12u1 llvm-19=1:19.1.7-3~deb12u1 libbpf-dev=1:1.1.2-0+deb12u1 make
+# clang-format-19: make lint, the C style.
+DEB_LINT   := clang-format-19=1:19.1.7-3~deb12u1
+# git: version stamp; gcc: go test -race (cgo); iproute2: ip netns, nstat, ss;
+# procps: sysctl; util-linux: setpriv, unshare; prometheus: promtool and the
+# server for the metric and rule tests; skopeo: reads the OCI image archive;
+# debootstrap: the clean root; nginx, haproxy, python3, curl: e2e/realapps.
+DEB_TEST   := git gcc iproute2 procps util-linux prometheus skopeo debootstrap nginx haproxy python3 curl
+# The kernel matrix: the guests' userland and initramfs, qemu, the kernel
+# packages' compression (installed without recommends).
+DEB_VMTEST := busybox-static cpio qemu-system-x86 xz-utils
+# make bench: the peers (bpftrace, bcc's tcpstates and tcplife).
+DEB_BENCH  := bpftrace bpfcc-tools
 
 # make vmtest KERNEL=6.1|6.12: the end-to-end suite on a Debian kernel under qemu.
 # make test runs it on every kernel of the matrix (the host's own run is the
@@ -37,7 +56,7 @@ MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
-.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e deps bench vmtest vmtest-matrix vmtest-deps clean
+.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e deps deb-packages bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -128,9 +147,15 @@ test:
 	sudo env "PATH=$$PATH" $(MAKE) --no-print-directory test
 endif
 
-# Installs the missing Debian packages of .ci/debian-packages (needs root and apt).
+# Installs the missing Debian packages of DEB_BPF, DEB_LINT, DEB_TEST and
+# DEB_VMTEST (needs root and apt).
 deps:
 	@bash .ci/deps
+
+# The package lists, as shell assignments (read by .ci/deps).
+deb-packages:
+	@printf "DEB_BPF='%s'\nDEB_LINT='%s'\nDEB_TEST='%s'\nDEB_VMTEST='%s'\nDEB_BENCH='%s'\n" \
+		"$(DEB_BPF)" "$(DEB_LINT)" "$(DEB_TEST)" "$(DEB_VMTEST)" "$(DEB_BENCH)"
 
 # Measures the tracer against no tracer and its peers and rewrites
 # BENCHMARKS.md (root; about 15 minutes). Installs the peers from Debian.

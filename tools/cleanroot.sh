@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the BPF object and its Go bindings inside a minimal Debian 12 root
-# that holds only the packages .ci/debian-packages declares for the `bpf` group
+# that holds only the packages the Makefile declares in DEB_BPF
 # (plus the host's Go toolchain and module cache, bound in read-only where it
 # can), and compares them byte for byte with bpf/ of this tree. A package the
 # build needs but the list lacks makes the build fail here, whatever the host
@@ -22,7 +22,7 @@ fail() { echo "cleanroot: $*" >&2; exit 1; }
 command -v debootstrap >/dev/null || fail "debootstrap is missing: run make deps"
 
 mapfile -t packages < <(bash .ci/deps --list bpf)
-[ ${#packages[@]} -gt 0 ] || fail "no package in the bpf group of .ci/debian-packages"
+[ ${#packages[@]} -gt 0 ] || fail "no package in DEB_BPF of the Makefile"
 
 # The archive the host's apt uses for the suite (this machine may reach only
 # its own mirror): the first Packages index of the suite that apt knows.
@@ -77,12 +77,12 @@ unshare --mount --propagation private bash -euo pipefail -c '
 		GOCACHE=/tmp/gocache GOMODCACHE=/gomodcache GOPROXY=off GOFLAGS=-mod=mod \
 		GOTOOLCHAIN=local GOTELEMETRY=off CGO_ENABLED=0 \
 		make -C /src --no-print-directory generate
-' cleanroot "$root" "$goroot" "$modcache" || fail "make generate failed in the clean $suite root (a build dependency missing from .ci/debian-packages?)"
+' cleanroot "$root" "$goroot" "$modcache" || fail "make generate failed in the clean $suite root (a build dependency missing from DEB_BPF in the Makefile?)"
 
 status=0
 for f in bpf/tcpclose_bpfel.o bpf/tcpclose_bpfel.go; do
 	if ! cmp -s "$root/src/$f" "$f"; then
-		echo "cleanroot: $f differs from the one built in the clean $suite root: run make generate with the packages of .ci/debian-packages and commit" >&2
+		echo "cleanroot: $f differs from the one built in the clean $suite root: run make generate with the packages of DEB_BPF and commit" >&2
 		status=1
 	fi
 done
