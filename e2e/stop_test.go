@@ -19,6 +19,7 @@ import (
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 )
 
 // stopWithin is how long either mode may take to stop after a signal,
@@ -126,27 +127,6 @@ func summaryCount(t *testing.T, summary, label string) uint64 {
 	return n
 }
 
-// openPTY returns the two ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("skipped: no pseudo-terminals: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, s
-}
-
 // summaryEvents sums the EVENTS column of the summary's per-process rows.
 func summaryEvents(t *testing.T, summary string) uint64 {
 	t.Helper()
@@ -189,7 +169,7 @@ func TestStopBlockedStdout(t *testing.T) {
 			ns := newNamespace(t)
 			var r, w *os.File
 			if tt.tty {
-				r, w = openPTY(t)
+				r, w = testenv.OpenPTY(t)
 			} else {
 				var err error
 				if r, w, err = os.Pipe(); err != nil {

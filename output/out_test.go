@@ -3,14 +3,12 @@ package output
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
 )
 
 // TestOutAbandonPipe: a write waiting on a full pipe that nobody reads
@@ -115,33 +113,10 @@ func TestCounted(t *testing.T) {
 	}
 }
 
-// openPTY returns the two ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("skipped: no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { m.Close() })
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return m, s
-}
-
 // TestOutAbandonTerminal: a terminal nobody reads (a stalled ssh session)
 // is abandoned as a pipe is.
 func TestOutAbandonTerminal(t *testing.T) {
-	_, slave := openPTY(t)
+	_, slave := testenv.OpenPTY(t)
 	o := NewOut(slave)
 	if o.pipe == nil {
 		t.Fatal("NewOut(terminal) does not take the non-blocking path")
@@ -173,7 +148,7 @@ func TestOutAbandonTerminal(t *testing.T) {
 // TestOutTerminalWrites: what goes to a terminal through its own
 // description arrives whole.
 func TestOutTerminalWrites(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := testenv.OpenPTY(t)
 	o := NewOut(slave)
 	if _, err := o.Write([]byte("hello\n")); err != nil {
 		t.Fatal(err)
