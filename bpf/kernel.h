@@ -153,6 +153,11 @@ struct file___old {
 	atomic_long_t f_count;
 } __attribute__((preserve_access_index));
 
+struct task_struct {
+	struct task_struct *group_leader;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
 struct socket {
 	struct file *file;
 	struct sock *sk;

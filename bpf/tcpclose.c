@@ -39,7 +39,7 @@ enum kind {
 
 /* Event flags. */
 enum {
-	EVF_OWNER = 1 << 0,	  /* pid, tid, comm and cgroup_id are known */
+	EVF_OWNER = 1 << 0,	  /* pid, tid, comm, thread and cgroup_id are known */
 	EVF_PEER_FIN = 1 << 1,	  /* the peer's FIN had arrived */
 	EVF_SHUT_WR = 1 << 2,	  /* shutdown(SHUT_WR) came before close() */
 	EVF_REASON = 1 << 3,	  /* reason holds an enum sk_rst_reason */
@@ -90,7 +90,8 @@ struct event {
 	__u16 flags;
 	__u8 laddr[16];
 	__u8 raddr[16];
-	char comm[16];
+	char comm[16];	 /* the process: its thread-group leader's name */
+	char thread[16]; /* the thread that acted on the socket */
 };
 
 struct owner {
@@ -98,6 +99,7 @@ struct owner {
 	__u32 pid;
 	__u32 tid;
 	char comm[16];
+	char thread[16];
 };
 
 struct sk_info {
@@ -200,7 +202,21 @@ static __always_inline void owner_from_current(struct owner *o)
 	o->pid = id >> 32;
 	o->tid = (__u32)id;
 	o->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	bpf_get_current_comm(o->thread, sizeof(o->thread));
+	/*
+	 * The process is named by its thread-group leader (a JVM's closes are
+	 * made by threads named "http-nio-8080-e", its process is "java").
+	 * The leader itself needs no read.
+	 */
+	if (o->pid == o->tid) {
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	} else {
+		struct task_struct *task = (void *)bpf_get_current_task();
+		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+		if (!leader || bpf_core_read(o->comm, sizeof(o->comm), &leader->comm))
+			__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	}
 }
 
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
@@ -237,6 +253,7 @@ static __always_inline void set_owner(struct event *e, const struct owner *o)
 	e->tid = o->tid;
 	e->cgroup_id = o->cgroup_id;
 	__builtin_memcpy(e->comm, o->comm, sizeof(e->comm));
+	__builtin_memcpy(e->thread, o->thread, sizeof(e->thread));
 	e->flags |= EVF_OWNER;
 }
 

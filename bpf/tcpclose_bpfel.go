@@ -46,6 +46,7 @@ type TcpcloseEvent struct {
 	Laddr        [16]uint8
 	Raddr        [16]uint8
 	Comm         [16]int8
+	Thread       [16]int8
 	_            [4]byte
 }
 
@@ -55,6 +56,7 @@ type TcpcloseOwner struct {
 	Pid      uint32
 	Tid      uint32
 	Comm     [16]int8
+	Thread   [16]int8
 }
 
 type TcpcloseSettled struct {

@@ -453,7 +453,7 @@ func (c *Collector) correlate(ev *Event) {
 	case KindUndrainedClose:
 		var owner *correlate.Owner
 		if ev.OwnerKnown {
-			owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
+			owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Thread: ev.Thread, CgroupID: ev.CgroupID}
 		}
 		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
 		c.evictions.Store(c.tracker.Evictions())
@@ -481,6 +481,6 @@ func fillOwner(ev *Event, e correlate.Entry) {
 	if ev.OwnerKnown || !e.HasOwner {
 		return
 	}
-	ev.PID, ev.TID, ev.Comm, ev.CgroupID = e.Owner.PID, e.Owner.TID, e.Owner.Comm, e.Owner.CgroupID
+	ev.PID, ev.TID, ev.Comm, ev.Thread, ev.CgroupID = e.Owner.PID, e.Owner.TID, e.Owner.Comm, e.Owner.Thread, e.Owner.CgroupID
 	ev.OwnerKnown = true
 }

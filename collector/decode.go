@@ -40,11 +40,17 @@ type Decoder struct {
 	// BootTime converts the kernel's boot-clock nanoseconds to wall time.
 	BootTime time.Time
 
-	comms map[[16]int8]string // interned comm strings: no allocation per event
-	// The last comm decoded: events come in runs from one process, and a
+	comms   names // process names
+	threads names // thread names
+}
+
+// names interns the kernel's 16-byte names: no allocation per event.
+type names struct {
+	known map[[16]int8]string
+	// The last name decoded: events come in runs from one process, and a
 	// comparison is cheaper than the map's hash.
-	lastComm    [16]int8
-	lastCommStr string
+	last    [16]int8
+	lastStr string
 }
 
 // Decode fills ev from a raw record.
@@ -86,7 +92,12 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 	ev.LAddr = addr(r.Family, &r.Laddr)
 	ev.RAddr = addr(r.Family, &r.Raddr)
 	if ev.OwnerKnown {
-		ev.Comm = d.comm(&r.Comm)
+		ev.Comm = d.comms.name(&r.Comm)
+		if r.Thread == r.Comm {
+			ev.Thread = ev.Comm
+		} else {
+			ev.Thread = d.threads.name(&r.Thread)
+		}
 	}
 	if ev.Kind == KindResetSent || ev.Kind == KindDataAfterClose {
 		switch {
@@ -98,12 +109,12 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 	}
 }
 
-func (d *Decoder) comm(c *[16]int8) string {
-	if *c == d.lastComm && d.lastCommStr != "" {
-		return d.lastCommStr
+func (n *names) name(c *[16]int8) string {
+	if *c == n.last && n.lastStr != "" {
+		return n.lastStr
 	}
-	if s, ok := d.comms[*c]; ok {
-		d.lastComm, d.lastCommStr = *c, s
+	if s, ok := n.known[*c]; ok {
+		n.last, n.lastStr = *c, s
 		return s
 	}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&c[0])), len(c))
@@ -111,14 +122,14 @@ func (d *Decoder) comm(c *[16]int8) string {
 		b = b[:i]
 	}
 	s := string(b)
-	if d.comms == nil {
-		d.comms = make(map[[16]int8]string)
+	if n.known == nil {
+		n.known = make(map[[16]int8]string)
 	}
-	if len(d.comms) >= 4096 { // bound the intern table
-		clear(d.comms)
+	if len(n.known) >= 4096 { // bound the intern table
+		clear(n.known)
 	}
-	d.comms[*c] = s
-	d.lastComm, d.lastCommStr = *c, s
+	n.known[*c] = s
+	n.last, n.lastStr = *c, s
 	return s
 }
 

@@ -86,8 +86,9 @@ type Event struct {
 	Time     time.Time
 	Kind     Kind
 	PID      uint32 // thread-group id of the owner (the process that closed, for closes)
-	TID      uint32
-	Comm     string
+	TID      uint32 // the thread that acted on the socket
+	Comm     string // the process's name (its thread-group leader's comm)
+	Thread   string // the thread's name (its comm), e.g. a JVM's "http-nio-8080-e"
 	CgroupID uint64
 	Netns    uint32
 	LAddr    netip.Addr // v4-mapped addresses are unmapped
@@ -102,7 +103,7 @@ type Event struct {
 	UnsentBytes  uint32
 	RefusedBytes uint32
 
-	OwnerKnown bool // PID, Comm and CgroupID were recorded for this socket
+	OwnerKnown bool // PID, TID, Comm, Thread and CgroupID were recorded for this socket
 	PeerFIN    bool // the peer's FIN had arrived before the close
 	ShutWR     bool // shutdown(SHUT_WR) preceded the close
 	TimeWait   bool // seen on a TIME_WAIT mini-socket

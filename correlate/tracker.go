@@ -14,6 +14,7 @@ type Owner struct {
 	PID      uint32
 	TID      uint32
 	Comm     string
+	Thread   string
 	CgroupID uint64
 }
 

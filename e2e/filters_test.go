@@ -29,6 +29,20 @@ func TestKernelFilters(t *testing.T) {
 			t.Errorf("counters count filtered-out events: %+v", c.Kinds)
 		}
 	})
+	t.Run("comm names the process", func(t *testing.T) {
+		// The close is made by a thread named otherwise: --comm matches
+		// the process's name, and the event names the thread too.
+		tr := startTracer(t, collector.Options{Netns: ns.Inode, Comm: "tct-closer"})
+		r, err := scenario.Run(ns, "worker_thread", "ipv6")
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := tr.since(0)
+		if len(events) != 1 || events[0].Kind != collector.KindUnreadClose || int(events[0].PID) != r.Closer.PID ||
+			events[0].Comm != "tct-closer" || events[0].Thread != scenario.WorkerThread || int(events[0].TID) == r.Closer.PID {
+			t.Fatalf("events = %+v, want only the closer's unread_close, made by its thread %s", events, scenario.WorkerThread)
+		}
+	})
 	t.Run("pid", func(t *testing.T) {
 		// The closer's pid is known only once it runs: filter on a pid
 		// that is not in the scenario, so nothing may pass.

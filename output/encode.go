@@ -54,6 +54,12 @@ var fields = []field{
 		}
 		return ""
 	}),
+	stringField("thread", true, func(ev *collector.Event) string {
+		if ev.OwnerKnown {
+			return ev.Thread
+		}
+		return ""
+	}),
 	uintField("netns", false, func(ev *collector.Event) uint64 { return uint64(ev.Netns) }),
 	uintField("cgroup_id", false, func(ev *collector.Event) uint64 { return ownerOnly(ev, ev.CgroupID) }),
 	stringField("family", false, func(ev *collector.Event) string { return ev.Family() }),

@@ -50,6 +50,7 @@ func encodingCases() []collector.Event {
 	noAddr := collector.Event{Time: at.Add(10 * time.Millisecond), Kind: collector.KindResetSent, Reason: "NO_SOCKET", NoSocket: true}
 	odd := unreadEvent()
 	odd.Comm = "a\"b\\c<d>&e\x00\x01\b\f\n\r\t\x7f\xff\u2028\u2029é"
+	odd.Thread = "\x1b]0;t\x07\xfe"
 	odd.Reason = string([]byte{0xe2, 0x82}) // truncated UTF-8
 	odd.Time = time.Date(1999, 12, 31, 23, 59, 59, 100, time.FixedZone("X", 3600))
 	far := unreadEvent()
@@ -95,6 +96,7 @@ func randomEvent(r *rand.Rand) collector.Event {
 		PID:          r.Uint32(),
 		TID:          r.Uint32() * uint32(r.IntN(2)),
 		Comm:         str(),
+		Thread:       str(),
 		CgroupID:     r.Uint64(),
 		Netns:        r.Uint32(),
 		LAddr:        addr(),
@@ -160,7 +162,7 @@ func FuzzAppendRecord(f *testing.F) {
 	e := &encoder{html: true}
 	f.Fuzz(func(t *testing.T, comm, reason string, ns int64, u32 uint32, u64 uint64, flag bool) {
 		ev := collector.Event{Time: time.Unix(0, ns), Kind: collector.Kind(u32 % 10), PID: u32, TID: u32 / 2,
-			Comm: comm, CgroupID: u64, Netns: u32, Cookie: u64, State: collector.State(u32 % 13), Reason: reason,
+			Comm: comm, Thread: reason + comm, CgroupID: u64, Netns: u32, Cookie: u64, State: collector.State(u32 % 13), Reason: reason,
 			UnreadBytes: u32, SinceClose: time.Duration(ns), OwnerKnown: flag, PeerFIN: !flag, NoSocket: flag,
 			LAddr: netip.AddrFrom4([4]byte{byte(u32), 1, 2, 3}), LPort: uint16(u32)}
 		checkRecord(t, e, &ev)

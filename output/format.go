@@ -109,6 +109,11 @@ func Detail(ev *collector.Event) string {
 	if ev.ShutWR && ev.Kind == collector.KindUndrainedClose {
 		add("after", "shutdown(SHUT_WR)")
 	}
+	if ev.OwnerKnown && ev.TID != ev.PID && ev.TID != 0 {
+		// A thread other than the process's main thread acted: name it.
+		add("thread", Printable(ev.Thread))
+		add("tid", strconv.FormatUint(uint64(ev.TID), 10))
+	}
 	if p := ev.Pod; p != nil {
 		add("pod", Printable(PodName(p)))
 		if p.Container != "" {
@@ -138,6 +143,7 @@ type Record struct {
 	PID          uint32 `json:"pid"`
 	TID          uint32 `json:"tid,omitempty"`
 	Comm         string `json:"comm"`
+	Thread       string `json:"thread,omitempty"`
 	Netns        uint32 `json:"netns"`
 	CgroupID     uint64 `json:"cgroup_id"`
 	Family       string `json:"family"`
@@ -189,7 +195,7 @@ func NewRecord(ev *collector.Event) Record {
 		SinceCloseNs: int64(ev.SinceClose),
 	}
 	if ev.OwnerKnown {
-		r.PID, r.TID, r.Comm, r.CgroupID = ev.PID, ev.TID, ev.Comm, ev.CgroupID
+		r.PID, r.TID, r.Comm, r.Thread, r.CgroupID = ev.PID, ev.TID, ev.Comm, ev.Thread, ev.CgroupID
 	}
 	if p := ev.Pod; p != nil {
 		r.Namespace, r.Pod, r.PodUID, r.Container, r.ContainerID = p.Namespace, p.Name, p.UID, p.Container, p.ContainerID

@@ -14,7 +14,7 @@ import (
 var at = time.Date(2026, 11, 21, 10, 30, 0, 123456789, time.UTC)
 
 func unreadEvent() collector.Event {
-	return collector.Event{Time: at, Kind: collector.KindUnreadClose, PID: 4242, TID: 4243, Comm: "server",
+	return collector.Event{Time: at, Kind: collector.KindUnreadClose, PID: 4242, TID: 4242, Comm: "server", Thread: "server",
 		CgroupID: 99, Netns: 4026531840, LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 8080,
 		RAddr: netip.MustParseAddr("127.0.0.1"), RPort: 50000, Cookie: 7, State: 1,
 		UnreadBytes: 1234, OwnerKnown: true}
@@ -27,6 +27,14 @@ func TestDetail(t *testing.T) {
 		want string
 	}{
 		{"unread", unreadEvent(), "unread=1234 state=ESTABLISHED"},
+		{"closed by a worker thread", collector.Event{Kind: collector.KindUnreadClose, UnreadBytes: 5, State: 1,
+			PID: 4242, TID: 4250, Comm: "java", Thread: "http-nio-8080-e", OwnerKnown: true},
+			"unread=5 state=ESTABLISHED thread=http-nio-8080-e tid=4250"},
+		{"thread of an unknown owner", collector.Event{Kind: collector.KindUnreadClose, UnreadBytes: 5, State: 1,
+			PID: 4242, TID: 4250, Thread: "stale"}, "unread=5 state=ESTABLISHED"},
+		{"hostile thread name", collector.Event{Kind: collector.KindAbortClose, State: 1,
+			PID: 1, TID: 2, Comm: "p", Thread: "\x1b[2J\n", OwnerKnown: true},
+			`unsent=0 state=ESTABLISHED thread="\x1b[2J\n" tid=2`},
 		{"unread with unsent", collector.Event{Kind: collector.KindUnreadClose, UnreadBytes: 5, UnsentBytes: 6, State: 8},
 			"unread=5 unsent=6 state=CLOSE_WAIT"},
 		{"abort", collector.Event{Kind: collector.KindAbortClose, UnsentBytes: 300, State: 1}, "unsent=300 state=ESTABLISHED"},
@@ -125,8 +133,8 @@ func TestJSONSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"time": "2026-11-21T10:30:00.123456789Z", "kind": "unread_close", "pid": 4242.0, "tid": 4243.0,
-		"comm": "server", "netns": 4026531840.0, "cgroup_id": 99.0, "family": "ipv4", "laddr": "127.0.0.1",
+		"time": "2026-11-21T10:30:00.123456789Z", "kind": "unread_close", "pid": 4242.0, "tid": 4242.0,
+		"comm": "server", "thread": "server", "netns": 4026531840.0, "cgroup_id": 99.0, "family": "ipv4", "laddr": "127.0.0.1",
 		"lport": 8080.0, "raddr": "127.0.0.1", "rport": 50000.0, "cookie": 7.0, "state": "ESTABLISHED",
 		"reason": "", "unread_bytes": 1234.0, "unsent_bytes": 0.0, "refused_bytes": 0.0,
 	}

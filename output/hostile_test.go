@@ -90,7 +90,8 @@ func FuzzPrintable(f *testing.F) {
 // hostileEvent is an event whose every name is name.
 func hostileEvent(kind collector.Kind, name string) collector.Event {
 	ev := unreadEvent()
-	ev.Kind, ev.Comm, ev.Reason = kind, name, name
+	ev.Kind, ev.Comm, ev.Thread, ev.Reason = kind, name, name, name
+	ev.TID = ev.PID + 1 // a worker thread: the table names it too
 	ev.Pod = &collector.PodInfo{Namespace: name, Name: name, UID: name, Container: name, ContainerID: name}
 	return ev
 }
@@ -204,7 +205,7 @@ func FuzzMachineLines(f *testing.F) {
 		}
 		var rec Record
 		checkJSONLine(t, "NDJSON", nd.Bytes(), &rec)
-		if rec.Comm != want || rec.Pod != want || rec.Container != want || rec.Reason != want {
+		if rec.Comm != want || rec.Thread != want || rec.Pod != want || rec.Container != want || rec.Reason != want {
 			t.Fatalf("NDJSON names: %+v, want %q", rec, want)
 		}
 

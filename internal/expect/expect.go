@@ -27,6 +27,7 @@ const (
 	RowNoStorage     = "close without socket storage"
 	RowGraceful      = "graceful_close"
 	RowHandoff       = "owner of a handed-over socket"
+	RowThread        = "process of a thread's close"
 )
 
 // Role names an event's owner by its part in the scenario. An owner that is
@@ -56,6 +57,9 @@ type Event struct {
 	// NoStorage: the socket had no storage (the event says its details
 	// may be missing).
 	NoStorage bool
+	// Worker: the owner acted on its thread scenario.WorkerThread, not on
+	// its main thread (the event's comm still names the process).
+	Worker bool
 	// Reason is as the kernel reports it (see Kernel.Reason); "" for the
 	// kinds that carry none (all but reset_sent and data_after_close).
 	Reason string
@@ -63,8 +67,8 @@ type Event struct {
 
 // String shows every compared field; equal strings mean matching events.
 func (w Event) String() string {
-	return fmt.Sprintf("%s owner=%s lport=%d rport=%d unread=%d unsent=%d refused=%d reason=%s listener=%t no_storage=%t",
-		w.Kind, w.Owner.display(), w.LPort, w.RPort, w.Unread, w.Unsent, w.Refused, w.Reason, w.Listener, w.NoStorage)
+	return fmt.Sprintf("%s owner=%s lport=%d rport=%d unread=%d unsent=%d refused=%d reason=%s listener=%t no_storage=%t worker=%t",
+		w.Kind, w.Owner.display(), w.LPort, w.RPort, w.Unread, w.Unsent, w.Refused, w.Reason, w.Listener, w.NoStorage, w.Worker)
 }
 
 // Events lists the events scenario name must produce on kernel k, given
@@ -164,6 +168,12 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 				Unread: r.UnreadBytes, NoStorage: true},
 			{Row: RowNoStorage, Kind: collector.KindResetReceived, Owner: None, LPort: p, RPort: c, NoStorage: true},
 		}
+	case "worker_thread":
+		return []Event{
+			{Row: RowThread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p,
+				Unread: r.UnreadBytes, Worker: true},
+			received(Peer, p, c),
+		}
 	}
 	return nil
 }
@@ -185,6 +195,9 @@ func Rows(name string) []string {
 func RowOf(name string, ev *collector.Event) string {
 	if name == "no_storage" && ev.NoStorage {
 		return RowNoStorage
+	}
+	if name == "worker_thread" && ev.Kind == collector.KindUnreadClose {
+		return RowThread
 	}
 	switch ev.Kind {
 	case collector.KindUnreadClose:
@@ -235,7 +248,8 @@ func OwnerOf(ev *collector.Event, r *scenario.Result) Role {
 func Observed(ev *collector.Event, r *scenario.Result) Event {
 	w := Event{Row: RowOf(r.Name, ev), Kind: ev.Kind, Owner: OwnerOf(ev, r), LPort: ev.LPort, RPort: ev.RPort,
 		Unread: ev.UnreadBytes, Unsent: ev.UnsentBytes, Refused: ev.RefusedBytes,
-		Listener: ev.Listener, NoStorage: ev.NoStorage}
+		Listener: ev.Listener, NoStorage: ev.NoStorage,
+		Worker: ev.OwnerKnown && ev.TID != ev.PID && ev.Thread == scenario.WorkerThread}
 	if ev.Kind == collector.KindResetSent || ev.Kind == collector.KindDataAfterClose {
 		w.Reason = ev.Reason // reasons belong to resets sent
 	}
@@ -270,6 +284,9 @@ func (w Event) Mismatch(ev *collector.Event, r *scenario.Result) string {
 	}
 	if got.NoStorage != w.NoStorage {
 		d = append(d, fmt.Sprintf("no_storage %t, want %t", got.NoStorage, w.NoStorage))
+	}
+	if got.Worker != w.Worker {
+		d = append(d, fmt.Sprintf("thread %q (tid %d of pid %d), want worker %t", output.Printable(ev.Thread), ev.TID, ev.PID, w.Worker))
 	}
 	return strings.Join(d, ", ")
 }

@@ -673,6 +673,29 @@ func (h *helperProc) do(f []string) (string, error) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return "", nil
 
+	case "thread": // thread NAME CMD...: CMD on a new OS thread named NAME, which then ends
+		if len(f) < 3 {
+			return "", errors.New("thread: want a name and a command")
+		}
+		type answer struct {
+			reply string
+			err   error
+		}
+		done := make(chan answer)
+		go func() {
+			// Locked and never unlocked: the thread ends with the goroutine.
+			runtime.LockOSThread()
+			buf := append([]byte(f[1]), 0)
+			if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&buf[0])), 0, 0, 0); err != nil {
+				done <- answer{err: fmt.Errorf("prctl PR_SET_NAME: %w", err)}
+				return
+			}
+			reply, err := h.do(f[2:])
+			done <- answer{reply, err}
+		}()
+		a := <-done
+		return a.reply, a.err
+
 	case "comm": // comm HEX: prctl(PR_SET_NAME) to the bytes HEX encodes (any but NUL; the kernel keeps 15)
 		if len(f) != 2 {
 			return "", errors.New("comm: want 1 argument")

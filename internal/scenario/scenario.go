@@ -68,13 +68,14 @@ var scenarios = map[string]func(*driver) *Result{
 	"shutdown_unread":     shutdownUnread,
 	"half_open":           halfOpen,
 	"no_storage":          noStorage,
+	"worker_thread":       workerThread,
 }
 
 // Names lists the scenarios Run knows, in a fixed order.
 func Names() []string {
 	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
 		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff",
-		"upload_refused", "shutdown_unread", "half_open", "no_storage"}
+		"upload_refused", "shutdown_unread", "half_open", "no_storage", "worker_thread"}
 }
 
 // Run runs one scenario for family "ipv4" (127.0.0.1) or "ipv6" (::1) inside
@@ -128,6 +129,26 @@ func unreadClose(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
 	lport := d.port(c, "listen L 0")
 	pport := unreadExchange(d, c, p, lport, unreadBytes)
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+}
+
+// WorkerThread is the name of the closer's thread that closes in
+// worker_thread.
+const WorkerThread = "tct-worker"
+
+// workerThread: unread_close, but the close is made by a thread of the
+// closer other than its main thread, named WorkerThread (as a JVM's
+// handler threads are): the event names the process and the thread.
+func workerThread(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", unreadBytes)
+	d.do(c, "waitinq S %d", unreadBytes)
+	d.do(c, "thread %s close S", WorkerThread)
+	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
 }

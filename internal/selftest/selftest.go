@@ -33,6 +33,7 @@ const (
 	RowNoStorage     = expect.RowNoStorage
 	RowGraceful      = expect.RowGraceful
 	RowHandoff       = expect.RowHandoff
+	RowThread        = expect.RowThread
 	RowReasons       = "reset reasons"
 	RowCounters      = "kernel counters agree"
 )
@@ -40,7 +41,7 @@ const (
 // Rows lists the report's rows in order.
 func Rows() []string {
 	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAfterFinWait1, RowAbort,
-		RowResetReceived, RowResetSent, RowListener, RowGraceful, RowHandoff, RowNoStorage, RowReasons, RowCounters}
+		RowResetReceived, RowResetSent, RowListener, RowGraceful, RowHandoff, RowThread, RowNoStorage, RowReasons, RowCounters}
 }
 
 // Options change how the self-test runs.

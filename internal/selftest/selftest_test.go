@@ -82,7 +82,7 @@ func TestReportWrite(t *testing.T) {
 			"reset_sent (no socket)               FAIL  ok\n",
 			"\nlost: kernel refused a trampoline on tcp_v4_send_reset (attach: no trampolines): IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen\n",
 			"FAIL reset_sent (no socket)/ipv4: closed_port: no reset_sent event\n",
-			"FAIL: 1 of 14 checks do not work on this kernel\n",
+			"FAIL: 1 of 15 checks do not work on this kernel\n",
 		}},
 		{name: "kernel unsupported", report: func() *Report {
 			r := withNA()
@@ -94,7 +94,7 @@ func TestReportWrite(t *testing.T) {
 			"DETECTION                            IPV4  IPV6\nunread_close                         FAIL  FAIL\n",
 			"reset reasons                        n/a   n/a\n",
 			"FAIL every other detection: kernel lacks tracepoint tcp_destroy_sock\n",
-			"FAIL: 13 of 14 checks do not work on this kernel\n",
+			"FAIL: 14 of 15 checks do not work on this kernel\n",
 		}},
 	}
 	for _, tt := range tests {
