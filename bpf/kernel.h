@@ -31,6 +31,7 @@ enum {
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 #define BPF_ANY 0
+#define BPF_NOEXIST 1
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_F_CLONE (1U << 9)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
@@ -153,9 +154,38 @@ struct file___old {
 	atomic_long_t f_count;
 } __attribute__((preserve_access_index));
 
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
+	int pid;
+	int tgid;
 	struct task_struct *group_leader;
+	struct css_set *cgroups;
 	char comm[16];
+} __attribute__((preserve_access_index));
+
+/* The context of an iter/task_file program (its fields are unions in the kernel). */
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__task_file {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+	__u32 fd;
+	struct file *file;
 } __attribute__((preserve_access_index));
 
 struct socket {

@@ -158,6 +158,24 @@ struct {
 } tw_owner SEC(".maps");
 
 /*
+ * Owners of sockets made before the tracer, by the socket's address, as the
+ * iterator found them (learn_owners: it cannot reach a socket's storage).
+ * An entry is dropped when its socket is destroyed, so an address reused by
+ * a later socket never finds it. old_pending counts the entries: while it
+ * is zero, as it is on a host whose sockets all came after the tracer, the
+ * hot paths skip the map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct owner);
+} old_owners SEC(".maps");
+
+__u64 old_pending = 0;
+
+/*
  * Per CPU, direct-mapped: cookies of sockets whose owner is settled, so that
  * sends and receives on them need no storage lookup. A cookie is unique for
  * the host's uptime, so a stale slot is never wrong, only a miss.
@@ -219,9 +237,43 @@ static __always_inline void owner_from_current(struct owner *o)
 	}
 }
 
+/*
+ * The owner as task names it, for a socket found by the iterator: the
+ * process (tgid, its leader's name), the thread and its cgroup v2 id.
+ */
+static __always_inline void owner_from_task(struct owner *o, struct task_struct *task)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	o->pid = BPF_CORE_READ(task, tgid);
+	o->tid = BPF_CORE_READ(task, pid);
+	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	bpf_core_read(o->thread, sizeof(o->thread), &task->comm);
+	if (!leader || bpf_core_read(o->comm, sizeof(o->comm), &leader->comm))
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+}
+
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
 {
 	return bpf_sk_storage_get(&sk_info, sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* The owner the iterator found for a socket made before the tracer, or NULL. */
+static __always_inline struct owner *old_owner(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!old_pending)
+		return NULL;
+	return bpf_map_lookup_elem(&old_owners, &key);
+}
+
+/* The socket's owner: the one recorded, or the one the iterator found. */
+static __always_inline struct owner *owner_of(struct sock *sk, struct sk_info *info)
+{
+	if (info && (info->flags & SKF_OWNER))
+		return &info->owner;
+	return old_owner(sk);
 }
 
 /*
@@ -758,6 +810,7 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	struct event e = {.kind = KIND_RESET_RECEIVED};
 	int state = sk->__sk_common.skc_state;
 	struct sk_info *info;
+	struct owner *owner;
 	bool provisional;
 
 	if (state == TCP_CLOSE)
@@ -774,8 +827,9 @@ int BPF_PROG(on_receive_reset, struct sock *sk)
 	fill_from_sock(&e, sk);
 	if (provisional)
 		e.flags |= EVF_PROVISIONAL;
-	if (info && (info->flags & SKF_OWNER))
-		set_owner(&e, &info->owner);
+	owner = owner_of(sk, info);
+	if (owner)
+		set_owner(&e, owner);
 	if (emit(&e) != EMIT_FILTERED && provisional && info) {
 		info->flags |= SKF_RESET_PENDING;
 		info->abort_state = state;
@@ -873,9 +927,12 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			e.flags |= EVF_LISTENER;
 		}
 		if (is_full_sock(e.state)) {
+			struct owner *owner;
+
 			info = info_of(sk, false);
-			if (info && (info->flags & SKF_OWNER))
-				set_owner(&e, &info->owner);
+			owner = owner_of(sk, info);
+			if (owner)
+				set_owner(&e, owner);
 		}
 	}
 	if (!wanted(&e))
@@ -1020,11 +1077,67 @@ int BPF_PROG(on_destroy, struct sock *sk)
 {
 	struct sk_info *info;
 
+	if (old_pending) {
+		__u64 key = (__u64)sk;
+
+		if (bpf_map_delete_elem(&old_owners, &key) == 0)
+			__sync_fetch_and_sub(&old_pending, 1);
+	}
 	if (sk->__sk_common.skc_state != TCP_CLOSE ||
 	    !sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
 		return 0;
 	info = info_of(sk, false);
 	if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
 		classify_dead_close(sk);
+	return 0;
+}
+
+/*
+ * Run once at start, after the hooks are attached: every open file of every
+ * process (threads that share their leader's files are skipped by the
+ * kernel). Every TCP socket is recorded; one with no owner in its storage
+ * was made before the tracer, and the first process found holding it is
+ * its owner until a task sends, receives or closes on it (a listener shared
+ * by pre-forked workers is the first one's). The socket's storage is out of
+ * reach here (the kernel does not trust a socket reached from a file), so
+ * the owner goes to old_owners by the socket's address, which the hooks can
+ * read. One byte is written per socket: 1 if its owner was recorded, 0 if
+ * the table was full.
+ */
+SEC("iter/task_file")
+int learn_owners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct socket *sock;
+	struct owner o = {};
+	struct sock *sk;
+	__u8 done = 1;
+	__u64 key;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	switch (BPF_CORE_READ(sk, __sk_common.skc_family)) {
+	case AF_INET:
+	case AF_INET6:
+		break;
+	default:
+		return 0;
+	}
+	key = (__u64)sk;
+	if (bpf_map_lookup_elem(&old_owners, &key))
+		return 0; /* another process holds it too: the first one found owns it */
+	owner_from_task(&o, task);
+	if (bpf_map_update_elem(&old_owners, &key, &o, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&old_pending, 1);
+	else
+		done = 0;
+	bpf_seq_write(ctx->meta->seq, &done, sizeof(done));
 	return 0;
 }

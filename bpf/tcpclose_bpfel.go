@@ -78,10 +78,12 @@ type TcpcloseSkInfo struct {
 const (
 	TcpcloseMapCounters        = "counters"
 	TcpcloseMapEvents          = "events"
+	TcpcloseMapOldOwners       = "old_owners"
 	TcpcloseMapResetDue        = "reset_due"
 	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
 	TcpcloseMapTwOwner         = "tw_owner"
+	TcpcloseProgLearnOwners    = "learn_owners"
 	TcpcloseProgOnDestroy      = "on_destroy"
 	TcpcloseProgOnReceiveReset = "on_receive_reset"
 	TcpcloseProgOnRecvLength   = "on_recv_length"
@@ -97,6 +99,7 @@ const (
 	TcpcloseVarFilterNetns     = "filter_netns"
 	TcpcloseVarFilterPid       = "filter_pid"
 	TcpcloseVarFilterPort      = "filter_port"
+	TcpcloseVarOldPending      = "old_pending"
 	TcpcloseVarStreamGraceful  = "stream_graceful"
 	TcpcloseVarWakeupBytes     = "wakeup_bytes"
 )
@@ -143,6 +146,7 @@ type TcpcloseSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseProgramSpecs struct {
+	LearnOwners    *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.ProgramSpec `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
 	OnRecvLength   *ebpf.ProgramSpec `ebpf:"on_recv_length"`
@@ -159,12 +163,13 @@ type TcpcloseProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	ResetDue *ebpf.MapSpec `ebpf:"reset_due"`
-	Settled  *ebpf.MapSpec `ebpf:"settled"`
-	SkInfo   *ebpf.MapSpec `ebpf:"sk_info"`
-	TwOwner  *ebpf.MapSpec `ebpf:"tw_owner"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	Events    *ebpf.MapSpec `ebpf:"events"`
+	OldOwners *ebpf.MapSpec `ebpf:"old_owners"`
+	ResetDue  *ebpf.MapSpec `ebpf:"reset_due"`
+	Settled   *ebpf.MapSpec `ebpf:"settled"`
+	SkInfo    *ebpf.MapSpec `ebpf:"sk_info"`
+	TwOwner   *ebpf.MapSpec `ebpf:"tw_owner"`
 }
 
 // TcpcloseVariableSpecs contains global variables before they are loaded into the kernel.
@@ -176,6 +181,7 @@ type TcpcloseVariableSpecs struct {
 	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
+	OldPending     *ebpf.VariableSpec `ebpf:"old_pending"`
 	StreamGraceful *ebpf.VariableSpec `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -200,18 +206,20 @@ func (o *TcpcloseObjects) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Events   *ebpf.Map `ebpf:"events"`
-	ResetDue *ebpf.Map `ebpf:"reset_due"`
-	Settled  *ebpf.Map `ebpf:"settled"`
-	SkInfo   *ebpf.Map `ebpf:"sk_info"`
-	TwOwner  *ebpf.Map `ebpf:"tw_owner"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	Events    *ebpf.Map `ebpf:"events"`
+	OldOwners *ebpf.Map `ebpf:"old_owners"`
+	ResetDue  *ebpf.Map `ebpf:"reset_due"`
+	Settled   *ebpf.Map `ebpf:"settled"`
+	SkInfo    *ebpf.Map `ebpf:"sk_info"`
+	TwOwner   *ebpf.Map `ebpf:"tw_owner"`
 }
 
 func (m *TcpcloseMaps) Close() error {
 	return _TcpcloseClose(
 		m.Counters,
 		m.Events,
+		m.OldOwners,
 		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
@@ -228,6 +236,7 @@ type TcpcloseVariables struct {
 	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
+	OldPending     *ebpf.Variable `ebpf:"old_pending"`
 	StreamGraceful *ebpf.Variable `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
@@ -236,6 +245,7 @@ type TcpcloseVariables struct {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpclosePrograms struct {
+	LearnOwners    *ebpf.Program `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.Program `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.Program `ebpf:"on_receive_reset"`
 	OnRecvLength   *ebpf.Program `ebpf:"on_recv_length"`
@@ -250,6 +260,7 @@ type TcpclosePrograms struct {
 
 func (p *TcpclosePrograms) Close() error {
 	return _TcpcloseClose(
+		p.LearnOwners,
 		p.OnDestroy,
 		p.OnReceiveReset,
 		p.OnRecvLength,

@@ -87,6 +87,8 @@ type Collector struct {
 	links   []link.Link
 	decoder Decoder
 	tracker *correlate.Tracker
+	// oldSockets is how many sockets made before the tracer got an owner.
+	oldSockets int
 
 	decoded     atomic.Uint64
 	sinkDropped atomic.Uint64
@@ -132,6 +134,7 @@ func Open(opts Options) (_ *Collector, err error) {
 	if err := c.attach(plan.use); err != nil {
 		return nil, err
 	}
+	c.learnOwners(spec, plan.btf)
 	c.decoder = Decoder{Reasons: plan.reasons, BootTime: bootTime()}
 	c.wakeupBytes = int(wakeupBytes(&opts))
 	return c, nil

@@ -109,8 +109,8 @@ func Detail(ev *collector.Event) string {
 	if ev.ShutWR && ev.Kind == collector.KindUndrainedClose {
 		add("after", "shutdown(SHUT_WR)")
 	}
-	if ev.OwnerKnown && ev.TID != ev.PID && ev.TID != 0 {
-		// A thread other than the process's main thread acted: name it.
+	if ev.OwnerKnown && ev.TID != ev.PID && ev.TID != 0 && ev.Thread != ev.Comm {
+		// A thread named otherwise than its process acted: name it.
 		add("thread", Printable(ev.Thread))
 		add("tid", strconv.FormatUint(uint64(ev.TID), 10))
 	}

@@ -123,7 +123,7 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		logger.Warn("this kernel limits detection", "what", lost)
 	}
 	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
-		"pods_cgroup_root", podRoot)
+		"pods_cgroup_root", podRoot, "open_sockets_owned", c.OldSockets())
 
 	var sink output.Sink = output.NewLog(logger)
 	if cfg.logFormat != "logfmt" {

@@ -65,7 +65,7 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		t := output.NewTable(out)
 		t.NoHints = cfg.noHints
 		sink = t
-		fmt.Fprintln(stderr, "Tracing TCP closes and resets... Ctrl-C to stop.")
+		fmt.Fprintf(stderr, "Tracing TCP closes and resets (owners of %d open TCP sockets learned)... Ctrl-C to stop.\n", c.OldSockets())
 	}
 	counted := output.NewCounted(sink)
 	summary := output.NewSummary()

@@ -88,7 +88,7 @@ func Events(k Kernel, name string, r *scenario.Result) []Event {
 		}
 	}
 	switch name {
-	case "unread_close":
+	case "unread_close", "old_socket":
 		return []Event{
 			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
 			received(Peer, p, c),

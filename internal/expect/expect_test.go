@@ -27,6 +27,10 @@ func streamed(w Event, r *scenario.Result, reason string) collector.Event {
 	case Peer:
 		ev.OwnerKnown, ev.PID, ev.Comm = true, uint32(r.Peer.PID), r.Peer.Comm
 	}
+	ev.TID, ev.Thread = ev.PID, ev.Comm
+	if w.Worker {
+		ev.TID, ev.Thread = ev.PID+1, scenario.WorkerThread
+	}
 	return ev
 }
 
@@ -222,7 +226,7 @@ func TestMissingAndDescribe(t *testing.T) {
 	if got := Describe(&ev, run); got != "reset_sent of none, ports 2000->1000" {
 		t.Errorf("Describe = %q", got)
 	}
-	if got := Observed(&ev, run).String(); got != "reset_sent owner=none lport=2000 rport=1000 unread=0 unsent=0 refused=0 reason=NO_SOCKET listener=false no_storage=false" {
+	if got := Observed(&ev, run).String(); got != "reset_sent owner=none lport=2000 rport=1000 unread=0 unsent=0 refused=0 reason=NO_SOCKET listener=false no_storage=false worker=false" {
 		t.Errorf("String = %q", got)
 	}
 }

@@ -53,6 +53,9 @@ type driver struct {
 	// closerComm, if set, is the name the closer gives itself right after
 	// it starts (prctl(PR_SET_NAME)), before it opens any socket.
 	closerComm string
+	// pause, if set, runs where a scenario marks that what came before is
+	// older than the tracer (see RunPaused).
+	pause func() error
 }
 
 func newDriver(ctx context.Context, ns *Namespace, name, family string) (*driver, error) {
@@ -198,6 +201,17 @@ func (h *helper) reply(ctx context.Context, what string) ([]string, error) {
 }
 
 // do sends one command to h and returns the fields of its "ok" answer.
+// checkpoint runs the pause, if any: the sockets made so far are older
+// than what the pause starts.
+func (d *driver) checkpoint() {
+	if d.err != nil || d.pause == nil {
+		return
+	}
+	if err := d.pause(); err != nil {
+		d.fail(fmt.Errorf("pause: %w", err))
+	}
+}
+
 func (d *driver) do(h *helper, format string, args ...any) []string {
 	if d.err != nil {
 		return nil

@@ -69,13 +69,14 @@ var scenarios = map[string]func(*driver) *Result{
 	"half_open":           halfOpen,
 	"no_storage":          noStorage,
 	"worker_thread":       workerThread,
+	"old_socket":          oldSocket,
 }
 
 // Names lists the scenarios Run knows, in a fixed order.
 func Names() []string {
 	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
 		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff",
-		"upload_refused", "shutdown_unread", "half_open", "no_storage", "worker_thread"}
+		"upload_refused", "shutdown_unread", "half_open", "no_storage", "worker_thread", "old_socket"}
 }
 
 // Run runs one scenario for family "ipv4" (127.0.0.1) or "ipv6" (::1) inside
@@ -95,6 +96,18 @@ func Run(ns *Namespace, name, family string) (*Result, error) {
 // holds but NUL (the kernel keeps 15). Result.Closer.Comm is that name.
 // An empty comm keeps tct-closer.
 func RunAs(ns *Namespace, name, family, comm string) (*Result, error) {
+	return run(ns, name, family, comm, nil)
+}
+
+// RunPaused is Run with pause called where the scenario's sockets exist and
+// nothing has happened to them yet (only old_socket has such a point;
+// elsewhere pause is not called): a tracer started by pause finds sockets
+// older than itself. An error from pause fails the run.
+func RunPaused(ns *Namespace, name, family string, pause func() error) (*Result, error) {
+	return run(ns, name, family, "", pause)
+}
+
+func run(ns *Namespace, name, family, comm string, pause func() error) (*Result, error) {
 	fn, ok := scenarios[name]
 	if !ok {
 		if name == "mixed" {
@@ -108,7 +121,7 @@ func RunAs(ns *Namespace, name, family, comm string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, err)
 	}
-	d.closerComm = comm
+	d.closerComm, d.pause = comm, pause
 	r := fn(d)
 	if r == nil {
 		d.cleanup()
@@ -129,6 +142,24 @@ func unreadClose(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
 	lport := d.port(c, "listen L 0")
 	pport := unreadExchange(d, c, p, lport, unreadBytes)
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+}
+
+// oldSocket: unread_close on sockets older than the tracer (RunPaused
+// starts it once the connection is up and the peer's data is queued): the
+// closer closes a socket it has not used since, and the peer's socket,
+// also older, is reset.
+func oldSocket(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", unreadBytes)
+	d.do(c, "waitinq S %d", unreadBytes)
+	d.checkpoint()
+	d.do(c, "close S")
+	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
 }

@@ -52,6 +52,7 @@ var watched = []string{"TcpExtTCPAbortOnClose", "TcpExtTCPAbortOnData", "TcpOutR
 var wantDeltas = map[string]map[string]uint64{
 	"unread_close":        {"TcpExtTCPAbortOnClose": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
 	"worker_thread":       {"TcpExtTCPAbortOnClose": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
+	"old_socket":          {"TcpExtTCPAbortOnClose": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
 	"undrained_fin_wait":  {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 1},
 	"undrained_time_wait": {"TcpOutRsts": 1, "TcpEstabResets": 1},
 	"linger_zero":         {"TcpExtTCPAbortOnData": 1, "TcpOutRsts": 1, "TcpEstabResets": 2},
@@ -210,7 +211,7 @@ func checkResult(t *testing.T, name, family string, r *Result) {
 	}
 	var unread, unsent, refused uint32
 	switch name {
-	case "unread_close", "shutdown_unread", "no_storage", "worker_thread":
+	case "unread_close", "shutdown_unread", "no_storage", "worker_thread", "old_socket":
 		unread = 1234
 	case "undrained_fin_wait", "undrained_time_wait":
 		refused = 100
@@ -363,7 +364,7 @@ func checkWire(t *testing.T, name string, r *Result, segs []segment) {
 		if len(segs) == 0 || segs[0].flags&tcpFlagSYN == 0 || segs[0].sport != c || segs[0].dport != p {
 			t.Errorf("first segment %+v, want SYN %d -> %d", segs, c, p)
 		}
-	case "unread_close", "shutdown_unread", "no_storage", "worker_thread":
+	case "unread_close", "shutdown_unread", "no_storage", "worker_thread", "old_socket":
 		if sent[p] != unreadBytes || sent[c] != 0 {
 			t.Errorf("payload closer %d peer %d", sent[c], sent[p])
 		}
