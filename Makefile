@@ -42,7 +42,7 @@ DEB_LINT   := clang-format-19=1:19.1.7-3~deb12u1
 # procps: sysctl; util-linux: setpriv, unshare; prometheus: promtool and the
 # server for the metric and rule tests; skopeo: reads the OCI image archive;
 # debootstrap: the clean root; nginx, haproxy, python3, curl: e2e/realapps.
-DEB_TEST   := git gcc iproute2 procps util-linux prometheus skopeo debootstrap nginx haproxy python3 curl
+DEB_TEST   := git gcc iproute2 procps util-linux prometheus skopeo debootstrap nginx haproxy python3 curl openjdk-17-jdk-headless
 # The kernel matrix: the guests' userland and initramfs, qemu, the kernel
 # packages' compression (installed without recommends).
 DEB_VMTEST := busybox-static cpio qemu-system-x86 xz-utils
