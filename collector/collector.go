@@ -74,6 +74,12 @@ type Stats struct {
 	SinkDropped uint64 // events dropped because the sink fell behind
 	Evictions   uint64 // correlation entries evicted for lack of room
 	Expired     uint64 // correlation entries aged out
+	// SkippedRuns is how many times the kernel did not run one of the
+	// programs because a BPF program was already running on that CPU (a
+	// softirq that interrupted it, or another tool's program): what those
+	// runs would have counted is missing from the counters. Read from the
+	// kernel's per-program recursion_misses (5.12+; 0 before).
+	SkippedRuns uint64
 }
 
 // Collector owns the loaded programs and their links.
@@ -292,7 +298,19 @@ func (c *Collector) Stats() Stats {
 		SinkDropped: c.sinkDropped.Load(),
 		Evictions:   c.evictions.Load(),
 		Expired:     c.expired.Load(),
+		SkippedRuns: c.skippedRuns(),
 	}
+}
+
+// skippedRuns sums the programs' recursion misses.
+func (c *Collector) skippedRuns() uint64 {
+	var n uint64
+	for _, p := range c.progs {
+		if st, err := p.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
 }
 
 // Reasons returns the kernel's reset reason names.

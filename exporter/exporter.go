@@ -38,6 +38,7 @@ type Exporter struct {
 	closes, dataAfterClose, resetsReceived, resetsSent *prometheus.Desc
 	unreadBytes, unsentBytes, refusedBytes, unreadHist *prometheus.Desc
 	ringLost, dropped, evictions, attached, buildInfo  *prometheus.Desc
+	skippedRuns                                        *prometheus.Desc
 	version                                            string
 }
 
@@ -62,7 +63,9 @@ func New(version string) *Exporter {
 		unreadHist:     d("unread_at_close_bytes", "Unread bytes at each unread_close."),
 		ringLost: d("ring_lost_records_total", "Event records counted by the kernel but not streamed because the ring "+
 			"buffer was full: logs miss them, counters do not."),
-		dropped:   d("events_dropped_total", "Events dropped because the log output fell behind."),
+		dropped: d("events_dropped_total", "Events dropped because the log output fell behind."),
+		skippedRuns: d("bpf_skipped_runs_total", "Program runs the kernel skipped because a BPF program was already "+
+			"running on that CPU (recursion protection, 5.12+): what they would have counted is missing from every counter."),
 		evictions: d("correlation_evictions_total", "Per-socket correlation entries evicted for lack of room."),
 		attached: d("programs_attached", "BPF programs attached: 0 until attached, then every program this kernel "+
 			"needs (6 on most kernels)."),
@@ -82,7 +85,7 @@ func (e *Exporter) SetSource(src Source) {
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{e.closes, e.dataAfterClose, e.resetsReceived, e.resetsSent,
 		e.unreadBytes, e.unsentBytes, e.refusedBytes, e.unreadHist, e.ringLost, e.dropped, e.evictions,
-		e.attached, e.buildInfo} {
+		e.skippedRuns, e.attached, e.buildInfo} {
 		ch <- d
 	}
 }
@@ -100,6 +103,7 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	st := e.src.Stats()
 	counter(ch, e.dropped, st.SinkDropped)
 	counter(ch, e.evictions, st.Evictions)
+	counter(ch, e.skippedRuns, st.SkippedRuns)
 
 	c, err := e.src.Counters()
 	if err != nil {

@@ -37,7 +37,7 @@ func (f *fakeSource) Attached() int                         { return f.attached 
 
 func sampleSource() *fakeSource {
 	f := &fakeSource{
-		stats:    collector.Stats{SinkDropped: 3, Evictions: 4, Decoded: 99},
+		stats:    collector.Stats{SinkDropped: 3, Evictions: 4, Decoded: 99, SkippedRuns: 5},
 		reasons:  collector.NewReasons(map[uint16]string{0: "NOT_SPECIFIED", 1: "NO_SOCKET", 5: "TCP_ABORT_ON_CLOSE"}),
 		attached: 6,
 	}
@@ -131,7 +131,7 @@ tcpclose_resets_sent_total{reason="unknown"} 1
 		{name: "bytes and self metrics", src: sampleSource(),
 			metrics: []string{"tcpclose_discarded_unread_bytes_total", "tcpclose_discarded_unsent_bytes_total",
 				"tcpclose_refused_bytes_total", "tcpclose_ring_lost_records_total", "tcpclose_events_dropped_total",
-				"tcpclose_correlation_evictions_total"},
+				"tcpclose_correlation_evictions_total", "tcpclose_bpf_skipped_runs_total"},
 			want: `
 # HELP tcpclose_discarded_unread_bytes_total Received bytes discarded unread by unread_close closes.
 # TYPE tcpclose_discarded_unread_bytes_total counter
@@ -151,6 +151,9 @@ tcpclose_events_dropped_total 3
 # HELP tcpclose_correlation_evictions_total Per-socket correlation entries evicted for lack of room.
 # TYPE tcpclose_correlation_evictions_total counter
 tcpclose_correlation_evictions_total 4
+# HELP tcpclose_bpf_skipped_runs_total Program runs the kernel skipped because a BPF program was already running on that CPU (recursion protection, 5.12+): what they would have counted is missing from every counter.
+# TYPE tcpclose_bpf_skipped_runs_total counter
+tcpclose_bpf_skipped_runs_total 5
 `},
 		{name: "unread histogram with exact integer bounds", src: sampleSource(),
 			metrics: []string{"tcpclose_unread_at_close_bytes"}, want: "\n" + histogramText()},

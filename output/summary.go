@@ -102,6 +102,7 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	fmt.Fprintf(tw, "unsent bytes discarded\t%d\n", c.UnsentBytes)
 	fmt.Fprintf(tw, "refused bytes\t%d\n", c.RefusedBytes)
 	fmt.Fprintf(tw, "ring records lost\t%d\n", c.RingLost)
+	fmt.Fprintf(tw, "program runs skipped by the kernel\t%d\n", st.SkippedRuns)
 	fmt.Fprintf(tw, "events dropped (slow output)\t%d\n", st.SinkDropped)
 	fmt.Fprintf(tw, "events not written (stuck output)\t%d\n", s.Unwritten)
 	return tw.Flush()
