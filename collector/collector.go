@@ -443,27 +443,36 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 // correlate joins ev with what is known of its socket. Only undrained
 // closes are remembered: the data_after_close that may follow (perhaps from
 // the socket's TIME_WAIT successor, after the socket itself is gone) is told
-// with the close's owner and the time since it. Every other event is joined
-// read-only, so connection churn adds no correlation state.
+// with the close's owner, the time since it and the close itself
+// (Event.UndrainedClose). Every other event is joined read-only, so
+// connection churn adds no correlation state.
 func (c *Collector) correlate(ev *Event) {
 	if ev.Cookie == 0 {
 		return
 	}
 	switch ev.Kind {
 	case KindUndrainedClose:
-		var owner *correlate.Owner
+		cl := correlate.Close{Time: ev.Time, State: uint8(ev.State)}
 		if ev.OwnerKnown {
-			owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
+			cl.Owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, CgroupID: ev.CgroupID}
 		}
-		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
+		if ev.ShutWR {
+			cl.Flags |= closeShutWR
+		}
+		if ev.NoStorage {
+			cl.Flags |= closeNoStorage
+		}
+		c.tracker.MarkClosed(ev.Cookie, cl)
 		c.evictions.Store(c.tracker.Evictions())
 		c.expired.Store(c.tracker.Expired())
 	case KindDataAfterClose:
 		if prev, ok := c.tracker.Get(ev.Cookie); ok {
-			if !prev.Closed.IsZero() {
-				ev.SinceClose = ev.Time.Sub(prev.Closed)
-			}
+			ev.SinceClose = ev.Time.Sub(prev.Closed)
 			fillOwner(ev, prev)
+			ev.closed = closeFacts{known: true, at: prev.Closed.UnixNano(), state: State(prev.State),
+				shutWR: prev.Flags&closeShutWR != 0, noStorage: prev.Flags&closeNoStorage != 0,
+				ownerKnown: prev.HasOwner, pid: prev.Owner.PID, tid: prev.Owner.TID, comm: prev.Owner.Comm,
+				cgroupID: prev.Owner.CgroupID}
 			c.tracker.Forget(ev.Cookie)
 		}
 	default:
@@ -474,6 +483,12 @@ func (c *Collector) correlate(ev *Event) {
 		}
 	}
 }
+
+// The flags of an undrained close kept in the tracker.
+const (
+	closeShutWR    = 1 << iota // Event.ShutWR
+	closeNoStorage             // Event.NoStorage
+)
 
 // fillOwner gives ev the owner remembered for its socket when the kernel
 // did not know it.
