@@ -481,10 +481,10 @@ func (c *Collector) correlate(ev *Event) {
 		if prev, ok := c.tracker.Get(ev.Cookie); ok {
 			ev.SinceClose = ev.Time.Sub(prev.Closed)
 			fillOwner(ev, prev)
-			ev.closed = closeFacts{known: true, at: prev.Closed.UnixNano(), state: State(prev.State),
-				shutWR: prev.Flags&closeShutWR != 0, noStorage: prev.Flags&closeNoStorage != 0,
-				ownerKnown: prev.HasOwner, pid: prev.Owner.PID, tid: prev.Owner.TID, comm: prev.Owner.Comm,
-				cgroupID: prev.Owner.CgroupID}
+			cl := Event{Time: prev.Closed, State: State(prev.State), ShutWR: prev.Flags&closeShutWR != 0,
+				NoStorage: prev.Flags&closeNoStorage != 0, OwnerKnown: prev.HasOwner, PID: prev.Owner.PID,
+				TID: prev.Owner.TID, Comm: prev.Owner.Comm, CgroupID: prev.Owner.CgroupID}
+			ev.SetUndrainedClose(&cl)
 			c.tracker.Forget(ev.Cookie)
 		}
 	default:

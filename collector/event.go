@@ -163,6 +163,18 @@ func (e *Event) UndrainedClose(close *Event) bool {
 	return true
 }
 
+// SetUndrainedClose records close as the undrained_close that this
+// data_after_close follows (the collector's join; UndrainedClose tells it
+// back). Only the close's time, owner, state and flags are kept: the rest
+// is the same socket's.
+func (e *Event) SetUndrainedClose(close *Event) {
+	e.closed = closeFacts{known: true, at: close.Time.UnixNano(), state: close.State, shutWR: close.ShutWR,
+		noStorage: close.NoStorage, ownerKnown: close.OwnerKnown}
+	if close.OwnerKnown {
+		e.closed.pid, e.closed.tid, e.closed.comm, e.closed.cgroupID = close.PID, close.TID, close.Comm, close.CgroupID
+	}
+}
+
 // PodInfo names the Kubernetes pod and container of a socket's owner.
 // Fields the node could not tell are empty.
 type PodInfo struct {
