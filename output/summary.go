@@ -106,7 +106,7 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	fmt.Fprintf(tw, "refused bytes\t%d\n", c.RefusedBytes)
 	fmt.Fprintf(tw, "ring records lost\t%d\n", c.RingLost)
 	fmt.Fprintf(tw, "events dropped (slow output)\t%d\n", st.SinkDropped)
-	fmt.Fprintf(tw, "undrained closes forgotten (table full)\t%d\n", st.Evictions)
+	fmt.Fprintf(tw, "correlation entries evicted\t%d\n", st.Evictions)
 	fmt.Fprintf(tw, "events not written (stuck output)\t%d\n", s.Unwritten)
 	fmt.Fprintf(tw, "events not shown (--kinds, --all)\t%d\n", s.NotShown)
 	return tw.Flush()

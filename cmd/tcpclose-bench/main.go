@@ -282,7 +282,7 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 		s.lost = summaryCount(r.stderr.String(), "ring records lost")
 		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
 		s.undrained = summaryCount(r.stderr.String(), "undrained_close")
-		s.evicted = summaryCount(r.stderr.String(), "undrained closes forgotten (table full)")
+		s.evicted = summaryCount(r.stderr.String(), "correlation entries evicted")
 	}
 	return s, nil
 }
