@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -143,7 +144,18 @@ func Open(opts Options) (_ *Collector, err error) {
 	c.learnOwners(spec, plan.btf)
 	c.decoder = Decoder{Reasons: plan.reasons, BootTime: bootTime()}
 	c.wakeupBytes = int(wakeupBytes(&opts))
+	releaseLoadGarbage()
 	return c, nil
+}
+
+// releaseLoadGarbage collects what loading left behind and returns it to
+// the kernel. Reading the kernel's BTF and loading the programs allocate
+// several megabytes that are garbage once they are loaded; left to the
+// collector, the heap would grow to twice that before the first collection
+// and keep the pages resident: about 8 MB of the tracer's resident memory
+// for as long as it runs.
+func releaseLoadGarbage() {
+	debug.FreeOSMemory() // a forced collection, then the pages go back
 }
 
 // wakeupBytes is the ring fill at which the kernel wakes the reader before
@@ -464,27 +476,36 @@ func (c *Collector) read(ctx context.Context, q *batchQueue) error {
 // correlate joins ev with what is known of its socket. Only undrained
 // closes are remembered: the data_after_close that may follow (perhaps from
 // the socket's TIME_WAIT successor, after the socket itself is gone) is told
-// with the close's owner and the time since it. Every other event is joined
-// read-only, so connection churn adds no correlation state.
+// with the close's owner, the time since it and the close itself
+// (Event.UndrainedClose). Every other event is joined read-only, so
+// connection churn adds no correlation state.
 func (c *Collector) correlate(ev *Event) {
 	if ev.Cookie == 0 {
 		return
 	}
 	switch ev.Kind {
 	case KindUndrainedClose:
-		var owner *correlate.Owner
+		cl := correlate.Close{Time: ev.Time, State: uint8(ev.State)}
 		if ev.OwnerKnown {
-			owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Thread: ev.Thread, CgroupID: ev.CgroupID}
+			cl.Owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Thread: ev.Thread, CgroupID: ev.CgroupID}
 		}
-		c.tracker.MarkClosed(ev.Cookie, ev.Time, owner)
+		if ev.ShutWR {
+			cl.Flags |= closeShutWR
+		}
+		if ev.NoStorage {
+			cl.Flags |= closeNoStorage
+		}
+		c.tracker.MarkClosed(ev.Cookie, cl)
 		c.evictions.Store(c.tracker.Evictions())
 		c.expired.Store(c.tracker.Expired())
 	case KindDataAfterClose:
 		if prev, ok := c.tracker.Get(ev.Cookie); ok {
-			if !prev.Closed.IsZero() {
-				ev.SinceClose = ev.Time.Sub(prev.Closed)
-			}
+			ev.SinceClose = ev.Time.Sub(prev.Closed)
 			fillOwner(ev, prev)
+			cl := Event{Time: prev.Closed, State: State(prev.State), ShutWR: prev.Flags&closeShutWR != 0,
+				NoStorage: prev.Flags&closeNoStorage != 0, OwnerKnown: prev.HasOwner, PID: prev.Owner.PID,
+				TID: prev.Owner.TID, Comm: prev.Owner.Comm, Thread: prev.Owner.Thread, CgroupID: prev.Owner.CgroupID}
+			ev.SetUndrainedClose(&cl)
 			c.tracker.Forget(ev.Cookie)
 		}
 	default:
@@ -495,6 +516,12 @@ func (c *Collector) correlate(ev *Event) {
 		}
 	}
 }
+
+// The flags of an undrained close kept in the tracker.
+const (
+	closeShutWR    = 1 << iota // Event.ShutWR
+	closeNoStorage             // Event.NoStorage
+)
 
 // fillOwner gives ev the owner remembered for its socket when the kernel
 // did not know it.

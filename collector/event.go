@@ -124,8 +124,56 @@ type Event struct {
 	// the time between that close and the refused data.
 	SinceClose time.Duration
 
+	closed closeFacts // for a data_after_close: its undrained_close (UndrainedClose)
+
 	provisional bool // reset_received that a local abort may still cancel
 	localAbort  bool // data_after_close that cancels a provisional reset_received
+}
+
+// closeFacts is what the collector remembered of an undrained close, told
+// with the data_after_close that follows it.
+type closeFacts struct {
+	known, ownerKnown, shutWR, noStorage bool
+	state                                State
+	pid, tid                             uint32
+	comm, thread                         string
+	cgroupID                             uint64
+	at                                   int64 // Unix nanoseconds
+}
+
+// UndrainedClose sets *close to the undrained_close that this
+// data_after_close follows, as the collector remembered it, and reports
+// whether it did: false for other kinds, and when the close was not seen
+// (before the tracer started, evicted, aged out). The two are one story:
+// the close skipped the drain, and the peer's data then came. The close's
+// addresses, cookie and pod are this event's (the same socket); its owner
+// is the close's.
+func (e *Event) UndrainedClose(close *Event) bool {
+	f := &e.closed
+	if e.Kind != KindDataAfterClose || !f.known {
+		return false
+	}
+	*close = Event{Time: time.Unix(0, f.at), Kind: KindUndrainedClose, Netns: e.Netns, LAddr: e.LAddr, LPort: e.LPort,
+		RAddr: e.RAddr, RPort: e.RPort, Cookie: e.Cookie, State: f.state, ShutWR: f.shutWR, NoStorage: f.noStorage}
+	if f.ownerKnown {
+		close.OwnerKnown, close.PID, close.TID, close.Comm, close.Thread, close.CgroupID = true, f.pid, f.tid, f.comm, f.thread, f.cgroupID
+		if e.OwnerKnown && e.CgroupID == f.cgroupID {
+			close.Pod = e.Pod
+		}
+	}
+	return true
+}
+
+// SetUndrainedClose records close as the undrained_close that this
+// data_after_close follows (the collector's join; UndrainedClose tells it
+// back). Only the close's time, owner, state and flags are kept: the rest
+// is the same socket's.
+func (e *Event) SetUndrainedClose(close *Event) {
+	e.closed = closeFacts{known: true, at: close.Time.UnixNano(), state: close.State, shutWR: close.ShutWR,
+		noStorage: close.NoStorage, ownerKnown: close.OwnerKnown}
+	if close.OwnerKnown {
+		e.closed.pid, e.closed.tid, e.closed.comm, e.closed.thread, e.closed.cgroupID = close.PID, close.TID, close.Comm, close.Thread, close.CgroupID
+	}
 }
 
 // PodInfo names the Kubernetes pod and container of a socket's owner.

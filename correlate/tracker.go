@@ -1,12 +1,17 @@
 // Package correlate keeps bounded per-socket state so that events the kernel
 // reports separately (an undrained close and the reset it later causes, maybe
 // from a TIME_WAIT mini-socket) are told as one story with one owner.
+//
+// The state is kept compact, since a busy host fills it: an entry is 48
+// bytes with no pointer (the garbage collector never scans it), in chunks
+// that are never copied, found through an open-addressing index of 4-byte
+// slots, and the owners' names are interned and counted, so 65,536
+// remembered closes take about 3.6 MB (BenchmarkTrackerFull measures it).
 package correlate
 
 import (
+	"math"
 	"time"
-
-	"github.com/tcpclose-trace/tcpclose-trace/internal/lru"
 )
 
 // Owner is the process a socket is attributed to.
@@ -18,69 +23,290 @@ type Owner struct {
 	CgroupID uint64
 }
 
-// Entry is what is remembered about one socket, by cookie.
+// Close is what is remembered of an undrained close.
+type Close struct {
+	Time  time.Time
+	Owner *Owner // nil when the kernel did not know it
+	// State and Flags are the caller's, kept as given: the socket's TCP
+	// state before the close and what the close's event said.
+	State uint8
+	Flags uint8
+}
+
+// Entry is what is remembered about one socket, by cookie: its undrained
+// close.
 type Entry struct {
 	Cookie   uint64
 	Owner    Owner
 	HasOwner bool
-	Closed   time.Time // time of an undrained close, zero if none
-	Seen     time.Time // last event on the socket
+	Closed   time.Time // time of the undrained close
+	State    uint8     // as given to MarkClosed
+	Flags    uint8     // as given to MarkClosed
 }
 
-// Tracker remembers sockets by cookie. State is bounded three ways: a
+// none marks the end of a list of records.
+const none = -1
+
+// record is one remembered close, linked to its neighbours in the order of
+// the closes (or, when free, to the next free record through newer).
+type record struct {
+	cookie       uint64
+	closed       int64 // Unix nanoseconds of the close
+	cgroup       uint64
+	pid, tid     uint32
+	name         uint32 // index in names plus one; 0: no owner
+	thread       uint32 // the thread's name likewise (mostly name's own slot); 0: none
+	older, newer int32
+	state, flags uint8
+}
+
+// chunkLen is how many records a chunk holds. Records live in chunks so
+// that growing never copies them (a copy would leave the old array as
+// garbage as large as the table).
+const chunkLen = 1024
+
+// Tracker remembers the undrained closes of sockets by cookie, until a
+// data_after_close finishes the story. State is bounded three ways: a
 // finished story is forgotten, entries age out after TTL (an undrained close
 // may be answered by its TIME_WAIT successor long after the socket is gone),
-// and past Capacity the least recently seen entry is evicted. Not safe for
+// and past its capacity the oldest entry is evicted. Not safe for
 // concurrent use.
 type Tracker struct {
-	ttl     time.Duration
-	entries *lru.Cache[uint64, Entry] // least recently seen first
-	expired uint64
+	ttl      int64 // nanoseconds; 0: no age limit
+	capacity int
+	chunks   [][]record
+	used     int   // records ever handed out (the free list holds the rest)
+	free     int32 // first free record, none if there is none
+	oldest   int32 // none when empty
+	newest   int32
+	count    int
+	// index maps a cookie to its record through open addressing with
+	// linear probing: each slot holds a record number plus one, 0 when
+	// empty; its length is a power of two, at least twice the count.
+	index []int32
+	names names
+
+	evictions, expired uint64
 }
 
-// New returns a Tracker holding at most capacity sockets for at most ttl each.
+// New returns a Tracker holding at most capacity sockets (at least one) for
+// at most ttl each (0: no limit).
 func New(capacity int, ttl time.Duration) *Tracker {
-	return &Tracker{ttl: ttl, entries: lru.New[uint64, Entry](capacity)}
+	capacity = min(max(capacity, 1), math.MaxInt32/4)
+	return &Tracker{ttl: int64(ttl), capacity: capacity, free: none, oldest: none, newest: none,
+		index: make([]int32, 64)}
 }
 
 // Len returns the number of sockets remembered.
-func (t *Tracker) Len() int { return t.entries.Len() }
+func (t *Tracker) Len() int { return t.count }
 
 // Evictions returns how many entries were dropped for lack of room.
-func (t *Tracker) Evictions() uint64 { return t.entries.Evictions() }
+func (t *Tracker) Evictions() uint64 { return t.evictions }
 
 // Expired returns how many entries aged out.
 func (t *Tracker) Expired() uint64 { return t.expired }
 
-// Get returns the entry for a cookie.
-func (t *Tracker) Get(cookie uint64) (Entry, bool) { return t.entries.Peek(cookie) }
-
-// Touch records an event on a socket at now, with its owner if known, and
-// returns the updated entry.
-func (t *Tracker) Touch(cookie uint64, now time.Time, owner *Owner) Entry {
-	return *t.touch(cookie, now, owner)
+// Get returns the entry for a cookie. It changes nothing.
+func (t *Tracker) Get(cookie uint64) (Entry, bool) {
+	_, i := t.find(cookie)
+	if i == none {
+		return Entry{}, false
+	}
+	r := t.rec(i)
+	e := Entry{Cookie: r.cookie, Closed: time.Unix(0, r.closed), State: r.state, Flags: r.flags}
+	if r.name != 0 {
+		e.HasOwner = true
+		e.Owner = Owner{PID: r.pid, TID: r.tid, Comm: t.names.get(r.name), CgroupID: r.cgroup}
+		if r.thread != 0 {
+			e.Owner.Thread = t.names.get(r.thread)
+		}
+	}
+	return e, true
 }
 
-// MarkClosed records an undrained close of the socket at now.
-func (t *Tracker) MarkClosed(cookie uint64, now time.Time, owner *Owner) {
-	t.touch(cookie, now, owner).Closed = now
+// MarkClosed records an undrained close of the socket, replacing what was
+// remembered of it. Entries older than the TTL at c.Time age out first;
+// then, at capacity, the oldest entry is evicted.
+func (t *Tracker) MarkClosed(cookie uint64, c Close) {
+	now := c.Time.UnixNano()
+	if t.ttl > 0 {
+		for t.oldest != none && now-t.rec(t.oldest).closed >= t.ttl {
+			t.remove(t.oldest)
+			t.expired++
+		}
+	}
+	if _, i := t.find(cookie); i != none {
+		t.remove(i)
+	}
+	if t.count >= t.capacity {
+		t.remove(t.oldest)
+		t.evictions++
+	}
+	i := t.alloc()
+	r := t.rec(i)
+	*r = record{cookie: cookie, closed: now, state: c.State, flags: c.Flags, older: t.newest, newer: none}
+	if o := c.Owner; o != nil {
+		r.pid, r.tid, r.cgroup, r.name = o.PID, o.TID, o.CgroupID, t.names.add(o.Comm)
+		if o.Thread != "" {
+			r.thread = t.names.add(o.Thread)
+		}
+	}
+	if t.newest != none {
+		t.rec(t.newest).newer = i
+	} else {
+		t.oldest = i
+	}
+	t.newest = i
+	t.insert(cookie, i)
 }
 
 // Forget drops a socket whose story is complete.
-func (t *Tracker) Forget(cookie uint64) { t.entries.Delete(cookie) }
+func (t *Tracker) Forget(cookie uint64) {
+	if _, i := t.find(cookie); i != none {
+		t.remove(i)
+	}
+}
 
-// touch is Touch; the entry it returns is valid until the next change.
-func (t *Tracker) touch(cookie uint64, now time.Time, owner *Owner) *Entry {
-	if t.ttl > 0 {
-		t.expired += uint64(t.entries.Expire(func(e *Entry) bool { return now.Sub(e.Seen) >= t.ttl }))
+func (t *Tracker) rec(i int32) *record { return &t.chunks[i/chunkLen][i%chunkLen] }
+
+// alloc returns an unused record: a freed one, or the next one, adding a
+// chunk when the last is full.
+func (t *Tracker) alloc() int32 {
+	if i := t.free; i != none {
+		t.free = t.rec(i).newer
+		return i
 	}
-	e, added := t.entries.Use(cookie)
-	if added {
-		e.Cookie = cookie
+	if t.used == len(t.chunks)*chunkLen {
+		t.chunks = append(t.chunks, make([]record, chunkLen))
 	}
-	e.Seen = now
-	if owner != nil {
-		e.Owner, e.HasOwner = *owner, true
+	t.used++
+	return int32(t.used - 1)
+}
+
+// remove unlinks record i, drops it from the index and frees it.
+func (t *Tracker) remove(i int32) {
+	r := t.rec(i)
+	if r.older != none {
+		t.rec(r.older).newer = r.newer
+	} else {
+		t.oldest = r.newer
 	}
-	return e
+	if r.newer != none {
+		t.rec(r.newer).older = r.older
+	} else {
+		t.newest = r.older
+	}
+	slot, _ := t.find(r.cookie)
+	t.unindex(slot)
+	t.names.release(r.name)
+	t.names.release(r.thread)
+	*r = record{older: none, newer: t.free}
+	t.free = i
+	t.count--
+}
+
+// home is the index slot where a cookie's probe starts (Fibonacci hashing:
+// consecutive cookies spread over the table).
+func (t *Tracker) home(cookie uint64) int {
+	return int((cookie * 0x9e3779b97f4a7c15) >> 32 & uint64(len(t.index)-1))
+}
+
+// find returns the index slot and record of cookie, or the empty slot where
+// its probe ended and none.
+func (t *Tracker) find(cookie uint64) (int, int32) {
+	mask := len(t.index) - 1
+	for s := t.home(cookie); ; s = (s + 1) & mask {
+		v := t.index[s]
+		if v == 0 {
+			return s, none
+		}
+		if t.rec(v-1).cookie == cookie {
+			return s, v - 1
+		}
+	}
+}
+
+// insert indexes record i under cookie, which is not indexed, growing the
+// index to keep it at most half full.
+func (t *Tracker) insert(cookie uint64, i int32) {
+	t.count++
+	if 2*t.count > len(t.index) {
+		old := t.index
+		t.index = make([]int32, 2*len(old))
+		for _, v := range old {
+			if v != 0 {
+				s, _ := t.find(t.rec(v - 1).cookie)
+				t.index[s] = v
+			}
+		}
+	}
+	s, _ := t.find(cookie)
+	t.index[s] = i + 1
+}
+
+// unindex empties slot s and moves later slots of the same probe run back
+// into the hole (backward-shift deletion: no tombstones, so lookups stay
+// short however many entries come and go).
+func (t *Tracker) unindex(s int) {
+	mask := len(t.index) - 1
+	for next := (s + 1) & mask; t.index[next] != 0; next = (next + 1) & mask {
+		h := t.home(t.rec(t.index[next] - 1).cookie)
+		// The entry at next may fill the hole at s if its home is not
+		// cyclically within (s, next].
+		if (next-h)&mask >= (next-s)&mask {
+			t.index[s] = t.index[next]
+			s = next
+		}
+	}
+	t.index[s] = 0
+}
+
+// names interns the owners' names, counting their users, so that each
+// distinct name is stored once and only while an entry holds it.
+type names struct {
+	byName map[string]uint32 // name to index plus one
+	slots  []nameSlot
+	free   []uint32 // indexes plus one of empty slots
+}
+
+type nameSlot struct {
+	s    string
+	refs uint32
+}
+
+// add returns the name's index plus one, counting one more user.
+func (n *names) add(s string) uint32 {
+	if id, ok := n.byName[s]; ok {
+		n.slots[id-1].refs++
+		return id
+	}
+	if n.byName == nil {
+		n.byName = make(map[string]uint32)
+	}
+	var id uint32
+	if k := len(n.free); k > 0 {
+		id, n.free = n.free[k-1], n.free[:k-1]
+	} else {
+		n.slots = append(n.slots, nameSlot{})
+		id = uint32(len(n.slots))
+	}
+	n.slots[id-1] = nameSlot{s: s, refs: 1}
+	n.byName[s] = id
+	return id
+}
+
+func (n *names) get(id uint32) string { return n.slots[id-1].s }
+
+// release counts one user less of name id (0: none), forgetting the name
+// when it has no user left.
+func (n *names) release(id uint32) {
+	if id == 0 {
+		return
+	}
+	slot := &n.slots[id-1]
+	if slot.refs--; slot.refs == 0 {
+		delete(n.byName, slot.s)
+		*slot = nameSlot{}
+		n.free = append(n.free, id)
+	}
 }

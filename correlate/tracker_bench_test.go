@@ -1,6 +1,8 @@
 package correlate
 
 import (
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -22,7 +24,7 @@ func fill(capacity, filled int, ttl time.Duration) (*Tracker, time.Time) {
 	now := time.Unix(1_700_000_000, 0)
 	for i := range filled {
 		now = now.Add(time.Microsecond)
-		tr.MarkClosed(uint64(i+1), now, benchOwner)
+		tr.MarkClosed(uint64(i+1), Close{Time: now, Owner: benchOwner})
 	}
 	return tr, now
 }
@@ -38,7 +40,7 @@ func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(t
 	for range b.N {
 		cookie++
 		now = now.Add(time.Microsecond)
-		tr.MarkClosed(cookie, now, benchOwner)
+		tr.MarkClosed(cookie, Close{Time: now, Owner: benchOwner})
 		if then != nil {
 			then(tr, cookie)
 		}
@@ -91,4 +93,38 @@ func BenchmarkTrackerLookup(b *testing.B) {
 	if b.N >= 2*benchCapacity && hits == 0 {
 		b.Fatal("no lookup found its socket")
 	}
+}
+
+// BenchmarkTrackerFull fills a tracker of the default size to capacity,
+// with owners of 64 distinct names, and reports the heap it holds per entry
+// (bytes/entry) and in all (MB-full): the worst case of a host whose
+// undrained closes are never answered, which the tracer's memory bound
+// rests on.
+func BenchmarkTrackerFull(b *testing.B) {
+	owners := make([]Owner, 64)
+	for i := range owners {
+		owners[i] = Owner{PID: uint32(1000 + i), TID: uint32(1000 + i), Comm: fmt.Sprintf("server-%d", i), CgroupID: uint64(i)}
+	}
+	var held uint64
+	b.ReportAllocs()
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		tr := New(benchCapacity, benchTTL)
+		now := time.Unix(1_700_000_000, 0)
+		for i := range benchCapacity + benchCapacity/2 { // past capacity: evictions too
+			now = now.Add(time.Microsecond)
+			tr.MarkClosed(uint64(i+1), Close{Time: now, Owner: &owners[i%len(owners)], State: 1})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if tr.Len() != benchCapacity {
+			b.Fatalf("Len() = %d, want %d", tr.Len(), benchCapacity)
+		}
+		held = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(tr)
+	}
+	b.ReportMetric(float64(held)/benchCapacity, "bytes/entry")
+	b.ReportMetric(float64(held)/(1<<20), "MB-full")
 }

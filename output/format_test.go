@@ -186,13 +186,15 @@ func TestSummary(t *testing.T) {
 	c.Kinds[collector.KindUnreadClose] = 2
 	c.ResetReasons[1] = 3
 	c.RingLost = 4
+	s.NotShown = 7
 	var buf bytes.Buffer
-	if err := s.Write(&buf, c, collector.Stats{SinkDropped: 5, SkippedRuns: 6}, collector.NewReasons(map[uint16]string{1: "NO_SOCKET"})); err != nil {
+	if err := s.Write(&buf, c, collector.Stats{SinkDropped: 5, Evictions: 6, SkippedRuns: 8}, collector.NewReasons(map[uint16]string{1: "NO_SOCKET"})); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
 	for _, want := range []string{"4242  server  unread_close", "-     -       reset_sent", "resets sent, NO_SOCKET",
-		"ring records lost", "4\n", "events dropped (slow output)        5", "program runs skipped by the kernel  6"} {
+		"ring records lost", "4\n", "events dropped (slow output)        5", "correlation entries evicted         6",
+		"events not shown (--kinds, --all)   7", "program runs skipped by the kernel  8"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}

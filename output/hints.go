@@ -8,7 +8,7 @@ func Hint(k collector.Kind) string {
 	case collector.KindUnreadClose:
 		return "close() with unread data: the kernel sent RST and the peer lost what it sent. Read until EOF (read returns 0), or shutdown(SHUT_WR) then drain, before close()."
 	case collector.KindUndrainedClose:
-		return "close() before the peer's EOF: if the peer sends more it gets RST. shutdown(SHUT_WR), read until EOF, then close()."
+		return "close() before the peer's EOF (no drain): whatever the peer sends after it is refused with RST (data_after_close). shutdown(SHUT_WR), read until EOF, then close()."
 	case collector.KindDataAfterClose:
 		return "the peer sent data after this process closed; it was refused with RST (the peer sees ECONNRESET). Drain before close(): shutdown(SHUT_WR), read until EOF, close()."
 	case collector.KindAbortClose:

@@ -10,8 +10,9 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 )
 
-// Log writes each event as one structured log record: anomalies at Warn,
-// graceful closes at Info. The attributes are the JSON Record's fields, in
+// Log writes each event as one structured log record: the kinds that lose
+// data (DataLoss) at Warn, the others (resets, undrained and graceful
+// closes) at Info. The attributes are the JSON Record's fields, in
 // its order (event_time instead of time; tid and the flags always present),
 // then the fix hint.
 type Log struct {
@@ -50,8 +51,20 @@ var logMessages = map[collector.Kind]string{
 	collector.KindGracefulClose:  "graceful close",
 }
 
+// DataLoss reports whether events of kind k mean data was lost: a close
+// that discarded unread (unread_close) or unsent (abort_close) bytes, or the
+// peer's data refused after a close (data_after_close). The daemon logs
+// these at Warn; a reset alone need not lose anything.
+func DataLoss(k collector.Kind) bool {
+	switch k {
+	case collector.KindUnreadClose, collector.KindDataAfterClose, collector.KindAbortClose:
+		return true
+	}
+	return false
+}
+
 func logLevel(k collector.Kind) slog.Level {
-	if k.Anomaly() {
+	if DataLoss(k) {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo

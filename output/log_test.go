@@ -17,6 +17,8 @@ func TestLogRecords(t *testing.T) {
 		RAddr: netip.MustParseAddr("10.0.0.2"), RPort: 5555, UnreadBytes: 1234, State: 8}
 	graceful := ev
 	graceful.Kind = collector.KindGracefulClose
+	reset, undrained, dac := ev, ev, ev
+	reset.Kind, undrained.Kind, dac.Kind = collector.KindResetSent, collector.KindUndrainedClose, collector.KindDataAfterClose
 	inPod := ev
 	inPod.Pod = &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "u-1", Container: "nginx", ContainerID: "c1"}
 	tests := []struct {
@@ -34,6 +36,11 @@ func TestLogRecords(t *testing.T) {
 			"pod_uid": "u-1", "container": "nginx", "container_id": "c1", "comm": "nginx"}},
 		{"graceful at info", graceful, slog.LevelInfo, 1, map[string]any{"level": "INFO", "kind": "graceful_close"}},
 		{"graceful filtered by level", graceful, slog.LevelWarn, 0, nil},
+		{"data after close at warn", dac, slog.LevelWarn, 1, map[string]any{"level": "WARN", "kind": "data_after_close"}},
+		{"reset at info", reset, slog.LevelInfo, 1, map[string]any{"level": "INFO", "kind": "reset_sent"}},
+		{"reset filtered by level", reset, slog.LevelWarn, 0, nil},
+		{"undrained at info", undrained, slog.LevelInfo, 1, map[string]any{"level": "INFO", "kind": "undrained_close"}},
+		{"undrained filtered by level", undrained, slog.LevelWarn, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ type summaryKey struct {
 	kind collector.Kind
 }
 
-// Summary counts streamed events per process and kind.
+// Summary counts streamed events per process and kind, shown or not.
 type Summary struct {
 	counts map[summaryKey]uint64
 	// The last keys counted and their counts, added to counts on Write:
@@ -29,6 +29,9 @@ type Summary struct {
 	// Unwritten is how many events could not be written to the output
 	// (it was closed, or not read in time when the run stopped).
 	Unwritten uint64
+	// NotShown is how many events the selection left out of the output
+	// (Selected.Hidden); they are counted above all the same.
+	NotShown uint64
 }
 
 // NewSummary returns an empty Summary.
@@ -104,6 +107,8 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	fmt.Fprintf(tw, "ring records lost\t%d\n", c.RingLost)
 	fmt.Fprintf(tw, "program runs skipped by the kernel\t%d\n", st.SkippedRuns)
 	fmt.Fprintf(tw, "events dropped (slow output)\t%d\n", st.SinkDropped)
+	fmt.Fprintf(tw, "correlation entries evicted\t%d\n", st.Evictions)
 	fmt.Fprintf(tw, "events not written (stuck output)\t%d\n", s.Unwritten)
+	fmt.Fprintf(tw, "events not shown (--kinds, --all)\t%d\n", s.NotShown)
 	return tw.Flush()
 }

@@ -41,7 +41,8 @@ func TestQuickBench(t *testing.T) {
 	text := string(b)
 	for _, want := range []string{"| W1 | none |", "| W2 | tcpclose-trace (trace, NDJSON) |", "| W4 | tcpclose-trace (serve) |",
 		"| W6 | tcpclose-trace (trace, NDJSON) |", "| W2 | on_set_state |", "## Event latency",
-		"| W1 | empty programs on the same tracepoints |", "## Sustained rate", "## Targets"} {
+		"| W1 | empty programs on the same tracepoints |", "## Sustained rate", "## Targets",
+		"## Memory with full tables", "| peak RSS with full tables <= 40 MB |"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
@@ -59,6 +60,11 @@ func TestQuickBench(t *testing.T) {
 	}
 	if lost, dropped := strings.TrimSpace(row[9]), strings.TrimSpace(row[10]); lost != "0" || dropped != "0" {
 		t.Errorf("W2 trace row: %s lost, %s dropped, want 0 and 0", lost, dropped)
+	}
+
+	// The full-tables runs filled the tables (no "did not fill" note).
+	if l := lineOf(text, "| peak RSS with full tables"); strings.Contains(l, "did not fill") {
+		t.Errorf("full-tables target: %s", l)
 	}
 }
 

@@ -76,6 +76,7 @@ type bench struct {
 	floor   time.Duration // bpf_stats run time of an empty program
 	peers   []peerNote
 	steady  []sample // the sustained-rate runs
+	tables  []sample // the full-tables runs
 }
 
 func (b *bench) tmp(name string) string { return filepath.Join(b.dir, name) }
@@ -90,7 +91,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs) or peers (which peer tools run here)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -144,6 +145,12 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		b.writeSustained(os.Stdout)
 		return nil
+	case "tables":
+		if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
+			return err
+		}
+		b.writeTables(os.Stdout)
+		return nil
 	case "peers":
 		unmount, err := mountTracefs()
 		if err != nil {
@@ -155,9 +162,12 @@ func runBench(ctx context.Context, args []string) error {
 		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf, sustained or peers", b.only)
+		return fmt.Errorf("-only %q: want bpf, sustained, tables or peers", b.only)
 	}
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+		return err
+	}
+	if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
 		return err
 	}
 	failed := map[int]bool{}
@@ -213,6 +223,9 @@ type sample struct {
 	lost     int64 // ring records lost (the kernel's count)
 	dropped  int64 // events the tracer dropped because its output fell behind
 	latency  []time.Duration
+	// The kernel's count of undrained closes, and the correlation entries
+	// the tracer evicted for lack of room; -1 where unread.
+	undrained, evicted int64
 }
 
 func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int) (sample, error) {
@@ -233,7 +246,7 @@ type loadArgs struct {
 
 // runLoad runs the workload with the tool (if any) attached and measures both.
 func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int, la loadArgs) (sample, error) {
-	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1}
+	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1, undrained: -1, evicted: -1}
 	var r *running
 	if t.start != nil {
 		var err error
@@ -258,6 +271,8 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 	if r.metrics != "" {
 		s.lost = scrapeCounter(r.metrics, "tcpclose_ring_lost_records_total")
 		s.dropped = scrapeCounter(r.metrics, "tcpclose_events_dropped_total")
+		s.undrained = scrapeCounter(r.metrics, `tcpclose_closes_total{kind="undrained_close"}`)
+		s.evicted = scrapeCounter(r.metrics, "tcpclose_correlation_evictions_total")
 	}
 	r.stop()
 	r.mu.Lock()
@@ -266,6 +281,8 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 	if r.metrics == "" && r.cmd.Path == b.tracer {
 		s.lost = summaryCount(r.stderr.String(), "ring records lost")
 		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
+		s.undrained = summaryCount(r.stderr.String(), "undrained_close")
+		s.evicted = summaryCount(r.stderr.String(), "correlation entries evicted")
 	}
 	return s, nil
 }

@@ -111,6 +111,7 @@ func (b *bench) writeReport(took time.Duration) error {
 		"*dropped*: events read but dropped because the tracer's output fell behind; '-' where the tool has no such count.\n\n")
 
 	b.writeSustained(&w)
+	b.writeTables(&w)
 
 	fmt.Fprintf(&w, "## Event latency (close to the line on stdout, trace mode)\n\n"+
 		"One line in %d is timed. W1 and W6 stream nothing of their own: their events, if any, are the rest of the host's "+
@@ -306,6 +307,13 @@ func (b *bench) writeTargets(w io.Writer, gs []group) {
 	}
 	if rss > 0 {
 		row("peak RSS <= 40 MB", fmt.Sprintf("%.1f MB", float64(rss)/1e6), rss <= 40e6, "highest peak (VmHWM) of all our runs, bursts included")
+	}
+	if rss, full := b.tablesTarget(); rss > 0 {
+		ctx := "W7, both modes: the correlation table full, evicting"
+		if !full {
+			ctx = "W7, both modes; **the table did not fill** (fewer undrained closes than its capacity, or none evicted)"
+		}
+		row("peak RSS with full tables <= 40 MB", fmt.Sprintf("%.1f MB", float64(rss)/1e6), rss <= 40e6 && full, ctx)
 	}
 	for _, s := range b.steady {
 		row(fmt.Sprintf("0 ring records lost at %.0fk events/s (%s)", b.sustainedRate()/1000, s.tool),

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
 // config is the parsed command line of the trace mode.
 type config struct {
 	output    string
 	opts      collector.Options
+	show      output.Selection
 	pods      podFlags
 	duration  time.Duration
 	readyFile string
@@ -27,6 +29,7 @@ type config struct {
 // serveConfig is the parsed command line of the daemon mode.
 type serveConfig struct {
 	opts          collector.Options
+	show          output.Selection // the kinds logged
 	pods          podFlags
 	listenAddress string
 	webConfigFile string
@@ -54,6 +57,8 @@ const (
 type collectorFlags struct {
 	pid, port, netns uint64Flag
 	ringSize         sizeFlag
+	all              bool
+	kinds            kindsFlag
 	opts             collector.Options
 }
 
@@ -62,28 +67,41 @@ func (f *collectorFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.opts.Comm, "comm", "", "only sockets of tasks with this command name (exact, at most 15 bytes)")
 	fs.Var(&f.port, "port", "only connections with this TCP port at either end")
 	fs.Var(&f.netns, "netns", "only this network namespace (inode number, as in /proc/PID/ns/net)")
-	fs.BoolVar(&f.opts.All, "all", false, "also report graceful closes")
+	fs.BoolVar(&f.all, "all", false, "show every event kind, undrained and graceful closes too")
+	fs.Var(&f.kinds, "kinds", "show only these event kinds, comma-separated: "+output.AllKinds().String()+
+		" (default: "+output.DefaultSelection().String()+", and an undrained_close when data_after_close follows it)")
 	fs.Var(&f.ringSize, "ring-size", "ring buffer size, a power of two: e.g. 4M (default), 16M, 256K")
 	fs.BoolVar(&f.opts.Debug, "debug", false, "show the whole BPF verifier log when a program is rejected")
 }
 
-// options validates the flags and returns the collector options.
-func (f *collectorFlags) options() (collector.Options, error) {
+// options validates the flags and returns the collector options and the
+// kinds to show. Graceful closes are streamed only when they are shown.
+func (f *collectorFlags) options() (collector.Options, output.Selection, error) {
 	o := f.opts
+	show := output.DefaultSelection()
+	switch {
+	case f.all && f.kinds.set:
+		return o, show, errors.New("--all and --kinds exclude each other: --all shows every kind")
+	case f.all:
+		show = output.AllKinds()
+	case f.kinds.set:
+		show = f.kinds.sel
+	}
+	o.All = show.Has(collector.KindGracefulClose)
 	switch {
 	case f.pid.v > 1<<22:
-		return o, fmt.Errorf("--pid %d is out of range", f.pid.v)
+		return o, show, fmt.Errorf("--pid %d is out of range", f.pid.v)
 	case f.port.v > 65535:
-		return o, fmt.Errorf("--port %d is out of range (1-65535)", f.port.v)
+		return o, show, fmt.Errorf("--port %d is out of range (1-65535)", f.port.v)
 	case f.netns.v > 1<<32-1:
-		return o, fmt.Errorf("--netns %d is out of range", f.netns.v)
+		return o, show, fmt.Errorf("--netns %d is out of range", f.netns.v)
 	case len(o.Comm) > 15:
-		return o, fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", o.Comm)
+		return o, show, fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", o.Comm)
 	case f.ringSize.v != 0 && (f.ringSize.v < 4096 || f.ringSize.v > 1<<30 || f.ringSize.v&(f.ringSize.v-1) != 0):
-		return o, fmt.Errorf("--ring-size %d is not a power of two between 4K and 1G", f.ringSize.v)
+		return o, show, fmt.Errorf("--ring-size %d is not a power of two between 4K and 1G", f.ringSize.v)
 	}
 	o.PID, o.Port, o.Netns, o.RingBytes = uint32(f.pid.v), uint16(f.port.v), uint32(f.netns.v), int(f.ringSize.v)
-	return o, nil
+	return o, show, nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -110,7 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, usageError{err}
 	}
 	var err error
-	if cfg.opts, err = cf.options(); err != nil {
+	if cfg.opts, cfg.show, err = cf.options(); err != nil {
 		return nil, usageError{err}
 	}
 	return cfg, nil
@@ -126,7 +144,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&cfg.webConfigFile, "web.config.file", "", "exporter-toolkit web configuration file (TLS, basic auth)")
 	fs.StringVar(&cfg.metricsPath, "web.telemetry-path", "/metrics", "path of the metrics")
 	fs.StringVar(&cfg.logFormat, "log.format", "json", "log format: json or logfmt")
-	level := fs.String("log.level", "info", "log level: debug, info, warn or error (anomalies log at warn)")
+	level := fs.String("log.level", "info", "log level: debug, info, warn or error (data loss logs at warn, resets and the other kinds at info)")
 	fs.IntVar(&cfg.byComm, "metrics.by-comm", 0, "also export anomalies by command name for at most this many names (0: off)")
 	fs.IntVar(&cfg.byPod, "metrics.by-pod", 0, "also export anomalies by pod and container for at most this many containers (0: off)")
 	fs.IntVar(&cfg.maxConns, "web.max-connections", defaultMaxConns, "serve at most this many connections at once; more wait to be accepted")
@@ -162,7 +180,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, usageError{errors.New("--web.listen-address must not be empty")}
 	}
 	var err error
-	if cfg.opts, err = cf.options(); err != nil {
+	if cfg.opts, cfg.show, err = cf.options(); err != nil {
 		return nil, usageError{err}
 	}
 	return cfg, nil
@@ -189,6 +207,28 @@ func parse(fs *flag.FlagSet, args []string, usageText string, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	return nil
+}
+
+// kindsFlag is a comma-separated list of event kinds (--kinds).
+type kindsFlag struct {
+	sel output.Selection
+	set bool
+}
+
+func (f *kindsFlag) String() string {
+	if !f.set {
+		return ""
+	}
+	return f.sel.String()
+}
+
+func (f *kindsFlag) Set(s string) error {
+	sel, err := output.ParseKinds(s)
+	if err != nil {
+		return err
+	}
+	f.sel, f.set = sel, true
 	return nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -17,10 +19,28 @@ func TestParseFlags(t *testing.T) {
 		check   func(*testing.T, *config)
 	}{
 		{name: "defaults", args: nil, check: func(t *testing.T, c *config) {
-			if c.output != "table" || c.opts.PID != 0 || c.opts.All || c.duration != 0 {
+			if c.output != "table" || c.opts.PID != 0 || c.opts.All || c.duration != 0 || c.show != output.DefaultSelection() {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
+		{name: "all shows every kind", args: []string{"--all"}, check: func(t *testing.T, c *config) {
+			if c.show != output.AllKinds() || !c.opts.All {
+				t.Errorf("--all: show %v, stream graceful %v", c.show, c.opts.All)
+			}
+		}},
+		{name: "kinds", args: []string{"--kinds", "unread_close,undrained_close"}, check: func(t *testing.T, c *config) {
+			if c.show.String() != "unread_close,undrained_close" || c.opts.All {
+				t.Errorf("--kinds: show %v, stream graceful %v", c.show, c.opts.All)
+			}
+		}},
+		{name: "kinds with graceful streams them", args: []string{"--kinds=graceful_close"}, check: func(t *testing.T, c *config) {
+			if c.show.String() != "graceful_close" || !c.opts.All {
+				t.Errorf("--kinds: show %v, stream graceful %v", c.show, c.opts.All)
+			}
+		}},
+		{name: "unknown kind", args: []string{"--kinds", "unread_close,lost"}, wantErr: `unknown event kind "lost"`},
+		{name: "empty kinds", args: []string{"--kinds", ""}, wantErr: "empty event kind"},
+		{name: "all and kinds", args: []string{"--all", "--kinds", "unread_close"}, wantErr: "--all and --kinds exclude each other"},
 		{name: "all filters", args: []string{"-o", "json", "--pid", "42", "--comm", "nginx", "--port", "443",
 			"--netns", "4026531840", "--all", "--duration", "2s"}, check: func(t *testing.T, c *config) {
 			o := c.opts

@@ -21,10 +21,10 @@ const usage = `Usage: tcpclose-trace [flags]
        tcpclose-trace serve [flags]   (daemon: Prometheus metrics and JSON logs; serve -h)
        tcpclose-trace selftest        (checks every detection on this kernel; selftest -h)
 
-Traces TCP closes and resets that lose data (close with unread bytes, close
-before the peer's EOF, data refused after close, zero-linger aborts, resets)
-and names the process that caused them. Needs root (or CAP_BPF+CAP_PERFMON)
-and a kernel with BTF.
+Traces TCP closes and resets that lose data (close with unread bytes, data
+refused after a close before the peer's EOF, zero-linger aborts, resets) and
+names the process that caused them; --all or --kinds shows the other kinds
+too. Needs root (or CAP_BPF+CAP_PERFMON) and a kernel with BTF.
 
 Flags:
 `
@@ -32,7 +32,8 @@ Flags:
 const serveUsage = `Usage: tcpclose-trace serve [flags]
 
 Runs as a daemon: serves Prometheus metrics read from the kernel's exact
-counters, logs every anomaly as one JSON line on stdout, and answers /healthz
+counters, logs each event that lost data (WARN) or reset a connection (INFO)
+as one JSON line on stdout (--kinds, --all: other kinds), and answers /healthz
 and /readyz (ready once every program is attached). Stops on SIGTERM,
 SIGINT or SIGHUP.
 

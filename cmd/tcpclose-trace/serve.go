@@ -130,14 +130,17 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
 	}
 	counted := output.NewCounted(sink)
+	// The metrics observe every event; the selection decides which are
+	// logged (and the log level, which of those are written).
+	logged := output.NewSelected(counted, cfg.show)
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
 			b.Observe(ev)
 		}
-		_ = counted.Write(ev)
-	}, func() { _ = counted.Flush() })
-	_ = counted.Flush()
+		_ = logged.Write(ev)
+	}, func() { _ = logged.Flush() })
+	_ = logged.Flush()
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)

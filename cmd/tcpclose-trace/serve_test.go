@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
 func TestParseServeFlags(t *testing.T) {
@@ -23,10 +25,22 @@ func TestParseServeFlags(t *testing.T) {
 	}{
 		{name: "defaults", check: func(t *testing.T, c *serveConfig) {
 			if c.listenAddress != ":19180" || c.metricsPath != "/metrics" || c.logFormat != "json" ||
-				c.logLevel != slog.LevelInfo || c.byComm != 0 || c.webConfigFile != "" || c.opts.RingBytes != 0 {
+				c.logLevel != slog.LevelInfo || c.byComm != 0 || c.webConfigFile != "" || c.opts.RingBytes != 0 ||
+				c.show != output.DefaultSelection() || c.opts.All {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
+		{name: "log every kind", args: []string{"--all"}, check: func(t *testing.T, c *serveConfig) {
+			if c.show != output.AllKinds() || !c.opts.All {
+				t.Errorf("--all: log %v, stream graceful %v", c.show, c.opts.All)
+			}
+		}},
+		{name: "log some kinds", args: []string{"--kinds", "undrained_close, data_after_close"}, check: func(t *testing.T, c *serveConfig) {
+			if c.show.String() != "undrained_close,data_after_close" || c.opts.All {
+				t.Errorf("--kinds: log %v, stream graceful %v", c.show, c.opts.All)
+			}
+		}},
+		{name: "bad kind", args: []string{"--kinds", "resets"}, wantErr: `unknown event kind "resets"`},
 		{name: "everything set", args: []string{"--web.listen-address", "127.0.0.1:9999", "--web.config.file", "web.yml",
 			"--web.telemetry-path", "/m", "--log.format", "logfmt", "--log.level", "debug", "--metrics.by-comm", "20",
 			"--netns", "4026531840", "--ring-size", "16M"}, check: func(t *testing.T, c *serveConfig) {

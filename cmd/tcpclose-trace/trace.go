@@ -68,13 +68,16 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "Tracing TCP closes and resets (owners of %d open TCP sockets learned)... Ctrl-C to stop.\n", c.OldSockets())
 	}
 	counted := output.NewCounted(sink)
+	// Every event is counted in the summary; the selection decides which
+	// are shown.
+	shown := output.NewSelected(counted, cfg.show)
 	summary := output.NewSummary()
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		summary.Add(ev)
-		_ = counted.Write(ev)
-	}, func() { _ = counted.Flush() })
-	_ = counted.Flush()
+		_ = shown.Write(ev)
+	}, func() { _ = shown.Flush() })
+	_ = shown.Flush()
 	if err != nil {
 		return err
 	}
@@ -86,6 +89,7 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	// in NDJSON; the table's hint lines count too), and the events refused
 	// after.
 	summary.Unwritten = out.LinesLost() + counted.Refused()
+	summary.NotShown = shown.Hidden()
 	var buf bytes.Buffer
 	if err := summary.Write(&buf, counters, c.Stats(), c.Reasons()); err != nil {
 		return err

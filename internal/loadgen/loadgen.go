@@ -24,9 +24,14 @@ const (
 	ClosedPort Workload = "W4" // SYN to a closed port: reset_sent NO_SOCKET
 	Burst      Workload = "W5" // W2 with many workers, as fast as possible
 	Idle       Workload = "W6" // no connections
+	// FullTables: the client closes before the server's EOF and the server
+	// never sends again: one undrained_close each, which the tracer
+	// remembers, so a run of more than its capacity fills its tables.
+	FullTables Workload = "W7"
 )
 
-// Workloads lists them in order.
+// Workloads lists the workloads of the throughput runs, in order. FullTables
+// is run on its own (it measures memory, not throughput).
 var Workloads = []Workload{Graceful, Unread, LingerZero, ClosedPort, Burst, Idle}
 
 // Describe says what a workload does, for the report.
@@ -44,6 +49,8 @@ func (w Workload) Describe() string {
 		return "W2 from 8 workers at full speed (burst)"
 	case Idle:
 		return "no connections (idle)"
+	case FullTables:
+		return "client closes after the answer, before the server's EOF; the server never sends again (undrained_close, remembered by the tracer)"
 	}
 	return string(w)
 }
@@ -257,6 +264,16 @@ func (g *gen) server(fd int) error {
 			return nil
 		}
 		return err
+	case FullTables:
+		// Answer, then wait for the client's FIN and close after it: the
+		// client's close is undrained, and no data follows it.
+		if err := readFull(fd, len(request)); err != nil {
+			return err
+		}
+		if _, err := unix.Write(fd, response); err != nil {
+			return err
+		}
+		return drain(fd)
 	}
 	return nil
 }
@@ -305,6 +322,12 @@ func (g *gen) client(dst unix.Sockaddr) error {
 			return err
 		}
 		return unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	case FullTables:
+		// Read the whole answer, then close before the server's FIN.
+		if _, err := unix.Write(fd, request); err != nil {
+			return err
+		}
+		return readFull(fd, len(response))
 	}
 	return nil
 }

@@ -2,12 +2,13 @@ package loadgen
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
 
 func TestWorkloads(t *testing.T) {
-	for _, w := range Workloads {
+	for _, w := range append(slices.Clone(Workloads), FullTables) {
 		for _, ipv6 := range []bool{false, true} {
 			name := string(w) + map[bool]string{false: "/ipv4", true: "/ipv6"}[ipv6]
 			t.Run(name, func(t *testing.T) {

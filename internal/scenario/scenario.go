@@ -70,9 +70,12 @@ var scenarios = map[string]func(*driver) *Result{
 	"no_storage":          noStorage,
 	"worker_thread":       workerThread,
 	"old_socket":          oldSocket,
+	"undrained_quiet":     undrainedQuiet,
 }
 
-// Names lists the scenarios Run knows, in a fixed order.
+// Names lists the scenarios of the detection matrix (the self-test's and
+// the end-to-end suite's), in a fixed order. Run also knows
+// undrained_quiet, which tests what the outputs show.
 func Names() []string {
 	return []string{"unread_close", "undrained_fin_wait", "undrained_time_wait",
 		"linger_zero", "graceful", "closed_port", "peer_reset", "handoff",
@@ -220,6 +223,22 @@ func undrained(d *driver, wantMini bool) *Result {
 	d.do(p, "close S")
 	d.do(p, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport, RefusedBytes: refusedBytes}
+}
+
+// undrainedQuiet: the closer connects and closes without reading, and the
+// peer, which has sent nothing, reads the EOF and closes too: an undrained
+// close that no data follows, harmless (on real servers the commonest
+// close: HTTP/1.0 answers, keep-alive clients that exit). No reset.
+func undrainedQuiet(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(p, "listen L 0")
+	cport := d.connect(c, lport, "OK")
+	d.accept(p, cport)
+	d.do(c, "close S")
+	d.readAll(p, 0, "EOF")
+	d.do(p, "close S")
+	d.do(p, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: cport, PeerPort: lport}
 }
 
 // lingerZero: the closer fills its send buffer towards a peer that does not
