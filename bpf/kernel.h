@@ -33,6 +33,7 @@ enum {
 #define BPF_ANY 0
 #define BPF_NOEXIST 1
 #define BPF_F_NO_PREALLOC (1U << 0)
+#define BPF_F_NO_COMMON_LRU (1U << 1)
 #define BPF_F_CLONE (1U << 9)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
 #define BPF_RB_NO_WAKEUP (1ULL << 0)

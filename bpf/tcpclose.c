@@ -117,6 +117,8 @@ struct counts {
 	__u64 ring_lost;
 	__u64 time_wait_refusals;   /* data_after_close answered by a TIME_WAIT mini-socket */
 	__u64 unread_hist[NR_HIST]; /* bucket i: unread < 2^i */
+	__u64 suppressed[NR_KINDS]; /* counted, not streamed: over the budget */
+	__u64 suppressed_reasons[NR_REASONS]; /* the same, of reset_sent, by reason */
 };
 
 /* Options, set from Go before load; 0 means "no filter". */
@@ -127,6 +129,8 @@ volatile const __u8 filter_comm_len = 0;
 volatile const char filter_comm[16] = {};
 volatile const bool stream_graceful = false;
 volatile const __u64 wakeup_bytes = 0;
+/* Events of one kind this CPU may stream per second; 0: no budget. */
+volatile const __u32 budget_per_cpu = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -192,6 +196,44 @@ struct {
 	__type(key, __u32);
 	__type(value, struct settled);
 } settled SEC(".maps");
+
+_Static_assert((NR_KINDS & (NR_KINDS - 1)) == 0, "NR_KINDS indexes by mask");
+_Static_assert((NR_REASONS & (NR_REASONS - 1)) == 0, "NR_REASONS indexes by mask");
+
+/* Per CPU: the second the budget counts, and the events streamed in it by kind. */
+struct budget {
+	__u64 second;
+	__u32 streamed[NR_KINDS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct budget);
+} budgets SEC(".maps");
+
+/*
+ * Who a storm is made of: suppressed events by kind, reason, remote address
+ * and local port, read and cleared by the collector each second. Bounded:
+ * the least recent sources make room (per-CPU LRU lists, no shared lock).
+ */
+struct storm_key {
+	__u8 raddr[16];
+	__u16 family;
+	__u16 port; /* the local port of a reset sent, else the lower of the two */
+	__u16 reason;
+	__u8 kind;
+	__u8 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, struct storm_key);
+	__type(value, __u64);
+} storm SEC(".maps");
 
 /*
  * Per CPU: the cookie of the socket whose unread or zero-linger close was
@@ -499,6 +541,60 @@ static __always_inline __u32 log2_bucket(__u32 v)
  * Counts the event when it passes the filters and streams it unless it is a
  * graceful close nobody asked for.
  */
+/*
+ * Whether the event fits this CPU's budget for its kind in the current
+ * second. Some always do, because the collector joins them to what follows:
+ * provisional resets and the data that cancels them (neither may go missing
+ * alone), and undrained closes (each is remembered, for the story of the
+ * data that may come after it; most are never shown).
+ */
+static __always_inline bool within_budget(const struct event *e, __u64 now)
+{
+	struct budget *b;
+	__u64 second;
+	__u32 zero = 0;
+
+	if (!budget_per_cpu || e->kind >= NR_KINDS || e->kind == KIND_UNDRAINED_CLOSE ||
+	    (e->flags & (EVF_PROVISIONAL | EVF_LOCAL_ABORT)))
+		return true;
+	b = bpf_map_lookup_elem(&budgets, &zero);
+	if (!b)
+		return true;
+	second = now / 1000000000;
+	if (b->second != second) {
+		b->second = second;
+		__builtin_memset(b->streamed, 0, sizeof(b->streamed));
+	}
+	/* NR_KINDS is a power of two: the mask shows the verifier the bound. */
+	if (b->streamed[e->kind & (NR_KINDS - 1)] >= budget_per_cpu)
+		return false;
+	b->streamed[e->kind & (NR_KINDS - 1)]++;
+	return true;
+}
+
+/* Counts a suppressed event, and its source in the storm table. */
+static __always_inline void suppress(struct counts *c, const struct event *e)
+{
+	struct storm_key k = {.family = e->family, .reason = e->reason, .kind = e->kind};
+	__u64 one = 1, *n;
+
+	c->suppressed[e->kind & (NR_KINDS - 1)]++;
+	if (e->kind == KIND_RESET_SENT)
+		c->suppressed_reasons[e->reason & (NR_REASONS - 1)]++;
+	/*
+	 * The port that names the service: the one a reset sent answers for;
+	 * else, of a client's ephemeral port and a server's, the lower (an
+	 * ephemeral port per key would flood the table).
+	 */
+	k.port = e->kind == KIND_RESET_SENT || e->lport < e->rport ? e->lport : e->rport;
+	__builtin_memcpy(k.raddr, e->raddr, sizeof(k.raddr));
+	n = bpf_map_lookup_elem(&storm, &k);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&storm, &k, &one, BPF_NOEXIST);
+}
+
 static __always_inline int emit(struct event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -523,6 +619,10 @@ static __always_inline int emit(struct event *e)
 	if (e->kind == KIND_GRACEFUL_CLOSE && !stream_graceful)
 		return EMIT_COUNTED;
 	e->ts_ns = bpf_ktime_get_boot_ns();
+	if (!within_budget(e, e->ts_ns)) {
+		suppress(c, e);
+		return EMIT_COUNTED;
+	}
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {

@@ -13,16 +13,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type TcpcloseBudget struct {
+	_        structs.HostLayout
+	Second   uint64
+	Streamed [8]uint32
+}
+
 type TcpcloseCounts struct {
-	_                structs.HostLayout
-	Kinds            [8]uint64
-	Reasons          [64]uint64
-	UnreadBytes      uint64
-	UnsentBytes      uint64
-	RefusedBytes     uint64
-	RingLost         uint64
-	TimeWaitRefusals uint64
-	UnreadHist       [33]uint64
+	_                 structs.HostLayout
+	Kinds             [8]uint64
+	Reasons           [64]uint64
+	UnreadBytes       uint64
+	UnsentBytes       uint64
+	RefusedBytes      uint64
+	RingLost          uint64
+	TimeWaitRefusals  uint64
+	UnreadHist        [33]uint64
+	Suppressed        [8]uint64
+	SuppressedReasons [64]uint64
 }
 
 type TcpcloseEvent struct {
@@ -72,16 +80,28 @@ type TcpcloseSkInfo struct {
 	_          [6]byte
 }
 
+type TcpcloseStormKey struct {
+	_      structs.HostLayout
+	Raddr  [16]uint8
+	Family uint16
+	Port   uint16
+	Reason uint16
+	Kind   uint8
+	Pad    uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	TcpcloseMapBudgets         = "budgets"
 	TcpcloseMapCounters        = "counters"
 	TcpcloseMapEvents          = "events"
 	TcpcloseMapOldOwners       = "old_owners"
 	TcpcloseMapResetDue        = "reset_due"
 	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
+	TcpcloseMapStorm           = "storm"
 	TcpcloseMapTwOwner         = "tw_owner"
 	TcpcloseProgLearnOwners    = "learn_owners"
 	TcpcloseProgOnDestroy      = "on_destroy"
@@ -94,6 +114,7 @@ const (
 	TcpcloseProgOnTcpSendmsg   = "on_tcp_sendmsg"
 	TcpcloseProgOnV4SendReset  = "on_v4_send_reset"
 	TcpcloseProgOnV6SendReset  = "on_v6_send_reset"
+	TcpcloseVarBudgetPerCpu    = "budget_per_cpu"
 	TcpcloseVarFilterComm      = "filter_comm"
 	TcpcloseVarFilterCommLen   = "filter_comm_len"
 	TcpcloseVarFilterNetns     = "filter_netns"
@@ -163,12 +184,14 @@ type TcpcloseProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseMapSpecs struct {
+	Budgets   *ebpf.MapSpec `ebpf:"budgets"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	Events    *ebpf.MapSpec `ebpf:"events"`
 	OldOwners *ebpf.MapSpec `ebpf:"old_owners"`
 	ResetDue  *ebpf.MapSpec `ebpf:"reset_due"`
 	Settled   *ebpf.MapSpec `ebpf:"settled"`
 	SkInfo    *ebpf.MapSpec `ebpf:"sk_info"`
+	Storm     *ebpf.MapSpec `ebpf:"storm"`
 	TwOwner   *ebpf.MapSpec `ebpf:"tw_owner"`
 }
 
@@ -176,6 +199,7 @@ type TcpcloseMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseVariableSpecs struct {
+	BudgetPerCpu   *ebpf.VariableSpec `ebpf:"budget_per_cpu"`
 	FilterComm     *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterCommLen  *ebpf.VariableSpec `ebpf:"filter_comm_len"`
 	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
@@ -206,23 +230,27 @@ func (o *TcpcloseObjects) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseMaps struct {
+	Budgets   *ebpf.Map `ebpf:"budgets"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	Events    *ebpf.Map `ebpf:"events"`
 	OldOwners *ebpf.Map `ebpf:"old_owners"`
 	ResetDue  *ebpf.Map `ebpf:"reset_due"`
 	Settled   *ebpf.Map `ebpf:"settled"`
 	SkInfo    *ebpf.Map `ebpf:"sk_info"`
+	Storm     *ebpf.Map `ebpf:"storm"`
 	TwOwner   *ebpf.Map `ebpf:"tw_owner"`
 }
 
 func (m *TcpcloseMaps) Close() error {
 	return _TcpcloseClose(
+		m.Budgets,
 		m.Counters,
 		m.Events,
 		m.OldOwners,
 		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
+		m.Storm,
 		m.TwOwner,
 	)
 }
@@ -231,6 +259,7 @@ func (m *TcpcloseMaps) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseVariables struct {
+	BudgetPerCpu   *ebpf.Variable `ebpf:"budget_per_cpu"`
 	FilterComm     *ebpf.Variable `ebpf:"filter_comm"`
 	FilterCommLen  *ebpf.Variable `ebpf:"filter_comm_len"`
 	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`

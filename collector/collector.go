@@ -31,6 +31,11 @@ type Options struct {
 	Port  uint16 // only connections with this port at either end
 	Netns uint32 // only this network namespace (inode number)
 	All   bool   // also stream graceful closes
+	// Budget is how many events of each kind may be streamed per second;
+	// the rest are counted (exactly, as ever) and counted as suppressed,
+	// with their sources (StormSources). 0: no budget. The kernel splits
+	// it over the CPUs, so one CPU streams at most Budget/CPUs per kind.
+	Budget int
 
 	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
 	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
@@ -60,6 +65,9 @@ func (o *Options) setDefaults() {
 }
 
 func (o *Options) validate() error {
+	if o.Budget < 0 {
+		return fmt.Errorf("budget %d is negative", o.Budget)
+	}
 	if len(o.Comm) > 15 {
 		return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", o.Comm)
 	}
@@ -94,6 +102,8 @@ type Collector struct {
 	links   []link.Link
 	decoder Decoder
 	tracker *correlate.Tracker
+	// stormSeen is the storm table as StormSources last read it.
+	stormSeen map[bpf.TcpcloseStormKey]uint64
 	// oldSockets is how many sockets made before the tracer got an owner.
 	oldSockets int
 
@@ -182,6 +192,7 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 		"filter_comm":     comm,
 		"stream_graceful": o.All,
 		"wakeup_bytes":    wakeup,
+		"budget_per_cpu":  budgetPerCPU(o.Budget),
 	}
 	for name, v := range values {
 		vs, ok := spec.Variables[name]

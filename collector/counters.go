@@ -34,6 +34,11 @@ type Counters struct {
 	// kernel counts as TCPAbortOnData.
 	TimeWaitRefusals uint64
 	UnreadHist       [HistBuckets]uint64
+	// Suppressed are events counted but not streamed because their kind's
+	// budget (Options.Budget) was spent; SuppressedReasons splits those of
+	// reset_sent by reason. Streamed + suppressed + lost = counted.
+	Suppressed        [numKinds]uint64
+	SuppressedReasons [NumReasonSlots]uint64
 }
 
 // Sub returns c minus before, counter by counter: what happened between two reads.
@@ -46,6 +51,12 @@ func (c Counters) Sub(before *Counters) Counters {
 	}
 	for i := range c.UnreadHist {
 		c.UnreadHist[i] -= before.UnreadHist[i]
+	}
+	for i := range c.Suppressed {
+		c.Suppressed[i] -= before.Suppressed[i]
+	}
+	for i := range c.SuppressedReasons {
+		c.SuppressedReasons[i] -= before.SuppressedReasons[i]
 	}
 	c.UnreadBytes -= before.UnreadBytes
 	c.UnsentBytes -= before.UnsentBytes
@@ -95,6 +106,12 @@ func readCounters(m *ebpf.Map) (Counters, error) {
 		for b := range c.UnreadHist {
 			c.UnreadHist[b] += p.UnreadHist[b]
 		}
+		for k := range c.Suppressed {
+			c.Suppressed[k] += p.Suppressed[k]
+		}
+		for r := range c.SuppressedReasons {
+			c.SuppressedReasons[r] += p.SuppressedReasons[r]
+		}
 		c.UnreadBytes += p.UnreadBytes
 		c.UnsentBytes += p.UnsentBytes
 		c.RefusedBytes += p.RefusedBytes
@@ -102,4 +119,13 @@ func readCounters(m *ebpf.Map) (Counters, error) {
 		c.TimeWaitRefusals += p.TimeWaitRefusals
 	}
 	return c, nil
+}
+
+// SuppressedTotal returns the events suppressed by the budget, of any kind.
+func (c *Counters) SuppressedTotal() uint64 {
+	var n uint64
+	for _, v := range c.Suppressed {
+		n += v
+	}
+	return n
 }

@@ -38,7 +38,7 @@ type Exporter struct {
 	closes, dataAfterClose, resetsReceived, resetsSent *prometheus.Desc
 	unreadBytes, unsentBytes, refusedBytes, unreadHist *prometheus.Desc
 	ringLost, dropped, evictions, attached, buildInfo  *prometheus.Desc
-	skippedRuns                                        *prometheus.Desc
+	skippedRuns, suppressed                            *prometheus.Desc
 	version                                            string
 }
 
@@ -64,6 +64,8 @@ func New(version string) *Exporter {
 		ringLost: d("ring_lost_records_total", "Event records counted by the kernel but not streamed because the ring "+
 			"buffer was full: logs miss them, counters do not."),
 		dropped: d("events_dropped_total", "Events dropped because the log output fell behind."),
+		suppressed: d("events_suppressed_total", "Events counted but not streamed (so neither logged nor in the "+
+			"per-owner series) because their kind's budget of events per second (--budget) was spent.", "kind"),
 		skippedRuns: d("bpf_skipped_runs_total", "Program runs the kernel skipped because a BPF program was already "+
 			"running on that CPU (recursion protection, 5.12+): what they would have counted is missing from every counter."),
 		evictions: d("correlation_evictions_total", "Per-socket correlation entries evicted for lack of room."),
@@ -85,7 +87,7 @@ func (e *Exporter) SetSource(src Source) {
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{e.closes, e.dataAfterClose, e.resetsReceived, e.resetsSent,
 		e.unreadBytes, e.unsentBytes, e.refusedBytes, e.unreadHist, e.ringLost, e.dropped, e.evictions,
-		e.skippedRuns, e.attached, e.buildInfo} {
+		e.skippedRuns, e.suppressed, e.attached, e.buildInfo} {
 		ch <- d
 	}
 }
@@ -121,6 +123,9 @@ func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, e.unsentBytes, c.UnsentBytes)
 	counter(ch, e.refusedBytes, c.RefusedBytes)
 	counter(ch, e.ringLost, c.RingLost)
+	for _, k := range collector.Kinds() {
+		counter(ch, e.suppressed, c.Suppressed[k], k.String())
+	}
 	ch <- unreadHistogram(e.unreadHist, &c)
 }
 

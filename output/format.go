@@ -37,6 +37,13 @@ func NewTable(w io.Writer) *Table {
 // Flush implements Sink.
 func (t *Table) Flush() error { return t.w.Flush() }
 
+// Notice writes a line that is no event, e.g. what the budget suppressed,
+// after the current time. text must be printable (StormNotices' lines are).
+func (t *Table) Notice(text string) error {
+	_, err := fmt.Fprintf(t.w, "%-12s %s\n", time.Now().In(t.location).Format("15:04:05.000"), text)
+	return err
+}
+
 const tableFormat = "%-12s %7s %-15s %-39s %-39s %-16s %s\n"
 
 // Write implements Sink. Names (comm, pod, container, reason) are printed

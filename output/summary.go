@@ -32,6 +32,8 @@ type Summary struct {
 	// NotShown is how many events the selection left out of the output
 	// (Selected.Hidden); they are counted above all the same.
 	NotShown uint64
+	// Storm is the largest sources of the events the budget suppressed.
+	Storm []collector.StormSource
 }
 
 // NewSummary returns an empty Summary.
@@ -110,5 +112,21 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	fmt.Fprintf(tw, "correlation entries evicted\t%d\n", st.Evictions)
 	fmt.Fprintf(tw, "events not written (stuck output)\t%d\n", s.Unwritten)
 	fmt.Fprintf(tw, "events not shown (--kinds, --all)\t%d\n", s.NotShown)
+	for _, k := range collector.Kinds() {
+		if n := c.Suppressed[k]; n > 0 {
+			fmt.Fprintf(tw, "%s suppressed (over the budget)\t%d\n", k, n)
+		}
+	}
+	if len(s.Storm) > 0 {
+		fmt.Fprintln(tw, "\nSUPPRESSED, LARGEST SOURCES\tKIND\tEVENTS")
+		for i := range s.Storm {
+			src := &s.Storm[i]
+			kind := src.Kind.String()
+			if src.Reason != "" {
+				kind += " " + Printable(src.Reason)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", StormSourceName(src), kind, src.Count)
+		}
+	}
 	return tw.Flush()
 }

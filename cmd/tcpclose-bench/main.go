@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -178,14 +179,14 @@ func runBench(ctx context.Context, args []string) error {
 			for j := range ts {
 				i := (j + rep - 1) % len(ts)
 				t := ts[i]
-				if failed[i] {
+				if failed[i] || t.only != nil && !slices.Contains(t.only, w) {
 					continue
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				s, err := b.runOne(ctx, t, w, rep)
-				if err != nil && i >= numOwnTools {
+				if err != nil && i >= numOwnTools && t.name != noBudgetTool {
 					// A peer that cannot run here is reported, not fatal.
 					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
 					failed[i] = true

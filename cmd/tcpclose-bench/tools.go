@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 )
 
 // tool is a tracer (or none) run around one workload.
@@ -23,6 +25,8 @@ type tool struct {
 	name string
 	// start launches it and returns once it traces; nil for "none".
 	start func(ctx context.Context, b *bench) (*running, error)
+	// only lists the workloads it runs; nil for every one.
+	only []loadgen.Workload
 }
 
 // running is a started tool: its process and what it printed.
@@ -51,6 +55,10 @@ const bpftraceScript = `tracepoint:sock:inet_sock_set_state /args->protocol == 6
 tracepoint:tcp:tcp_send_reset { printf("rst-sent %d %d\n", args->state, args->reason); }
 tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args->dport); }
 `
+
+// noBudgetTool is the trace mode without its default budget (--budget 0),
+// on the event storms only: what the budget saves.
+const noBudgetTool = "tcpclose-trace --budget 0 (trace, NDJSON)"
 
 // numOwnTools counts the tools tools() lists first: none and tcpclose-trace's two modes.
 const numOwnTools = 3
@@ -86,6 +94,16 @@ func tools(b *bench) []tool {
 				return resp.StatusCode == http.StatusOK
 			})
 		}},
+		{name: noBudgetTool, only: []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort},
+			start: func(ctx context.Context, b *bench) (*running, error) {
+				ready := b.tmp("ready")
+				os.Remove(ready)
+				r, err := launch(ctx, b.tracer, []string{"-o", "json", "--budget", "0", "--ready-file", ready}, true)
+				if err != nil {
+					return nil, err
+				}
+				return r, r.waitFor(func() bool { _, err := os.Stat(ready); return err == nil })
+			}},
 	}
 	ts = append(ts, tool{name: hooksTool, start: func(ctx context.Context, b *bench) (*running, error) {
 		self, err := os.Executable()

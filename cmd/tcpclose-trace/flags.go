@@ -59,17 +59,28 @@ type collectorFlags struct {
 	ringSize         sizeFlag
 	all              bool
 	kinds            kindsFlag
+	budget           int
 	opts             collector.Options
 }
 
+// defaultBudget is how many events of each kind are streamed per second by
+// default: what a person can read, and what keeps an event storm (a port
+// scan, an RST storm) from costing the node much; every event is counted.
+const defaultBudget = 1000
+
+// maxBudget bounds --budget: beyond it, 0 (no budget) says what is meant.
+const maxBudget = 10_000_000
+
 func (f *collectorFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.pid, "pid", "only sockets of this process (thread-group id)")
-	fs.StringVar(&f.opts.Comm, "comm", "", "only sockets of tasks with this command name (exact, at most 15 bytes)")
+	fs.StringVar(&f.opts.Comm, "comm", "", "only sockets of processes with this name (exact, at most 15 bytes)")
 	fs.Var(&f.port, "port", "only connections with this TCP port at either end")
 	fs.Var(&f.netns, "netns", "only this network namespace (inode number, as in /proc/PID/ns/net)")
 	fs.BoolVar(&f.all, "all", false, "show every event kind, undrained and graceful closes too")
 	fs.Var(&f.kinds, "kinds", "show only these event kinds, comma-separated: "+output.AllKinds().String()+
 		" (default: "+output.DefaultSelection().String()+", and an undrained_close when data_after_close follows it)")
+	fs.IntVar(&f.budget, "budget", defaultBudget, "stream at most this many events of each kind per second; the rest are counted "+
+		"as suppressed, with their sources (0: no budget)")
 	fs.Var(&f.ringSize, "ring-size", "ring buffer size, a power of two: e.g. 4M (default), 16M, 256K")
 	fs.BoolVar(&f.opts.Debug, "debug", false, "show the whole BPF verifier log when a program is rejected")
 }
@@ -97,10 +108,13 @@ func (f *collectorFlags) options() (collector.Options, output.Selection, error) 
 		return o, show, fmt.Errorf("--netns %d is out of range", f.netns.v)
 	case len(o.Comm) > 15:
 		return o, show, fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", o.Comm)
+	case f.budget < 0 || f.budget > maxBudget:
+		return o, show, fmt.Errorf("--budget %d is out of range (0-%d; 0: no budget)", f.budget, maxBudget)
 	case f.ringSize.v != 0 && (f.ringSize.v < 4096 || f.ringSize.v > 1<<30 || f.ringSize.v&(f.ringSize.v-1) != 0):
 		return o, show, fmt.Errorf("--ring-size %d is not a power of two between 4K and 1G", f.ringSize.v)
 	}
 	o.PID, o.Port, o.Netns, o.RingBytes = uint32(f.pid.v), uint16(f.port.v), uint32(f.netns.v), int(f.ringSize.v)
+	o.Budget = f.budget
 	return o, show, nil
 }
 

@@ -66,6 +66,19 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("pod flags = %+v", p)
 				}
 			}},
+		{name: "default budget", args: nil, check: func(t *testing.T, c *config) {
+			if c.opts.Budget != defaultBudget {
+				t.Errorf("budget %d, want %d", c.opts.Budget, defaultBudget)
+			}
+		}},
+		{name: "no budget", args: []string{"--budget", "0"}, check: func(t *testing.T, c *config) {
+			if c.opts.Budget != 0 {
+				t.Errorf("budget %d, want 0", c.opts.Budget)
+			}
+		}},
+		{name: "negative budget", args: []string{"--budget", "-1"}, wantErr: "--budget -1 is out of range"},
+		{name: "huge budget", args: []string{"--budget", "10000001"}, wantErr: "--budget 10000001 is out of range"},
+		{name: "budget not a number", args: []string{"--budget", "lots"}, wantErr: "invalid value"},
 		{name: "bad pods mode", args: []string{"--pods", "yes"}, wantErr: "--pods must be auto or off"},
 		{name: "bad output", args: []string{"-o", "yaml"}, wantErr: "-o must be table or json"},
 		{name: "port out of range", args: []string{"--port", "70000"}, wantErr: "out of range"},

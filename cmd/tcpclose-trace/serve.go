@@ -133,14 +133,24 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	// The metrics observe every event; the selection decides which are
 	// logged (and the log level, which of those are written).
 	logged := output.NewSelected(counted, cfg.show)
+	storms := newStormWatch(c, time.Now())
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
 			b.Observe(ev)
 		}
 		_ = logged.Write(ev)
-	}, func() { _ = logged.Flush() })
+	}, func() {
+		_ = logged.Flush()
+		// What the budget suppressed, once a second, after the events.
+		for _, line := range storms.poll(time.Now(), false) {
+			logger.Warn("events suppressed", "what", line)
+		}
+	})
 	_ = logged.Flush()
+	for _, line := range storms.poll(time.Now(), true) {
+		logger.Warn("events suppressed", "what", line)
+	}
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)

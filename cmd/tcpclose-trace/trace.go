@@ -72,12 +72,29 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	// are shown.
 	shown := output.NewSelected(counted, cfg.show)
 	summary := output.NewSummary()
+	// What the budget suppressed is told in the output's flow: in the
+	// table, as lines of their own; beside NDJSON, on stderr.
+	storms := newStormWatch(c, time.Now())
+	notify := func(force bool) {
+		for _, line := range storms.poll(time.Now(), force) {
+			if table, ok := sink.(*output.Table); ok {
+				_ = table.Notice(line)
+			} else {
+				fmt.Fprintln(stderr, "tcpclose-trace:", line)
+			}
+		}
+	}
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		summary.Add(ev)
 		_ = shown.Write(ev)
-	}, func() { _ = shown.Flush() })
+	}, func() {
+		notify(false)
+		_ = shown.Flush()
+	})
+	notify(true)
 	_ = shown.Flush()
+	summary.Storm = storms.top(output.StormTop)
 	if err != nil {
 		return err
 	}

@@ -366,6 +366,36 @@ func (h *helperProc) do(f []string) (string, error) {
 		lp, err := localPort(fd)
 		return fmt.Sprintf("%d %s", lp, errnoName(cerr)), err
 
+	case "refused": // refused PORT N: N connections to PORT, each refused (ECONNREFUSED) and closed
+		if len(f) != 3 {
+			return "", errors.New("refused: want a port and a count")
+		}
+		var nums [2]int
+		for i, a := range f[1:] {
+			v, err := strconv.Atoi(a)
+			if err != nil {
+				return "", fmt.Errorf("refused: %w", err)
+			}
+			nums[i] = v
+		}
+		if nums[1] < 1 || nums[1] > MaxStorm {
+			return "", fmt.Errorf("refused: count %d out of range 1..%d", nums[1], MaxStorm)
+		}
+		for i := 0; i < nums[1]; i++ {
+			fd, err := unix.Socket(h.af, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return "", fmt.Errorf("socket: %w", err)
+			}
+			cerr := unix.Connect(fd, h.sockaddr(nums[0]))
+			if err := unix.Close(fd); err != nil {
+				return "", fmt.Errorf("close: %w", err)
+			}
+			if cerr != unix.ECONNREFUSED {
+				return "", fmt.Errorf("connection %d to port %d: %s, want ECONNREFUSED", i, nums[0], errnoName(cerr))
+			}
+		}
+		return "", nil
+
 	case "freeport": // freeport: a port nothing listens on (bound, then closed)
 		if len(f) != 1 {
 			return "", errors.New("freeport: want no arguments")
