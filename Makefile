@@ -68,7 +68,11 @@ static:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(STATIC_FLAGS) -ldflags "$(STATIC_LDFLAGS)" -o $(STATIC_BIN) ./cmd/tcpclose-trace
 
 # OCI image archive of the static binary, built without a container engine;
-# prints the image digest. Load it with podman load, docker load or skopeo.
+# prints the image digest. Named docker.io/library/tcpclose-trace:$(VERSION),
+# fully qualified as containerd stores it; the manifests deploy 0.1.0 (make
+# image VERSION=0.1.0; deploy/kubernetes/README.md has the load steps).
+# Load it with ctr images import, kind load image-archive, podman load,
+# docker load or skopeo.
 image: static
 	@mkdir -p $(dir $(IMAGE))
 	$(GO) run ./cmd/tcpclose-mkimage -binary $(STATIC_BIN) -arch $(IMAGE_ARCH) -o $(IMAGE) \
