@@ -56,7 +56,7 @@ MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
-.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e deps deb-packages bench vmtest vmtest-matrix vmtest-deps clean
+.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e soak deps deb-packages bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -124,6 +124,16 @@ kubetest:
 
 e2e:
 	$(GO) test -count=1 -v -timeout 30m ./e2e/...
+
+# The daemon for MINUTES minutes under mixed connection and pod churn in a
+# private namespace, scraped every second (e2e/soak_test.go; root; not part of
+# make test): prints a table of RSS, goroutines, fds and CPU after each round
+# and fails on growth after the warm-up or any counter that differs from the
+# namespace's nstat deltas.
+MINUTES ?= 10
+soak:
+	TCPCLOSE_SOAK_MINUTES=$(MINUTES) $(GO) test -count=1 -v -run '^TestSoak$$' \
+		-timeout $$(awk 'BEGIN { printf "%dm", $(MINUTES) + 10 }') ./e2e/
 
 # A short run of each fuzz target (FUZZTIME each; longer: make fuzz FUZZTIME=10m).
 FUZZTIME ?= 5s
