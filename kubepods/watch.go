@@ -86,7 +86,10 @@ func (r *Resolver) Close() error {
 	if r == nil {
 		return nil
 	}
-	w := r.watcher()
+	r.mu.Lock()
+	w := r.watch
+	r.watch = nil // a second Close does nothing
+	r.mu.Unlock()
 	if w == nil {
 		return nil
 	}

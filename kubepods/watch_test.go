@@ -131,6 +131,11 @@ func TestWatchExisting(t *testing.T) {
 	if err := r.Watch(); err == nil {
 		t.Error("a second Watch succeeded")
 	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("a second Close: %v", err)
+		}
+	})
 	s := r.Stats()
 	// Followed: the root, the three kubepods slices and the scope; not system.slice.
 	if s.Learned != 4 || s.Watches != 5 {
