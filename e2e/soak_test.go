@@ -102,6 +102,7 @@ func TestSoak(t *testing.T) {
 	bench := buildBench(t)
 	ns := newNamespace(t)
 	dir := t.TempDir()
+	makeCgroup(t, root, "kubepods.slice/kubepods-besteffort.slice") // removed at the end, if created here
 
 	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	base := "http://" + target
