@@ -56,7 +56,7 @@ MATRIX_KERNELS := 6.1,6.12
 KERNEL       ?= 6.1
 VMTEST_CACHE ?= .cache/vmtest
 
-.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e deps deb-packages bench vmtest vmtest-matrix vmtest-deps clean
+.PHONY: all build static image generate check-generated check-generated-host lint race fuzz test unit kubetest e2e soak deps deb-packages bench vmtest vmtest-matrix vmtest-deps clean
 
 all: build
 
@@ -68,7 +68,11 @@ static:
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build $(STATIC_FLAGS) -ldflags "$(STATIC_LDFLAGS)" -o $(STATIC_BIN) ./cmd/tcpclose-trace
 
 # OCI image archive of the static binary, built without a container engine;
-# prints the image digest. Load it with podman load, docker load or skopeo.
+# prints the image digest. Named docker.io/library/tcpclose-trace:$(VERSION),
+# fully qualified as containerd stores it; the manifests deploy 0.1.0 (make
+# image VERSION=0.1.0; deploy/kubernetes/README.md has the load steps).
+# Load it with ctr images import, kind load image-archive, podman load,
+# docker load or skopeo.
 image: static
 	@mkdir -p $(dir $(IMAGE))
 	$(GO) run ./cmd/tcpclose-mkimage -binary $(STATIC_BIN) -arch $(IMAGE_ARCH) -o $(IMAGE) \
@@ -120,6 +124,16 @@ kubetest:
 
 e2e:
 	$(GO) test -count=1 -v -timeout 30m ./e2e/...
+
+# The daemon for MINUTES minutes under mixed connection and pod churn in a
+# private namespace, scraped every second (e2e/soak_test.go; root; not part of
+# make test): prints a table of RSS, goroutines, fds and CPU after each round
+# and fails on growth after the warm-up or any counter that differs from the
+# namespace's nstat deltas.
+MINUTES ?= 10
+soak:
+	TCPCLOSE_SOAK_MINUTES=$(MINUTES) $(GO) test -count=1 -v -run '^TestSoak$$' \
+		-timeout $$(awk 'BEGIN { printf "%dm", $(MINUTES) + 10 }') ./e2e/
 
 # A short run of each fuzz target (FUZZTIME each; longer: make fuzz FUZZTIME=10m).
 FUZZTIME ?= 5s

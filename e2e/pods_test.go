@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -105,7 +109,7 @@ func makeCgroup(t *testing.T, root, rel string) string {
 		}
 		p := path
 		t.Cleanup(func() {
-			if err := os.Remove(p); err != nil {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) { // a test may remove it first
 				t.Errorf("remove cgroup: %v", err)
 			}
 		})
@@ -386,4 +390,204 @@ func TestServeLeastPrivilege(t *testing.T) {
 	d.stop(t)
 	checkPodRecords(t, cases, d.logRecords(t), mib)
 	d.progs.checkGone(t)
+}
+
+// stalledPipe returns a pipe whose buffer (one page) is full: the first
+// write of whoever gets w blocks until r is read. The filler is newlines.
+func stalledPipe(t *testing.T) (r, w *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	fd := int(w.Fd())
+	size, err := unix.FcntlInt(uintptr(fd), unix.F_SETPIPE_SZ, os.Getpagesize())
+	if err != nil {
+		t.Fatalf("F_SETPIPE_SZ: %v", err)
+	}
+	if _, err := w.Write([]byte(strings.Repeat("\n", size))); err != nil {
+		t.Fatal(err)
+	}
+	// Full: a non-blocking write of one byte fails.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Write(fd, []byte{'\n'}); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("pipe of %d bytes not full after %d bytes: %v", size, size, err)
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+	return r, w
+}
+
+// TestPodAttributionShortLived: containers that exit, and whose cgroups and
+// runtime state are removed, before the tracer resolves their events (its
+// output is stalled meanwhile) are still named: the tracer learnt each
+// cgroup as it was created.
+func TestPodAttributionShortLived(t *testing.T) {
+	requireHost(t)
+	root := requireCgroup2(t)
+	bin := buildCLI(t)
+	ns := newNamespace(t)
+	dir := t.TempDir()
+
+	pr, pw := stalledPipe(t)
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, append([]string{"-o", "json", "--netns", strconv.FormatUint(uint64(ns.Inode), 10),
+		"--ready-file", ready, "--duration", "60s"}, podFlags(root, dir)...)...)
+	var stderr syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	waitForFile(t, ready, cmd)
+
+	// A host process's close first: the tracer's first write blocks on the
+	// full pipe, and every later event waits, unresolved, behind it.
+	plug, err := scenario.Run(ns, "unread_close", "ipv4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the collector's drain period: the plug is being written
+
+	// The containers start (the tracer sees their cgroups appear), close
+	// with unread data, exit, and are removed with their runtime state.
+	cases := setUpPods(t, root, dir)
+	time.Sleep(100 * time.Millisecond) // a container lives at least this long (runc's start alone takes longer)
+	mib := runPods(t, ns, cases)
+	for _, c := range cases {
+		for _, p := range []string{c.cgroup, filepath.Dir(c.cgroup)} { // the container's, then the pod's
+			if err := os.Remove(p); err != nil {
+				t.Fatalf("%s: remove cgroup: %v", c.name, err)
+			}
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Only now does the output move.
+	out := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(pr)
+		out <- b
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tracer: %v\n%s", err, stderr.String())
+	}
+	var recs []map[string]any
+	plugged := false
+	for _, line := range strings.Split(string(<-out), "\n") {
+		if line == "" {
+			continue // the filler
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		if pid := int(m["pid"].(float64)); pid == plug.Closer.PID || pid == plug.Peer.PID {
+			plugged = plugged || m["kind"] == "unread_close"
+			continue
+		}
+		recs = append(recs, m)
+	}
+	if !plugged {
+		t.Errorf("no unread_close of the host process that stalled the output")
+	}
+	checkPodRecords(t, cases, recs, mib)
+}
+
+// TestPodSourceWarning: a name source that does not exist, or is not what
+// its flag names, is reported at start in one line, in both modes; a good
+// configuration gets no warning.
+func TestPodSourceWarning(t *testing.T) {
+	requireHost(t)
+	root := requireCgroup2(t)
+	bin := buildCLI(t)
+	ns := newNamespace(t)
+	netns := strconv.FormatUint(uint64(ns.Inode), 10)
+
+	good := t.TempDir()
+	for _, sub := range []string{"containerd/io.containerd.runtime.v2.task", "crio/overlay-containers", "docker/containers", "kubelet/pods"} {
+		if err := os.MkdirAll(filepath.Join(good, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	notState := t.TempDir() // e.g. containerd's root given instead of its state directory
+	tests := []struct {
+		name string
+		args []string
+		want string // the warning line; "" for none
+	}{
+		{"good sources", podFlags(root, good), ""},
+		{"containerd root missing", append(podFlags(root, good), "--containerd-root", missing),
+			"pods: no names from --containerd-root " + missing + ": no such directory (events in pods get the pod uid and container id only)"},
+		{"two wrong", append(podFlags(root, good), "--containerd-root", notState, "--kubelet-root", missing),
+			"pods: no names from --containerd-root " + notState + ": no io.containerd.runtime.v2.task in it; --kubelet-root " + missing +
+				": no such directory (events in pods get the pod uid and container id only)"},
+		{"source off", append(podFlags(root, good), "--containerd-root", ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"-o", "json", "--netns", netns, "--duration", "500ms"}, tt.args...)...)
+			var stdout, stderr syncbuf.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("tracer: %v\n%s", err, stderr.String())
+			}
+			var warnings []string
+			for _, line := range strings.Split(stderr.String(), "\n") {
+				if w, ok := strings.CutPrefix(line, "warning: pods: "); ok {
+					warnings = append(warnings, "pods: "+w)
+				}
+			}
+			want := []string{}
+			if tt.want != "" {
+				want = []string{tt.want}
+			}
+			if fmt.Sprintf("%q", warnings) != fmt.Sprintf("%q", want) {
+				t.Errorf("trace: pod warnings %q, want %q", warnings, want)
+			}
+		})
+	}
+
+	// The daemon logs the same line once, as a warning.
+	target := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	d := startDaemon(t, bin, http.DefaultClient, "http://"+target, append([]string{"--web.listen-address", target,
+		"--netns", netns}, append(podFlags(root, good), "--containerd-root", missing)...)...)
+	d.stop(t)
+	var warns []string
+	for _, line := range strings.Split(d.stdout.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		if msg, _ := rec["msg"].(string); rec["level"] == "WARN" && strings.HasPrefix(msg, "pods: ") {
+			warns = append(warns, msg)
+		}
+	}
+	want := "pods: no names from --containerd-root " + missing + ": no such directory (events in pods get the pod uid and container id only)"
+	if len(warns) != 1 || warns[0] != want {
+		t.Errorf("serve: pod warnings %q, want [%q]", warns, want)
+	}
 }

@@ -208,3 +208,64 @@ func kubeletHostname(path string) string {
 	}
 	return name
 }
+
+// SourceProblem is a name source that cannot give names.
+type SourceProblem struct {
+	Source string // containerd, cri-o, docker or kubelet
+	Path   string
+	Reason string
+}
+
+// sourceMarkers are what each source's directory holds when it is the
+// right one: the subdirectory the names are read from.
+var sourceMarkers = []struct {
+	name   string
+	path   func(Sources) string
+	marker string
+}{
+	{"containerd", func(s Sources) string { return s.Containerd }, "io.containerd.runtime.v2.task"},
+	{"cri-o", func(s Sources) string { return s.CRIO }, "overlay-containers"},
+	{"docker", func(s Sources) string { return s.Docker }, "containers"},
+	{"kubelet", func(s Sources) string { return s.Kubelet }, "pods"},
+}
+
+// Check returns the sources that cannot give names. A source set to
+// another path than its default must exist and hold what that source
+// keeps (containerd's state directory, not its root, say). A source left at
+// its default is expected to be missing on nodes of another runtime: it
+// counts only when pods is true (the node has kubepods cgroups) and no
+// container runtime's source at all is there.
+func (s Sources) Check(defaults Sources, pods bool) []SourceProblem {
+	var problems, missingDefaults []SourceProblem
+	runtimeOK := false
+	for _, m := range sourceMarkers {
+		path := m.path(s)
+		if path == "" {
+			continue // turned off
+		}
+		reason := ""
+		if fi, err := os.Stat(path); err != nil {
+			reason = "no such directory"
+		} else if !fi.IsDir() {
+			reason = "not a directory"
+		} else if fi, err := os.Stat(filepath.Join(path, m.marker)); err != nil || !fi.IsDir() {
+			reason = "no " + m.marker + " in it"
+		}
+		if reason == "" {
+			if m.name != "kubelet" {
+				runtimeOK = true
+			}
+			continue
+		}
+		p := SourceProblem{Source: m.name, Path: path, Reason: reason}
+		if path != m.path(defaults) {
+			problems = append(problems, p)
+		} else if m.name != "kubelet" {
+			missingDefaults = append(missingDefaults, p)
+		}
+	}
+	if pods && !runtimeOK {
+		problems = append(problems, missingDefaults...)
+	}
+	return problems
+}

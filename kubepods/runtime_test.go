@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
@@ -146,6 +147,56 @@ func TestSourcesPod(t *testing.T) {
 			got, ok := src.Pod(tt.uid)
 			if ok != tt.ok || got != tt.want {
 				t.Errorf("Pod(%s) = %+v, %v; want %+v, %v", tt.uid, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestSourcesCheck(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(p string) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(dir, strings.SplitN(p, "/", 2)[0])
+	}
+	containerd := mk("cd/io.containerd.runtime.v2.task")
+	crio := mk("crio/overlay-containers")
+	kubelet := mk("kubelet/pods")
+	bare := mk("bare")
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := filepath.Join(dir, "none")
+	defaults := kubepods.Sources{Containerd: filepath.Join(dir, "default-cd"), CRIO: filepath.Join(dir, "default-crio"),
+		Docker: filepath.Join(dir, "default-docker"), Kubelet: filepath.Join(dir, "default-kubelet")}
+	tests := []struct {
+		name string
+		s    kubepods.Sources
+		pods bool
+		want string
+	}{
+		{"all good", kubepods.Sources{Containerd: containerd, CRIO: crio, Kubelet: kubelet}, true, ""},
+		{"all off", kubepods.Sources{}, true, ""},
+		{"set, missing", kubepods.Sources{Containerd: none}, false, "containerd " + none + ": no such directory"},
+		{"set, a file", kubepods.Sources{Docker: file}, false, "docker " + file + ": not a directory"},
+		{"set, not the state dir", kubepods.Sources{Containerd: bare, Kubelet: bare}, false,
+			"containerd " + bare + ": no io.containerd.runtime.v2.task in it|kubelet " + bare + ": no pods in it"},
+		{"defaults missing, no pods", defaults, false, ""},
+		{"defaults missing, pods", defaults, true, "containerd " + defaults.Containerd + ": no such directory|cri-o " +
+			defaults.CRIO + ": no such directory|docker " + defaults.Docker + ": no such directory"},
+		{"defaults missing but one runtime set", kubepods.Sources{Containerd: defaults.Containerd, CRIO: crio}, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, p := range tt.s.Check(defaults, tt.pods) {
+				got = append(got, p.Source+" "+p.Path+": "+p.Reason)
+			}
+			if g := strings.Join(got, "|"); g != tt.want {
+				t.Errorf("Check = %q, want %q", g, tt.want)
 			}
 		})
 	}

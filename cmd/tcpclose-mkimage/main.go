@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := writeFile(*out, buf.Bytes()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: %s:%s linux/%s, %d bytes\n", *out, image.Name, image.Tag(*version), img.Arch, buf.Len())
+	fmt.Fprintf(stdout, "%s: %s linux/%s, %d bytes\n", *out, image.Reference(*version), img.Arch, buf.Len())
 	fmt.Fprintf(stdout, "image digest %s\n", img.Digest)
 	fmt.Fprintf(stdout, "image id     %s\n", img.ConfigDigest)
 	return nil

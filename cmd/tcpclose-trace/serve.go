@@ -47,10 +47,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	if err := web.Validate(cfg.webConfigFile); err != nil {
 		return fmt.Errorf("web config %s: %w", cfg.webConfigFile, err)
 	}
-	pods, err := cfg.pods.resolver()
+	pods, podWarnings, err := cfg.pods.resolver()
 	if err != nil {
 		return err
 	}
+	defer pods.Close()
 	enrich := enricher(pods)
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
@@ -121,6 +122,9 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	}
 	for _, lost := range c.Lost() {
 		logger.Warn("this kernel limits detection", "what", lost)
+	}
+	for _, w := range podWarnings {
+		logger.Warn(w)
 	}
 	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
 		"pods_cgroup_root", podRoot, "open_sockets_owned", c.OldSockets())

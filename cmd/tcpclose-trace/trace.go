@@ -27,10 +27,11 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "tcpclose-trace", version)
 		return nil
 	}
-	pods, err := cfg.pods.resolver()
+	pods, podWarnings, err := cfg.pods.resolver()
 	if err != nil {
 		return err
 	}
+	defer pods.Close()
 	enrich := enricher(pods)
 	c, err := collector.Open(cfg.opts)
 	if err != nil {
@@ -44,6 +45,9 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	}
 	for _, lost := range c.Lost() { // once running: an error stays one line
 		fmt.Fprintln(stderr, "warning:", lost)
+	}
+	for _, w := range podWarnings {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	// On a signal the output gets outputGrace to take what is left; then
 	// it is abandoned (what was not written is counted), so that the run

@@ -43,7 +43,7 @@ type want struct {
 
 // Defaults of both the kustomize base and the chart.
 var (
-	image         = "tcpclose-trace:0.1.0"
+	image         = "docker.io/library/tcpclose-trace:0.1.0"
 	baseArgs      = []string{"serve", "--web.listen-address=:19180", "--log.format=json", "--log.level=info", "--pods=auto"}
 	baseCaps      = []string{"BPF", "PERFMON"}
 	baseEnv       = map[string]string{"GOMEMLIMIT": "96MiB"}
@@ -167,7 +167,7 @@ serviceMonitor:
   metricRelabelings: [{action: drop, sourceLabels: [__name__], regex: go_.*}]
 prometheusRule: {additionalLabels: {release: kps}}
 `, with(helmDefault, func(w *want) {
-			w.image = "tcpclose-trace:0.2.0-rc.1"
+			w.image = "docker.io/library/tcpclose-trace:0.2.0-rc.1"
 			w.port = 29180
 			w.args = []string{"serve", "--web.listen-address=:29180", "--log.format=logfmt", "--log.level=debug", "--pods=auto",
 				"--metrics.by-comm=20", "--metrics.by-pod=100", "--ring-size=16M", "--port=443"}

@@ -20,8 +20,14 @@ import (
 
 // What the image runs, and how.
 const (
-	// Name is the image's repository name, used in the name annotations.
-	Name = "tcpclose-trace"
+	// Name is the image's repository, fully qualified, in the name
+	// annotation: containerd (and so the CRI, after `ctr -n k8s.io images
+	// import`) stores an image under the normalized form of its name, and
+	// the shipped manifests deploy this one, so that a short name cannot
+	// leave the kubelet looking for another.
+	Name = "docker.io/library/tcpclose-trace"
+	// Title is the image's title label.
+	Title = "tcpclose-trace"
 	// BinaryPath is where the binary sits in the image.
 	BinaryPath = "/tcpclose-trace"
 	// User runs the daemon: attaching BPF programs needs root.
@@ -76,6 +82,9 @@ type Image struct {
 	// Created is the creation time, in UTC and whole seconds.
 	Created time.Time
 }
+
+// Reference is the image's full name for version: Name and the tag.
+func Reference(version string) string { return Name + ":" + Tag(version) }
 
 // Build builds the image from opts.
 func Build(opts Options) (*Image, error) {
@@ -154,7 +163,7 @@ func Build(opts Options) (*Image, error) {
 				// The tag, as OCI layouts name their images (skopeo, podman).
 				"org.opencontainers.image.ref.name": tag,
 				// The whole name, as containerd and docker load read it.
-				"io.containerd.image.name": Name + ":" + tag,
+				"io.containerd.image.name": Reference(opts.Version),
 			},
 		}},
 	}
@@ -164,7 +173,7 @@ func Build(opts Options) (*Image, error) {
 // labels are the OCI annotations of the image config.
 func labels(opts Options, created time.Time) map[string]string {
 	l := map[string]string{
-		"org.opencontainers.image.title":       Name,
+		"org.opencontainers.image.title":       Title,
 		"org.opencontainers.image.description": Description,
 		"org.opencontainers.image.source":      opts.Source,
 		"org.opencontainers.image.version":     opts.Version,

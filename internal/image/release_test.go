@@ -176,7 +176,7 @@ func TestImageConfig(t *testing.T) {
 		{"platform", *a.index.Manifests[0].Platform, struct{ Architecture, OS string }{runtime.GOARCH, "linux"}},
 		{"index annotations", a.index.Manifests[0].Annotations, map[string]string{
 			"org.opencontainers.image.ref.name": testVersion,
-			"io.containerd.image.name":          "tcpclose-trace:" + testVersion,
+			"io.containerd.image.name":          "docker.io/library/tcpclose-trace:" + testVersion,
 		}},
 	}
 	for _, ck := range checks {
