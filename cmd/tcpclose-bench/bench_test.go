@@ -76,3 +76,20 @@ func lineOf(text, prefix string) string {
 	}
 	return ""
 }
+
+func TestKeptSection(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"none", "# B\n\n## Targets\nx\n", ""},
+		{"last", "# B\n\n## Peers\np\n\n## Soak (10 min)\n| a |\n| b |\n", "\n## Soak (10 min)\n| a |\n| b |\n"},
+		{"in the middle", "# B\n## Soak\ns\n\n## Peers\np\n", "\n## Soak\ns\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := keptSection(tt.doc, soakHeading); got != tt.want {
+				t.Errorf("keptSection = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

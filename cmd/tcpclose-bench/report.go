@@ -137,7 +137,29 @@ func (b *bench) writeReport(took time.Duration) error {
 		_, err := os.Stdout.WriteString(out)
 		return err
 	}
+	// The soak's figures come from `make soak`, not from this run: kept.
+	if old, err := os.ReadFile(b.out); err == nil {
+		out += keptSection(string(old), soakHeading)
+	}
 	return os.WriteFile(b.out, []byte(out), 0o644)
+}
+
+// soakHeading starts BENCHMARKS.md's section that `make soak` records.
+const soakHeading = "## Soak"
+
+// keptSection returns the section of doc that starts with a line beginning
+// with heading, up to the next "## " heading or the end, preceded by a
+// blank line; "" if doc has none.
+func keptSection(doc, heading string) string {
+	i := strings.Index(doc, "\n"+heading)
+	if i < 0 {
+		return ""
+	}
+	sec := doc[i+1:]
+	if j := strings.Index(sec[len(heading):], "\n## "); j >= 0 {
+		sec = sec[:len(heading)+j+1]
+	}
+	return "\n" + strings.TrimRight(sec, "\n") + "\n"
 }
 
 // writePeers writes what happened to the peers that need more than tracepoints.
