@@ -248,6 +248,18 @@ struct {
 	__type(value, __u64);
 } reset_due SEC(".maps");
 
+/*
+ * Adds n to a per-CPU counter. Atomically: per-CPU data keeps other CPUs
+ * out, not this one's softirq, which can interrupt a program running in
+ * process context and run another of the programs (a different program is
+ * not held back by the kernel's recursion check) on the same counters. A
+ * plain ++ would then lose one of the two updates.
+ */
+static __always_inline void count(__u64 *counter, __s64 n)
+{
+	__sync_fetch_and_add(counter, n);
+}
+
 static __always_inline struct counts *get_counters(void)
 {
 	__u32 zero = 0;
@@ -578,9 +590,9 @@ static __always_inline void suppress(struct counts *c, const struct event *e)
 	struct storm_key k = {.family = e->family, .reason = e->reason, .kind = e->kind};
 	__u64 one = 1, *n;
 
-	c->suppressed[e->kind & (NR_KINDS - 1)]++;
+	count(&c->suppressed[e->kind & (NR_KINDS - 1)], 1);
 	if (e->kind == KIND_RESET_SENT)
-		c->suppressed_reasons[e->reason & (NR_REASONS - 1)]++;
+		count(&c->suppressed_reasons[e->reason & (NR_REASONS - 1)], 1);
 	/*
 	 * The port that names the service: the one a reset sent answers for;
 	 * else, of a client's ephemeral port and a server's, the lower (an
@@ -606,15 +618,18 @@ static __always_inline int emit(struct event *e)
 	if (!c)
 		return EMIT_FILTERED;
 	if (e->kind < NR_KINDS)
-		c->kinds[e->kind]++;
-	c->unread_bytes += e->unread_bytes;
-	c->unsent_bytes += e->unsent_bytes;
-	c->refused_bytes += e->refused_bytes;
+		count(&c->kinds[e->kind], 1);
+	if (e->unread_bytes)
+		count(&c->unread_bytes, e->unread_bytes);
+	if (e->unsent_bytes)
+		count(&c->unsent_bytes, e->unsent_bytes);
+	if (e->refused_bytes)
+		count(&c->refused_bytes, e->refused_bytes);
 	if (e->kind == KIND_UNREAD_CLOSE) {
 		__u32 b = log2_bucket(e->unread_bytes);
 
 		if (b < NR_HIST)
-			c->unread_hist[b]++;
+			count(&c->unread_hist[b], 1);
 	}
 	if (e->kind == KIND_GRACEFUL_CLOSE && !stream_graceful)
 		return EMIT_COUNTED;
@@ -626,7 +641,7 @@ static __always_inline int emit(struct event *e)
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {
-		c->ring_lost++;
+		count(&c->ring_lost, 1);
 		return EMIT_COUNTED;
 	}
 	return EMIT_STREAMED;
@@ -942,7 +957,7 @@ static __always_inline void count_reason(__u16 reason)
 	struct counts *c = get_counters();
 
 	if (c)
-		c->reasons[reason < NR_REASONS ? reason : REASON_UNKNOWN]++;
+		count(&c->reasons[reason < NR_REASONS ? reason : REASON_UNKNOWN], 1);
 }
 
 /* Undo the count of a provisional reset_received: it was a local abort. */
@@ -951,7 +966,7 @@ static __always_inline void uncount_reset_received(void)
 	struct counts *c = get_counters();
 
 	if (c)
-		c->kinds[KIND_RESET_RECEIVED]--;
+		count(&c->kinds[KIND_RESET_RECEIVED], -1);
 }
 
 /*
@@ -1088,7 +1103,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 				set_owner(&e, o);
 			c = get_counters();
 			if (c)
-				c->time_wait_refusals++;
+				count(&c->time_wait_refusals, 1);
 		}
 	} else if (sk && is_full_sock(e.state) && in_final_close(sk)) {
 		/*
