@@ -45,6 +45,7 @@ type symbols struct {
 	loads []segment
 	funcs []symbol // sorted by value, then size (larger first)
 	gotab *gosym.Table
+	goinl *goInlineIndex
 }
 
 // ntGNUBuildID is the note type of a GNU build id (NT_GNU_BUILD_ID).
@@ -153,11 +154,10 @@ func loadSymbols(f *elf.File, r io.ReaderAt, size int64) (syms *symbols, err err
 		syms.funcs = append(syms.funcs, funcs...)
 	}
 	syms.funcs = sortFuncs(syms.funcs)
-	gotab, err := readGoTable(f, r, size)
+	syms.gotab, syms.goinl, err = readGoTable(f, r, size)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	syms.gotab = gotab
 	return syms, errors.Join(errs...)
 }
 
@@ -281,23 +281,24 @@ func (s *symbols) vaddr(off uint64) (uint64, bool) {
 }
 
 // goPosition returns the Go function, file and line of addr from the
-// pclntab. For inlined code, the function is the one the code was compiled
-// into and the file and line are those of the instruction, which may lie in
+// pclntab. For inlined code (inlined set), the function is the one the code
+// was compiled into and the file and line are those of the instruction, in
 // the inlined function (debug/gosym does not expand inlining).
-func (s *symbols) goPosition(addr uint64) (fn, file string, line int, ok bool) {
+func (s *symbols) goPosition(addr uint64) (fn, file string, line int, inlined, ok bool) {
 	if s.gotab == nil {
-		return "", "", 0, false
+		return "", "", 0, false, false
 	}
 	defer func() {
 		if recover() != nil {
-			fn, file, line, ok = "", "", 0, false
+			fn, file, line, inlined, ok = "", "", 0, false, false
 		}
 	}()
 	file, line, f := s.gotab.PCToLine(addr)
 	if f == nil || f.Name == "" || addr < f.Entry || addr >= f.End {
-		return "", "", 0, false
+		return "", "", 0, false, false
 	}
-	return f.Name, file, line, true
+	inlined, _ = s.goinl.inlined(addr)
+	return f.Name, file, line, inlined, true
 }
 
 // pclntab magic numbers of Go 1.18 and 1.20 on (little-endian).
@@ -306,7 +307,7 @@ var goMagics = [][]byte{{0xf0, 0xff, 0xff, 0xff, 0, 0}, {0xf1, 0xff, 0xff, 0xff,
 // readGoTable reads a Go binary's function table: from .gopclntab (kept by
 // -ldflags=-s -w), or, in a file whose section headers are gone, from the
 // pclntab header found by its magic in a read-only segment.
-func readGoTable(f *elf.File, r io.ReaderAt, size int64) (*gosym.Table, error) {
+func readGoTable(f *elf.File, r io.ReaderAt, size int64) (*gosym.Table, *goInlineIndex, error) {
 	var data []byte
 	var text uint64
 	if s := f.Section(".text"); s != nil {
@@ -314,20 +315,20 @@ func readGoTable(f *elf.File, r io.ReaderAt, size int64) (*gosym.Table, error) {
 	}
 	if s := f.Section(".gopclntab"); s != nil {
 		if !fits(s, size) {
-			return nil, fmt.Errorf("%w: .gopclntab too large or beyond the file", errBadELF)
+			return nil, nil, fmt.Errorf("%w: .gopclntab too large or beyond the file", errBadELF)
 		}
 		data = readAt(r, s.Offset, s.Size, size, maxSectionBytes)
 	} else if f.Section(".text") == nil {
 		data, text = findPclntab(f, r, size)
 	}
 	if len(data) < 16 || text == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text))
 	if err != nil {
-		return nil, fmt.Errorf("%w: pclntab: %w", errBadELF, err)
+		return nil, nil, fmt.Errorf("%w: pclntab: %w", errBadELF, err)
 	}
-	return tab, nil
+	return tab, newGoInlineIndex(data, text), nil
 }
 
 // findPclntab looks for a Go 1.18+ pclntab header in the read-only PT_LOAD

@@ -57,6 +57,10 @@ type Frame struct {
 	Offset  uint64
 	BuildID string
 	JIT     bool
+	// Inlined is set when File and Line are those of code that a Go
+	// compiler inlined into Func: the position is in the inlined function,
+	// whose name is not given (Go binaries of 1.20 on tell).
+	Inlined bool
 }
 
 // Unknown reports whether nothing but the instruction pointer is known.
@@ -64,9 +68,12 @@ func (f Frame) Unknown() bool { return f.Module == "" && !f.JIT && f.Func == "" 
 
 // String formats the frame on one line: "main.handle (server.go:88)",
 // "close_without_draining (app+0x1139)", "libc.so.6+0x10f2a0", "[jit]
-// 0x7f...", "[unknown] 0x...". Names are not escaped.
+// 0x7f...", "[unknown] 0x...", and for a position in inlined Go code
+// "main.handle (inlined conn.go:12)". Names are not escaped.
 func (f Frame) String() string {
 	switch {
+	case f.Func != "" && f.File != "" && f.Inlined:
+		return fmt.Sprintf("%s (inlined %s:%d)", f.Func, filepath.Base(f.File), f.Line)
 	case f.Func != "" && f.File != "":
 		return fmt.Sprintf("%s (%s:%d)", f.Func, filepath.Base(f.File), f.Line)
 	case f.JIT && f.Func == "[jit]":
@@ -341,8 +348,8 @@ func fill(f *Frame, m *module, off uint64, ret bool) {
 	if ret && va > 0 {
 		va--
 	}
-	if fn, file, line, ok := syms.goPosition(va); ok {
-		f.Func, f.File, f.Line = fn, file, line
+	if fn, file, line, inlined, ok := syms.goPosition(va); ok {
+		f.Func, f.File, f.Line, f.Inlined = fn, file, line, inlined
 		return
 	}
 	if name, ok := syms.funcAt(va); ok {
