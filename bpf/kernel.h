@@ -26,6 +26,7 @@ typedef _Bool bool;
 enum {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_STACK_TRACE = 7,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
@@ -34,11 +35,23 @@ enum {
 #define BPF_NOEXIST 1
 #define BPF_F_NO_PREALLOC (1U << 0)
 #define BPF_F_NO_COMMON_LRU (1U << 1)
+#define BPF_F_STACK_BUILD_ID (1U << 5)
 #define BPF_F_CLONE (1U << 9)
+#define BPF_F_USER_STACK (1ULL << 8)
 #define BPF_LOCAL_STORAGE_GET_F_CREATE (1ULL << 0)
 #define BPF_RB_NO_WAKEUP (1ULL << 0)
 #define BPF_RB_FORCE_WAKEUP (1ULL << 1)
 #define BPF_RB_AVAIL_DATA 0
+
+/* A frame of a stack map in build-id mode (include/uapi/linux/bpf.h). */
+struct bpf_stack_build_id {
+	__s32 status; /* 0 empty, 1 build id and offset, 2 ip only */
+	unsigned char build_id[20];
+	union {
+		__u64 offset;
+		__u64 ip;
+	};
+};
 
 #define AF_INET 2
 #define AF_INET6 10

@@ -49,6 +49,7 @@ enum {
 	EVF_LOCAL_ABORT = 1 << 7, /* data_after_close: cancels the provisional reset */
 	EVF_LISTENER = 1 << 8,	  /* a reset sent by a listener (addresses from skb) */
 	EVF_NO_STORAGE = 1 << 9,  /* socket storage could not be created: owner may be missing */
+	EVF_NO_STACK = 1 << 10,	  /* the closer's user stack was asked for but not captured */
 };
 
 /* Socket-local flags. */
@@ -92,6 +93,7 @@ struct event {
 	__u8 raddr[16];
 	char comm[16];	 /* the process: its thread-group leader's name */
 	char thread[16]; /* the thread that acted on the socket */
+	__u32 stack;	 /* the closer's user stack: its id in stacks plus one; 0: none */
 };
 
 struct owner {
@@ -129,6 +131,8 @@ volatile const __u8 filter_comm_len = 0;
 volatile const char filter_comm[16] = {};
 volatile const bool stream_graceful = false;
 volatile const __u64 wakeup_bytes = 0;
+/* Capture the closing task's user stack for the closes that lose data or skip the drain. */
+volatile const bool capture_stacks = false;
 /* Events of one kind this CPU may stream per second; 0: no budget. */
 volatile const __u32 budget_per_cpu = 0;
 
@@ -199,6 +203,21 @@ struct {
 
 _Static_assert((NR_KINDS & (NR_KINDS - 1)) == 0, "NR_KINDS indexes by mask");
 _Static_assert((NR_REASONS & (NR_REASONS - 1)) == 0, "NR_REASONS indexes by mask");
+
+/*
+ * User stacks of bad closes, deduplicated by the kernel; in build-id mode,
+ * so that a frame of a file with a build id stays meaningful after the
+ * process exits. Sized from Go: one entry unless stacks are captured.
+ */
+#define STACK_DEPTH 32
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, STACK_DEPTH * sizeof(struct bpf_stack_build_id));
+	__uint(map_flags, BPF_F_STACK_BUILD_ID);
+} stacks SEC(".maps");
 
 /* Per CPU: the second the budget counts, and the events streamed in it by kind. */
 struct budget {
@@ -699,7 +718,7 @@ static __always_inline bool close_transition(int oldstate, int newstate)
  * The transition close() makes, under the socket lock: the kernel has just
  * chosen between reset (unread data), abort (zero linger) and FIN.
  */
-static __always_inline void classify_close(struct sock *sk, int oldstate, int newstate)
+static __always_inline void classify_close(void *ctx, struct sock *sk, int oldstate, int newstate)
 {
 	struct owner local = {};
 	struct event e = {};
@@ -774,6 +793,15 @@ static __always_inline void classify_close(struct sock *sk, int oldstate, int ne
 		e.flags |= EVF_SHUT_WR;
 	if (owner_used)
 		set_owner(&e, owner);
+	if (capture_stacks && e.kind != KIND_GRACEFUL_CLOSE) {
+		/* close() runs in the closing task: its user stack is the call site. */
+		long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+
+		if (id >= 0)
+			e.stack = id + 1;
+		else
+			e.flags |= EVF_NO_STACK;
+	}
 	if (e.kind == KIND_UNDRAINED_CLOSE)
 		bpf_map_update_elem(&tw_owner, &e.cookie, owner, BPF_ANY);
 	if (e.kind == KIND_UNREAD_CLOSE || e.kind == KIND_ABORT_CLOSE) {
@@ -873,7 +901,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP || !in_final_close(sk))
 		return 0;
-	classify_close(sk, oldstate, newstate);
+	classify_close(ctx, sk, oldstate, newstate);
 	return 0;
 }
 

@@ -55,7 +55,7 @@ type TcpcloseEvent struct {
 	Raddr        [16]uint8
 	Comm         [16]int8
 	Thread       [16]int8
-	_            [4]byte
+	Stack        uint32
 }
 
 type TcpcloseOwner struct {
@@ -101,6 +101,7 @@ const (
 	TcpcloseMapResetDue        = "reset_due"
 	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
+	TcpcloseMapStacks          = "stacks"
 	TcpcloseMapStorm           = "storm"
 	TcpcloseMapTwOwner         = "tw_owner"
 	TcpcloseProgLearnOwners    = "learn_owners"
@@ -115,6 +116,7 @@ const (
 	TcpcloseProgOnV4SendReset  = "on_v4_send_reset"
 	TcpcloseProgOnV6SendReset  = "on_v6_send_reset"
 	TcpcloseVarBudgetPerCpu    = "budget_per_cpu"
+	TcpcloseVarCaptureStacks   = "capture_stacks"
 	TcpcloseVarFilterComm      = "filter_comm"
 	TcpcloseVarFilterCommLen   = "filter_comm_len"
 	TcpcloseVarFilterNetns     = "filter_netns"
@@ -191,6 +193,7 @@ type TcpcloseMapSpecs struct {
 	ResetDue  *ebpf.MapSpec `ebpf:"reset_due"`
 	Settled   *ebpf.MapSpec `ebpf:"settled"`
 	SkInfo    *ebpf.MapSpec `ebpf:"sk_info"`
+	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
 	Storm     *ebpf.MapSpec `ebpf:"storm"`
 	TwOwner   *ebpf.MapSpec `ebpf:"tw_owner"`
 }
@@ -200,6 +203,7 @@ type TcpcloseMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseVariableSpecs struct {
 	BudgetPerCpu   *ebpf.VariableSpec `ebpf:"budget_per_cpu"`
+	CaptureStacks  *ebpf.VariableSpec `ebpf:"capture_stacks"`
 	FilterComm     *ebpf.VariableSpec `ebpf:"filter_comm"`
 	FilterCommLen  *ebpf.VariableSpec `ebpf:"filter_comm_len"`
 	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
@@ -237,6 +241,7 @@ type TcpcloseMaps struct {
 	ResetDue  *ebpf.Map `ebpf:"reset_due"`
 	Settled   *ebpf.Map `ebpf:"settled"`
 	SkInfo    *ebpf.Map `ebpf:"sk_info"`
+	Stacks    *ebpf.Map `ebpf:"stacks"`
 	Storm     *ebpf.Map `ebpf:"storm"`
 	TwOwner   *ebpf.Map `ebpf:"tw_owner"`
 }
@@ -250,6 +255,7 @@ func (m *TcpcloseMaps) Close() error {
 		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
+		m.Stacks,
 		m.Storm,
 		m.TwOwner,
 	)
@@ -260,6 +266,7 @@ func (m *TcpcloseMaps) Close() error {
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseVariables struct {
 	BudgetPerCpu   *ebpf.Variable `ebpf:"budget_per_cpu"`
+	CaptureStacks  *ebpf.Variable `ebpf:"capture_stacks"`
 	FilterComm     *ebpf.Variable `ebpf:"filter_comm"`
 	FilterCommLen  *ebpf.Variable `ebpf:"filter_comm_len"`
 	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`

@@ -36,6 +36,9 @@ type Options struct {
 	// with their sources (StormSources). 0: no budget. The kernel splits
 	// it over the CPUs, so one CPU streams at most Budget/CPUs per kind.
 	Budget int
+	// Stacks captures the closing task's user stack for the closes that
+	// lose data or skip the drain (Event.StackID); off, it costs nothing.
+	Stacks bool
 
 	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
 	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
@@ -138,6 +141,7 @@ func Open(opts Options) (_ *Collector, err error) {
 		return nil, err
 	}
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
+	sizeStacks(spec, &opts)
 
 	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
 	defer func() {
@@ -193,6 +197,7 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 		"stream_graceful": o.All,
 		"wakeup_bytes":    wakeup,
 		"budget_per_cpu":  budgetPerCPU(o.Budget),
+		"capture_stacks":  o.Stacks,
 	}
 	for name, v := range values {
 		vs, ok := spec.Variables[name]
@@ -496,7 +501,7 @@ func (c *Collector) correlate(ev *Event) {
 	}
 	switch ev.Kind {
 	case KindUndrainedClose:
-		cl := correlate.Close{Time: ev.Time, State: uint8(ev.State)}
+		cl := correlate.Close{Time: ev.Time, State: uint8(ev.State), Stack: ev.StackID}
 		if ev.OwnerKnown {
 			cl.Owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Thread: ev.Thread, CgroupID: ev.CgroupID}
 		}
@@ -513,7 +518,10 @@ func (c *Collector) correlate(ev *Event) {
 		if prev, ok := c.tracker.Get(ev.Cookie); ok {
 			ev.SinceClose = ev.Time.Sub(prev.Closed)
 			fillOwner(ev, prev)
-			cl := Event{Time: prev.Closed, State: State(prev.State), ShutWR: prev.Flags&closeShutWR != 0,
+			if ev.StackID == 0 { // the refused data points at the close that skipped the drain
+				ev.StackID = prev.Stack
+			}
+			cl := Event{Time: prev.Closed, State: State(prev.State), StackID: prev.Stack, ShutWR: prev.Flags&closeShutWR != 0,
 				NoStorage: prev.Flags&closeNoStorage != 0, OwnerKnown: prev.HasOwner, PID: prev.Owner.PID,
 				TID: prev.Owner.TID, Comm: prev.Owner.Comm, Thread: prev.Owner.Thread, CgroupID: prev.Owner.CgroupID}
 			ev.SetUndrainedClose(&cl)

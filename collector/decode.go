@@ -23,6 +23,7 @@ const (
 	evfLocalAbort  = 1 << 7
 	evfListener    = 1 << 8
 	evfNoStorage   = 1 << 9
+	evfNoStack     = 1 << 10
 
 	reasonUnknown = 63
 )
@@ -86,6 +87,8 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 		NoSocket:     r.Flags&evfNoSocket != 0,
 		Listener:     r.Flags&evfListener != 0,
 		NoStorage:    r.Flags&evfNoStorage != 0,
+		StackID:      r.Stack,
+		NoStack:      r.Flags&evfNoStack != 0,
 		provisional:  r.Flags&evfProvisional != 0,
 		localAbort:   r.Flags&evfLocalAbort != 0,
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/tcpclose-trace/tcpclose-trace/symbolize"
 )
 
 // Kind is what happened to a connection. Its String form is a stable name:
@@ -116,6 +118,17 @@ type Event struct {
 	// this one, outside a close) may be missing. The event is counted.
 	NoStorage bool
 
+	// StackID names the closer's user stack (Options.Stacks) in the
+	// kernel's stack map: see Collector.StackFrames; 0 when none. A
+	// data_after_close joined to its undrained_close carries the close's.
+	StackID uint32
+	// NoStack: the stack was asked for but the kernel could not capture
+	// it (e.g. a close at exit, after the process's memory was released).
+	NoStack bool
+	// Stack is the symbolized stack when an enrichment stage resolved
+	// StackID (package symbolize); nil otherwise.
+	Stack *Stack
+
 	// Pod names the Kubernetes pod and container the owner ran in; nil
 	// outside pods or without pod attribution (see package kubepods).
 	Pod *PodInfo
@@ -137,6 +150,7 @@ type closeFacts struct {
 	state                                State
 	pid, tid                             uint32
 	comm, thread                         string
+	stack                                uint32
 	cgroupID                             uint64
 	at                                   int64 // Unix nanoseconds
 }
@@ -154,7 +168,11 @@ func (e *Event) UndrainedClose(close *Event) bool {
 		return false
 	}
 	*close = Event{Time: time.Unix(0, f.at), Kind: KindUndrainedClose, Netns: e.Netns, LAddr: e.LAddr, LPort: e.LPort,
-		RAddr: e.RAddr, RPort: e.RPort, Cookie: e.Cookie, State: f.state, ShutWR: f.shutWR, NoStorage: f.noStorage}
+		RAddr: e.RAddr, RPort: e.RPort, Cookie: e.Cookie, State: f.state, ShutWR: f.shutWR, NoStorage: f.noStorage,
+		StackID: f.stack}
+	if f.stack != 0 && f.stack == e.StackID {
+		close.Stack = e.Stack // the data's stack is the close's (the collector's join)
+	}
 	if f.ownerKnown {
 		close.OwnerKnown, close.PID, close.TID, close.Comm, close.Thread, close.CgroupID = true, f.pid, f.tid, f.comm, f.thread, f.cgroupID
 		if e.OwnerKnown && e.CgroupID == f.cgroupID {
@@ -170,10 +188,15 @@ func (e *Event) UndrainedClose(close *Event) bool {
 // is the same socket's.
 func (e *Event) SetUndrainedClose(close *Event) {
 	e.closed = closeFacts{known: true, at: close.Time.UnixNano(), state: close.State, shutWR: close.ShutWR,
-		noStorage: close.NoStorage, ownerKnown: close.OwnerKnown}
+		noStorage: close.NoStorage, ownerKnown: close.OwnerKnown, stack: close.StackID}
 	if close.OwnerKnown {
 		e.closed.pid, e.closed.tid, e.closed.comm, e.closed.thread, e.closed.cgroupID = close.PID, close.TID, close.Comm, close.Thread, close.CgroupID
 	}
+}
+
+// Stack is a symbolized user call stack, innermost frame first.
+type Stack struct {
+	Frames []symbolize.Frame
 }
 
 // PodInfo names the Kubernetes pod and container of a socket's owner.

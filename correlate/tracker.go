@@ -31,6 +31,9 @@ type Close struct {
 	// state before the close and what the close's event said.
 	State uint8
 	Flags uint8
+	// Stack is the caller's name of the close's call stack, kept as given
+	// (0: none).
+	Stack uint32
 }
 
 // Entry is what is remembered about one socket, by cookie: its undrained
@@ -42,6 +45,7 @@ type Entry struct {
 	Closed   time.Time // time of the undrained close
 	State    uint8     // as given to MarkClosed
 	Flags    uint8     // as given to MarkClosed
+	Stack    uint32    // as given to MarkClosed
 }
 
 // none marks the end of a list of records.
@@ -56,6 +60,7 @@ type record struct {
 	pid, tid     uint32
 	name         uint32 // index in names plus one; 0: no owner
 	thread       uint32 // the thread's name likewise (mostly name's own slot); 0: none
+	stack        uint32
 	older, newer int32
 	state, flags uint8
 }
@@ -113,7 +118,7 @@ func (t *Tracker) Get(cookie uint64) (Entry, bool) {
 		return Entry{}, false
 	}
 	r := t.rec(i)
-	e := Entry{Cookie: r.cookie, Closed: time.Unix(0, r.closed), State: r.state, Flags: r.flags}
+	e := Entry{Cookie: r.cookie, Closed: time.Unix(0, r.closed), State: r.state, Flags: r.flags, Stack: r.stack}
 	if r.name != 0 {
 		e.HasOwner = true
 		e.Owner = Owner{PID: r.pid, TID: r.tid, Comm: t.names.get(r.name), CgroupID: r.cgroup}
@@ -144,7 +149,7 @@ func (t *Tracker) MarkClosed(cookie uint64, c Close) {
 	}
 	i := t.alloc()
 	r := t.rec(i)
-	*r = record{cookie: cookie, closed: now, state: c.State, flags: c.Flags, older: t.newest, newer: none}
+	*r = record{cookie: cookie, closed: now, state: c.State, flags: c.Flags, stack: c.Stack, older: t.newest, newer: none}
 	if o := c.Owner; o != nil {
 		r.pid, r.tid, r.cgroup, r.name = o.PID, o.TID, o.CgroupID, t.names.add(o.Comm)
 		if o.Thread != "" {

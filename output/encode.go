@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/symbolize"
 )
 
 // field is one member of the JSON contract, in Record's order. The fast
@@ -40,6 +41,7 @@ const (
 	typInt                     // a JSON number, num's value read as an int64
 	typBool                    // true or false
 	typAddr                    // an address as a string, "" when there is none
+	typStack                   // the event's symbolized stack (StackFrames)
 )
 
 // fields is the JSON contract, in Record's order. Add a Record field here too.
@@ -86,6 +88,8 @@ var fields = []field{
 	podField("pod_uid", func(p *collector.PodInfo) string { return p.UID }),
 	podField("container", func(p *collector.PodInfo) string { return p.Container }),
 	podField("container_id", func(p *collector.PodInfo) string { return p.ContainerID }),
+	// In NDJSON an array of frames; in log lines the top frames as a string.
+	{name: "stack", omitEmpty: true, logOmitEmpty: true, typ: typStack},
 }
 
 // podField is a name of the owner's pod: left out (in NDJSON and logs)
@@ -132,6 +136,8 @@ func (f *field) isEmpty(ev *collector.Event) bool {
 		return !f.flag(ev)
 	case typAddr:
 		return !f.addr(ev).IsValid()
+	case typStack:
+		return ev.Stack == nil || len(ev.Stack.Frames) == 0
 	}
 	return false
 }
@@ -152,6 +158,8 @@ func (f *field) value(ev *collector.Event) slog.Value {
 		return slog.Int64Value(int64(f.num(ev)))
 	case typBool:
 		return slog.BoolValue(f.flag(ev))
+	case typStack:
+		return slog.StringValue(StackLine(ev.Stack, logStackFrames))
 	}
 	if a := f.addr(ev); a.IsValid() {
 		return slog.StringValue(a.String())
@@ -365,6 +373,16 @@ func (e *encoder) appendFields(b []byte, ev *collector.Event, log bool) []byte {
 			} else {
 				b = append(b, "false"...)
 			}
+		case typStack:
+			if ev.Stack == nil || len(ev.Stack.Frames) == 0 {
+				continue // always omitted when empty
+			}
+			b = appendKey(b, &ks[i])
+			if log {
+				b = e.appendString(b, StackLine(ev.Stack, logStackFrames))
+			} else {
+				b = e.appendFrames(b, ev.Stack.Frames)
+			}
 		case typAddr:
 			v := f.addr(ev)
 			if omit && !v.IsValid() {
@@ -499,4 +517,65 @@ func (c *timeCache) append(b []byte, t time.Time) []byte {
 		b = append(b, frac[:n]...)
 	}
 	return append(b, c.zone...)
+}
+
+// logStackFrames is how many frames a log line's stack names.
+const logStackFrames = 3
+
+// appendFrames appends frames as the JSON array encoding/json writes for
+// Record.Stack.
+func (e *encoder) appendFrames(b []byte, frames []symbolize.Frame) []byte {
+	b = append(b, '[')
+	for i := range frames {
+		f := &frames[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		comma := false
+		str := func(name, v string) {
+			if v == "" {
+				return
+			}
+			if comma {
+				b = append(b, ',')
+			}
+			comma = true
+			b = append(b, '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = e.appendString(b, v)
+		}
+		str("func", f.Func)
+		str("file", f.File)
+		if f.Line != 0 {
+			if comma {
+				b = append(b, ',')
+			}
+			comma = true
+			b = append(b, `"line":`...)
+			if f.Line < 0 {
+				b = append(b, '-')
+				b = appendUint(b, uint64(-f.Line))
+			} else {
+				b = appendUint(b, uint64(f.Line))
+			}
+		}
+		str("module", f.Module)
+		if comma {
+			b = append(b, ',')
+		}
+		b = append(b, `"offset":`...)
+		b = appendUint(b, f.Offset)
+		comma = true
+		str("build_id", f.BuildID)
+		if f.JIT {
+			b = append(b, `,"jit":true`...)
+		}
+		if f.Inlined {
+			b = append(b, `,"inlined":true`...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }

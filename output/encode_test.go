@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/symbolize"
 )
 
 // TestFieldsFollowRecord: the encoders' field list is Record's, in order,
@@ -53,6 +54,13 @@ func encodingCases() []collector.Event {
 	odd.Thread = "\x1b]0;t\x07\xfe"
 	odd.Reason = string([]byte{0xe2, 0x82}) // truncated UTF-8
 	odd.Time = time.Date(1999, 12, 31, 23, 59, 59, 100, time.FixedZone("X", 3600))
+	stacked := unreadEvent()
+	stacked.Stack = &collector.Stack{Frames: []symbolize.Frame{
+		{Func: "main.closeWithoutDraining", File: "/src/app/main.go", Line: 88, Module: "/app/server", Offset: 0x4a1b2c, BuildID: "ab12"},
+		{Func: "weird\"<&>\x00\xff", Module: "/lib/\u2028x.so", Offset: 7, Inlined: true},
+		{Module: "", Offset: 0xffff},
+		{Func: "[jit]", Offset: 1 << 63, JIT: true, Line: -1},
+	}}
 	far := unreadEvent()
 	far.Time = time.Date(10001, 1, 1, 0, 0, 0, 5, time.UTC)
 	inPod := unreadEvent()
@@ -60,7 +68,7 @@ func encodingCases() []collector.Event {
 		Container: "nginx", ContainerID: "8d5c3e8f"}
 	sandbox := unreadEvent()
 	sandbox.Pod = &collector.PodInfo{Namespace: "shop", Name: "web-0", UID: "u"}
-	return []collector.Event{full, v6, noOwner, noAddr, odd, far, inPod, sandbox, {}}
+	return []collector.Event{full, v6, noOwner, noAddr, odd, far, inPod, sandbox, stacked, {}}
 }
 
 // randomEvent fills every field at random, strings from bytes that need escaping.
@@ -138,7 +146,7 @@ func checkRecord(t *testing.T, e *encoder, ev *collector.Event) {
 	if err := json.Unmarshal(want.Bytes(), &b); err != nil {
 		t.Fatal(err)
 	}
-	if a != b {
+	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("decoded records differ:\nfast: %+v\njson: %+v", a, b)
 	}
 }

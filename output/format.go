@@ -44,6 +44,9 @@ func (t *Table) Notice(text string) error {
 	return err
 }
 
+// tableStackFrames is how many frames of a stack the table shows.
+const tableStackFrames = 3
+
 const tableFormat = "%-12s %7s %-15s %-39s %-39s %-16s %s\n"
 
 // Write implements Sink. Names (comm, pod, container, reason) are printed
@@ -64,6 +67,11 @@ func (t *Table) Write(ev *collector.Event) error {
 		hostPort(ev.LAddr, ev.LPort), hostPort(ev.RAddr, ev.RPort), ev.Kind, Detail(ev))
 	if err != nil {
 		return err
+	}
+	if ev.Stack != nil && len(ev.Stack.Frames) > 0 {
+		if _, err := fmt.Fprintf(t.w, "  at %s\n", stackLine(ev.Stack, tableStackFrames, " ← ")); err != nil {
+			return err
+		}
 	}
 	if !t.NoHints && ev.Kind.Anomaly() && !t.hinted[ev.Kind] {
 		t.hinted[ev.Kind] = true
@@ -145,37 +153,52 @@ func PodName(p *collector.PodInfo) string {
 // Record is the JSON form of an event: one object per line (NDJSON). Field
 // names are a stable contract, documented in the README.
 type Record struct {
-	Time         string `json:"time"`
-	Kind         string `json:"kind"`
-	PID          uint32 `json:"pid"`
-	TID          uint32 `json:"tid,omitempty"`
-	Comm         string `json:"comm"`
-	Thread       string `json:"thread,omitempty"`
-	Netns        uint32 `json:"netns"`
-	CgroupID     uint64 `json:"cgroup_id"`
-	Family       string `json:"family"`
-	LAddr        string `json:"laddr"`
-	LPort        uint16 `json:"lport"`
-	RAddr        string `json:"raddr"`
-	RPort        uint16 `json:"rport"`
-	Cookie       uint64 `json:"cookie"`
-	State        string `json:"state"`
-	Reason       string `json:"reason"`
-	UnreadBytes  uint32 `json:"unread_bytes"`
-	UnsentBytes  uint32 `json:"unsent_bytes"`
-	RefusedBytes uint32 `json:"refused_bytes"`
-	PeerFIN      bool   `json:"peer_fin,omitempty"`
-	ShutWR       bool   `json:"shut_wr,omitempty"`
-	TimeWait     bool   `json:"time_wait,omitempty"`
-	NoSocket     bool   `json:"no_socket,omitempty"`
-	Listener     bool   `json:"listener,omitempty"`
-	NoStorage    bool   `json:"no_storage,omitempty"`
-	SinceCloseNs int64  `json:"since_close_ns,omitempty"`
-	Namespace    string `json:"namespace,omitempty"`
-	Pod          string `json:"pod,omitempty"`
-	PodUID       string `json:"pod_uid,omitempty"`
-	Container    string `json:"container,omitempty"`
-	ContainerID  string `json:"container_id,omitempty"`
+	Time         string       `json:"time"`
+	Kind         string       `json:"kind"`
+	PID          uint32       `json:"pid"`
+	TID          uint32       `json:"tid,omitempty"`
+	Comm         string       `json:"comm"`
+	Thread       string       `json:"thread,omitempty"`
+	Netns        uint32       `json:"netns"`
+	CgroupID     uint64       `json:"cgroup_id"`
+	Family       string       `json:"family"`
+	LAddr        string       `json:"laddr"`
+	LPort        uint16       `json:"lport"`
+	RAddr        string       `json:"raddr"`
+	RPort        uint16       `json:"rport"`
+	Cookie       uint64       `json:"cookie"`
+	State        string       `json:"state"`
+	Reason       string       `json:"reason"`
+	UnreadBytes  uint32       `json:"unread_bytes"`
+	UnsentBytes  uint32       `json:"unsent_bytes"`
+	RefusedBytes uint32       `json:"refused_bytes"`
+	PeerFIN      bool         `json:"peer_fin,omitempty"`
+	ShutWR       bool         `json:"shut_wr,omitempty"`
+	TimeWait     bool         `json:"time_wait,omitempty"`
+	NoSocket     bool         `json:"no_socket,omitempty"`
+	Listener     bool         `json:"listener,omitempty"`
+	NoStorage    bool         `json:"no_storage,omitempty"`
+	SinceCloseNs int64        `json:"since_close_ns,omitempty"`
+	Namespace    string       `json:"namespace,omitempty"`
+	Pod          string       `json:"pod,omitempty"`
+	PodUID       string       `json:"pod_uid,omitempty"`
+	Container    string       `json:"container,omitempty"`
+	ContainerID  string       `json:"container_id,omitempty"`
+	Stack        []StackFrame `json:"stack,omitempty"`
+}
+
+// StackFrame is one frame of Record.Stack, innermost first: the function,
+// file and line where the binary's symbols tell, else the mapped file
+// (module) and the offset in it, with the file's build id when it has one.
+type StackFrame struct {
+	Func    string `json:"func,omitempty"`
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Module  string `json:"module,omitempty"`
+	Offset  uint64 `json:"offset"`
+	BuildID string `json:"build_id,omitempty"`
+	JIT     bool   `json:"jit,omitempty"`
+	Inlined bool   `json:"inlined,omitempty"`
 }
 
 // NewRecord converts an event to its JSON form.
@@ -206,6 +229,12 @@ func NewRecord(ev *collector.Event) Record {
 	}
 	if p := ev.Pod; p != nil {
 		r.Namespace, r.Pod, r.PodUID, r.Container, r.ContainerID = p.Namespace, p.Name, p.UID, p.Container, p.ContainerID
+	}
+	if ev.Stack != nil {
+		for _, f := range ev.Stack.Frames {
+			r.Stack = append(r.Stack, StackFrame{Func: f.Func, File: f.File, Line: f.Line, Module: f.Module,
+				Offset: f.Offset, BuildID: f.BuildID, JIT: f.JIT, Inlined: f.Inlined})
+		}
 	}
 	if ev.LAddr.IsValid() {
 		r.LAddr = ev.LAddr.String()

@@ -34,6 +34,30 @@ type Summary struct {
 	NotShown uint64
 	// Storm is the largest sources of the events the budget suppressed.
 	Storm []collector.StormSource
+
+	// sites counts the events with a stack by kind and call site.
+	sites map[siteKey]uint64
+}
+
+type siteKey struct {
+	kind collector.Kind
+	site string // the stack's top frames, escaped
+}
+
+// maxSites bounds the call sites the summary counts; later ones are not.
+const maxSites = 1024
+
+// summarySiteFrames is how many frames name a call site in the summary.
+const summarySiteFrames = 2
+
+func (s *Summary) addSite(ev *collector.Event) {
+	k := siteKey{ev.Kind, StackLine(ev.Stack, summarySiteFrames)}
+	if s.sites == nil {
+		s.sites = make(map[siteKey]uint64)
+	}
+	if _, ok := s.sites[k]; ok || len(s.sites) < maxSites {
+		s.sites[k]++
+	}
 }
 
 // NewSummary returns an empty Summary.
@@ -41,6 +65,9 @@ func NewSummary() *Summary { return &Summary{counts: make(map[summaryKey]uint64)
 
 // Add counts one event.
 func (s *Summary) Add(ev *collector.Event) {
+	if ev.Stack != nil && len(ev.Stack.Frames) > 0 {
+		s.addSite(ev)
+	}
 	k := summaryKey{kind: ev.Kind, comm: "-"}
 	if ev.OwnerKnown {
 		k.pid, k.comm = ev.PID, ev.Comm
@@ -115,6 +142,19 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 	for _, k := range collector.Kinds() {
 		if n := c.Suppressed[k]; n > 0 {
 			fmt.Fprintf(tw, "%s suppressed (over the budget)\t%d\n", k, n)
+		}
+	}
+	if len(s.sites) > 0 {
+		sites := make([]siteKey, 0, len(s.sites))
+		for k := range s.sites {
+			sites = append(sites, k)
+		}
+		slices.SortFunc(sites, func(a, b siteKey) int {
+			return cmp.Or(cmp.Compare(s.sites[b], s.sites[a]), cmp.Compare(a.kind, b.kind), cmp.Compare(a.site, b.site))
+		})
+		fmt.Fprintln(tw, "\nCALL SITES (--stacks)\tKIND\tEVENTS")
+		for _, k := range sites[:min(len(sites), 10)] {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", k.site, k.kind, s.sites[k])
 		}
 	}
 	if len(s.Storm) > 0 {

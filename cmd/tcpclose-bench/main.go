@@ -186,7 +186,7 @@ func runBench(ctx context.Context, args []string) error {
 					return ctx.Err()
 				}
 				s, err := b.runOne(ctx, t, w, rep)
-				if err != nil && i >= numOwnTools && t.name != noBudgetTool {
+				if err != nil && i >= numOwnTools && t.name != noBudgetTool && t.name != stacksTool {
 					// A peer that cannot run here is reported, not fatal.
 					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
 					failed[i] = true

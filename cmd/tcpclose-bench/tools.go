@@ -60,6 +60,10 @@ tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args-
 // on the event storms only: what the budget saves.
 const noBudgetTool = "tcpclose-trace --budget 0 (trace, NDJSON)"
 
+// stacksTool is the trace mode with --stacks: nothing more without
+// anomalies (W1), a stack per bad close (W2).
+const stacksTool = "tcpclose-trace --stacks (trace, NDJSON)"
+
 // numOwnTools counts the tools tools() lists first: none and tcpclose-trace's two modes.
 const numOwnTools = 3
 
@@ -69,15 +73,7 @@ const hooksTool = "empty programs on the same tracepoints"
 func tools(b *bench) []tool {
 	ts := []tool{
 		{name: "none"},
-		{name: "tcpclose-trace (trace, NDJSON)", start: func(ctx context.Context, b *bench) (*running, error) {
-			ready := b.tmp("ready")
-			os.Remove(ready)
-			r, err := launch(ctx, b.tracer, []string{"-o", "json", "--ready-file", ready}, true)
-			if err != nil {
-				return nil, err
-			}
-			return r, r.waitFor(func() bool { _, err := os.Stat(ready); return err == nil })
-		}},
+		{name: "tcpclose-trace (trace, NDJSON)", start: func(ctx context.Context, b *bench) (*running, error) { return b.startTrace(ctx) }},
 		{name: "tcpclose-trace (serve)", start: func(ctx context.Context, b *bench) (*running, error) {
 			addr := "127.0.0.1:19181"
 			r, err := launch(ctx, b.tracer, []string{"serve", "--web.listen-address", addr}, false)
@@ -95,15 +91,9 @@ func tools(b *bench) []tool {
 			})
 		}},
 		{name: noBudgetTool, only: []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort},
-			start: func(ctx context.Context, b *bench) (*running, error) {
-				ready := b.tmp("ready")
-				os.Remove(ready)
-				r, err := launch(ctx, b.tracer, []string{"-o", "json", "--budget", "0", "--ready-file", ready}, true)
-				if err != nil {
-					return nil, err
-				}
-				return r, r.waitFor(func() bool { _, err := os.Stat(ready); return err == nil })
-			}},
+			start: func(ctx context.Context, b *bench) (*running, error) { return b.startTrace(ctx, "--budget", "0") }},
+		{name: stacksTool, only: []loadgen.Workload{loadgen.Graceful, loadgen.Unread},
+			start: func(ctx context.Context, b *bench) (*running, error) { return b.startTrace(ctx, "--stacks") }},
 	}
 	ts = append(ts, tool{name: hooksTool, start: func(ctx context.Context, b *bench) (*running, error) {
 		self, err := os.Executable()
@@ -352,4 +342,16 @@ func contextSwitches(pid int) (int64, error) {
 // peakRSS is the process's peak resident set, in bytes.
 func peakRSS(pid int) int64 {
 	return statusField(fmt.Sprintf("/proc/%d/status", pid), "VmHWM") << 10
+}
+
+// startTrace starts the trace mode writing NDJSON, with extra flags, and
+// returns once its programs are attached.
+func (b *bench) startTrace(ctx context.Context, extra ...string) (*running, error) {
+	ready := b.tmp("ready")
+	os.Remove(ready)
+	r, err := launch(ctx, b.tracer, append([]string{"-o", "json", "--ready-file", ready}, extra...), true)
+	if err != nil {
+		return nil, err
+	}
+	return r, r.waitFor(func() bool { _, err := os.Stat(ready); return err == nil })
 }

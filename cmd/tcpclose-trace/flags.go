@@ -81,6 +81,7 @@ func (f *collectorFlags) define(fs *flag.FlagSet) {
 		" (default: "+output.DefaultSelection().String()+", and an undrained_close when data_after_close follows it)")
 	fs.IntVar(&f.budget, "budget", defaultBudget, "stream at most this many events of each kind per second; the rest are counted "+
 		"as suppressed, with their sources (0: no budget)")
+	fs.BoolVar(&f.opts.Stacks, "stacks", false, "capture and symbolize the user call stack of each close that loses data or skips the drain")
 	fs.Var(&f.ringSize, "ring-size", "ring buffer size, a power of two: e.g. 4M (default), 16M, 256K")
 	fs.BoolVar(&f.opts.Debug, "debug", false, "show the whole BPF verifier log when a program is rejected")
 }

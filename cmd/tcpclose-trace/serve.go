@@ -113,6 +113,12 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer c.Close()
+	var stacks *stackResolver
+	if cfg.opts.Stacks {
+		stacks = newStackResolver(c)
+		defer stacks.close()
+	}
+	enrich = withStacks(enrich, stacks)
 	exp.SetSource(c)
 	defer exp.SetSource(nil) // before c.Close: no scrape reads closed maps
 	ready.Store(true)

@@ -161,8 +161,10 @@ func checkDaemonSet(t *testing.T, ds *appsv1.DaemonSet, w want) {
 
 	// The pod: no host namespaces, no API token, nothing privileged at the
 	// pod level, one container.
-	if spec.HostNetwork || spec.HostPID || spec.HostIPC {
-		t.Errorf("host namespaces: network %v, pid %v, ipc %v; want none", spec.HostNetwork, spec.HostPID, spec.HostIPC)
+	// The host's pid namespace only for --stacks: the stacks of other
+	// processes are read from their /proc entries.
+	if spec.HostNetwork || spec.HostPID != w.hostPID || spec.HostIPC {
+		t.Errorf("host namespaces: network %v, pid %v, ipc %v; want pid %v only", spec.HostNetwork, spec.HostPID, spec.HostIPC, w.hostPID)
 	}
 	if spec.ShareProcessNamespace != nil && *spec.ShareProcessNamespace {
 		t.Error("shareProcessNamespace is set")

@@ -39,6 +39,7 @@ type want struct {
 	headers   int               // the probes' extra HTTP headers
 	secret    string            // the web config Secret mounted, if any
 	resources corev1.ResourceRequirements
+	hostPID   bool // --stacks only
 }
 
 // Defaults of both the kustomize base and the chart.
@@ -65,6 +66,14 @@ func paths(sets ...map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// withStacks is what --stacks adds: the argument, the host's pid namespace
+// and SYS_PTRACE (to read other processes' maps and files).
+func withStacks(w *want) {
+	w.args = append(w.args, "--stacks")
+	w.caps = append(w.caps, "SYS_PTRACE")
+	w.hostPID = true
 }
 
 // with returns a copy of w changed by f.
@@ -132,6 +141,7 @@ func renderings() []rendering {
 		kustomizeRendering("docker", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, docker) }), "docker"),
 		kustomizeRendering("kubelet-pods", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, containerd, kubeletPods) }), "kubelet-pods"),
 		kustomizeRendering("networkpolicy", with(kustomizeBase, func(w *want) { w.kinds = append(w.kinds, kNetworkPolicy) }), "networkpolicy"),
+		kustomizeRendering("stacks", with(kustomizeBase, withStacks), "stacks"),
 		kustomizeRendering("crio+kubelet-pods", with(kustomizeBase, func(w *want) { w.hostPaths = paths(btf, cgroup, crio, kubeletPods) }), "crio", "kubelet-pods"),
 
 		helmRendering("default", "", helmDefault),
@@ -230,6 +240,9 @@ goMemLimit: ""
 			w.rro = ""
 			w.env = nil
 		})),
+		helmRendering("stacks", `
+stacks: true
+`, with(helmDefault, withStacks)),
 		helmRendering("network policy", `
 networkPolicy: {enabled: true}
 `, with(helmDefault, func(w *want) { w.kinds = append(w.kinds, kNetworkPolicy) })),

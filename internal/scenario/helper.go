@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -661,6 +662,17 @@ func (h *helperProc) do(f []string) (string, error) {
 		}
 		return "", nil
 
+	case "closewithoutdraining": // closewithoutdraining NAME: close from a function of that name (a call site to find)
+		fd, _, err := h.sock(f, 1)
+		if err != nil {
+			return "", err
+		}
+		delete(h.socks, f[1])
+		if err := closeWithoutDraining(fd); err != nil {
+			return "", fmt.Errorf("close: %w", err)
+		}
+		return "", nil
+
 	case "fd": // fd NAME -> the socket's descriptor number in this process
 		fd, _, err := h.sock(f, 1)
 		return strconv.Itoa(fd), err
@@ -742,4 +754,21 @@ func (h *helperProc) do(f []string) (string, error) {
 		return "", nil
 	}
 	return "", fmt.Errorf("unknown command %q", f[0])
+}
+
+// closeWithoutDraining closes fd: the call site the stacks of call_site
+// must name (CallSite).
+//
+//go:noinline
+func closeWithoutDraining(fd int) error {
+	return unix.Close(fd)
+}
+
+// CallSite returns the function of call_site's close, as a symbolizer
+// names it, and the line of its declaration in its file: the close is on
+// the lines right after.
+func CallSite() (fn, file string, declLine int) {
+	f := runtime.FuncForPC(reflect.ValueOf(closeWithoutDraining).Pointer())
+	file, declLine = f.FileLine(f.Entry())
+	return f.Name(), file, declLine
 }

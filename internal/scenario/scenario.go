@@ -70,6 +70,7 @@ var scenarios = map[string]func(*driver) *Result{
 	"no_storage":          noStorage,
 	"worker_thread":       workerThread,
 	"old_socket":          oldSocket,
+	"call_site":           callSite,
 	"undrained_quiet":     undrainedQuiet,
 }
 
@@ -162,6 +163,26 @@ func oldSocket(d *driver) *Result {
 	d.do(c, "waitinq S %d", unreadBytes)
 	d.checkpoint()
 	d.do(c, "close S")
+	peerSeesReset(d, p)
+	d.do(c, "close L")
+	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+}
+
+// callSite: unread_close, the close made by the closer's function
+// closeWithoutDraining (see CallSite), for the stacks to name. Not in
+// Names: it proves what --stacks shows, not a detection.
+func callSite(d *driver) *Result {
+	c, p := d.start(roleCloser), d.start(rolePeer)
+	lport := d.port(c, "listen L 0")
+	pport := d.connect(p, lport, "OK")
+	d.accept(c, pport)
+	d.do(p, "write S %d", unreadBytes)
+	d.do(c, "waitinq S %d", unreadBytes)
+	d.do(c, "closewithoutdraining S")
+	// A Go binary has no build id the kernel reads: its frames are
+	// addresses, resolved through the live process's mappings. The closer
+	// lives on a while, as a server would.
+	d.do(c, "sleep 300")
 	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
