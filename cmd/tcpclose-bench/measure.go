@@ -77,7 +77,9 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 		return err
 	}
 	defer floor.Close()
-	for _, w := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
+	// W1 and W2 per connection; W8 per send and receive on a persistent
+	// connection, where nothing closes.
+	for _, w := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread, loadgen.PingPong} {
 		r, err := t.start(ctx, b)
 		if err != nil {
 			return err

@@ -251,7 +251,7 @@ func (b *bench) writeTargets(w io.Writer, gs []group) {
 	for _, tc := range []struct {
 		wl   loadgen.Workload
 		want float64
-	}{{loadgen.Graceful, 0.98}, {loadgen.Unread, 0.95}} {
+	}{{loadgen.Graceful, 0.98}, {loadgen.Unread, 0.95}, {loadgen.PingPong, 0.99}, {loadgen.Bulk, 0.99}} {
 		bv := base[tc.wl]
 		peer, hooks := 0.0, 0.0
 		if g, ok := find(tc.wl, "bpftrace (state"); ok && bv > 0 {
@@ -497,7 +497,7 @@ func (b *bench) writeBPF(w io.Writer) {
 		t := totals[s.workload]
 		totals[s.workload] = total{t.ns + float64(s.runtime.Nanoseconds()), t.runs + float64(s.runs), t.misses + s.misses}
 	}
-	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
+	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread, loadgen.PingPong} {
 		if t := totals[wl]; t.runs > 0 {
 			fmt.Fprintf(w, "| %s | **all** | %.0f | **%.0f** | %d |\n", wl, t.runs, t.ns/t.runs, t.misses)
 		}
@@ -505,6 +505,8 @@ func (b *bench) writeBPF(w io.Writer) {
 	if b.floor > 0 {
 		fmt.Fprintf(w, "| W1 | (an empty program, for scale) | | %d | |\n", b.floor.Nanoseconds())
 	}
+	fmt.Fprintf(w, "\nW8 runs only the send and receive programs (one each per send and per receive on a persistent "+
+		"connection): its ns per run minus the empty program's is the tracer's cost per call there.\n")
 	fmt.Fprintf(w, "\nbpf_stats times each run with the scheduler clock, which itself costs: the empty program's figure "+
 		"is that floor on this machine. *recursion misses*: runs the kernel skipped because a BPF program was already running on that CPU "+
 		"(the event is then neither counted nor streamed).\n")

@@ -28,11 +28,29 @@ const (
 	// never sends again: one undrained_close each, which the tracer
 	// remembers, so a run of more than its capacity fills its tables.
 	FullTables Workload = "W7"
+	// PingPong: each worker keeps one connection and makes Conns small
+	// request/response exchanges on it, in all: the per-send and
+	// per-receive cost on long-lived connections, with no close at all.
+	PingPong Workload = "W8"
+	// Bulk: as PingPong, but each exchange is many small writes (16 of
+	// 64 bytes) answered by one short acknowledgement.
+	Bulk Workload = "W9"
+)
+
+// persistent reports whether w reuses one connection per worker; its
+// Result counts exchanges, not connections.
+func (w Workload) persistent() bool { return w == PingPong || w == Bulk }
+
+// Sizes of the persistent workloads' messages.
+const (
+	pingBytes  = 64
+	bulkWrites = 16
+	ackBytes   = 8
 )
 
 // Workloads lists the workloads of the throughput runs, in order. FullTables
 // is run on its own (it measures memory, not throughput).
-var Workloads = []Workload{Graceful, Unread, LingerZero, ClosedPort, Burst, Idle}
+var Workloads = []Workload{Graceful, Unread, LingerZero, ClosedPort, Burst, Idle, PingPong, Bulk}
 
 // Describe says what a workload does, for the report.
 func (w Workload) Describe() string {
@@ -51,6 +69,10 @@ func (w Workload) Describe() string {
 		return "no connections (idle)"
 	case FullTables:
 		return "client closes after the answer, before the server's EOF; the server never sends again (undrained_close, remembered by the tracer)"
+	case PingPong:
+		return "one persistent connection per worker, 64-byte request and response (exchanges, not connections; no close)"
+	case Bulk:
+		return "one persistent connection per worker, 16 writes of 64 bytes answered by 8 (exchanges, not connections; no close)"
 	}
 	return string(w)
 }
@@ -123,6 +145,16 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 			// Each worker its own address: unix.Connect writes the raw
 			// form into the Sockaddr it is given.
 			dst := g.dst()
+			conn := -1
+			if w.persistent() {
+				var err error
+				if conn, err = g.dial(dst); err != nil {
+					failed.Add(1)
+					g.lastErr.Store(fmt.Errorf("client: %w", err))
+					return
+				}
+				defer unix.Close(conn)
+			}
 			for ctx.Err() == nil {
 				n := done.Add(1)
 				if n > int64(o.Conns) {
@@ -137,7 +169,11 @@ func Run(ctx context.Context, w Workload, o Options) (Result, error) {
 						time.Sleep(d)
 					}
 				}
-				if err := g.client(dst); err != nil {
+				client := func() error { return g.client(dst) }
+				if conn >= 0 {
+					client = func() error { return g.exchange(conn) }
+				}
+				if err := client(); err != nil {
 					failed.Add(1)
 					g.lastErr.Store(fmt.Errorf("client: %w", err))
 				}
@@ -264,6 +300,23 @@ func (g *gen) server(fd int) error {
 			return nil
 		}
 		return err
+	case PingPong, Bulk:
+		// Answer each request until the client's FIN.
+		in, answer := pingBytes, response[:pingBytes]
+		if g.w == Bulk {
+			in, answer = pingBytes*bulkWrites, response[:ackBytes]
+		}
+		for {
+			if err := readFull(fd, in); err != nil {
+				if errors.Is(err, errEarlyEOF) {
+					return nil // the client closed between exchanges
+				}
+				return err
+			}
+			if _, err := unix.Write(fd, answer); err != nil {
+				return err
+			}
+		}
 	case FullTables:
 		// Answer, then wait for the client's FIN and close after it: the
 		// client's close is undrained, and no data follows it.
@@ -332,6 +385,38 @@ func (g *gen) client(dst unix.Sockaddr) error {
 	return nil
 }
 
+// dial connects a persistent workload's connection to dst.
+func (g *gen) dial(dst unix.Sockaddr) (int, error) {
+	fd, err := unix.Socket(g.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Connect(fd, dst); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// exchange makes one request/response of a persistent workload on fd.
+func (g *gen) exchange(fd int) error {
+	if g.w == Bulk {
+		for range bulkWrites {
+			if _, err := unix.Write(fd, request[:pingBytes]); err != nil {
+				return err
+			}
+		}
+		return readFull(fd, ackBytes)
+	}
+	if _, err := unix.Write(fd, request[:pingBytes]); err != nil {
+		return err
+	}
+	return readFull(fd, pingBytes)
+}
+
+// errEarlyEOF: the peer closed before n bytes came.
+var errEarlyEOF = errors.New("early EOF")
+
 // readFull reads exactly n bytes.
 func readFull(fd, n int) error {
 	buf := make([]byte, n)
@@ -341,7 +426,7 @@ func readFull(fd, n int) error {
 			return err
 		}
 		if m == 0 {
-			return errors.New("early EOF")
+			return errEarlyEOF
 		}
 		got += m
 	}
