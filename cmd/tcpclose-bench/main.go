@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,7 +93,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables) or peers (which peer tools run here)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables), storms (W3 and W4 with and without the budget) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -152,6 +153,20 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		b.writeTables(os.Stdout)
 		return nil
+	case "storms":
+		var storm []tool
+		for _, t := range ts {
+			if t.name == "none" || strings.HasPrefix(t.name, "tcpclose-trace") || t.name == hooksTool {
+				if t.name != stacksTool {
+					storm = append(storm, t)
+				}
+			}
+		}
+		if err := b.throughput(ctx, storm, []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}); err != nil {
+			return err
+		}
+		b.writeThroughput(os.Stdout, b.groups())
+		return nil
 	case "peers":
 		unmount, err := mountTracefs()
 		if err != nil {
@@ -163,7 +178,7 @@ func runBench(ctx context.Context, args []string) error {
 		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf, sustained, tables or peers", b.only)
+		return fmt.Errorf("-only %q: want bpf, sustained, tables, storms or peers", b.only)
 	}
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
 		return err
@@ -171,9 +186,24 @@ func runBench(ctx context.Context, args []string) error {
 	if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
 		return err
 	}
+	if err := b.throughput(ctx, ts, loadgen.Workloads); err != nil {
+		return err
+	}
+	if err := b.measureBPF(ctx, ts[1]); err != nil {
+		return err
+	}
+	if !b.quick {
+		b.tryPeers(ctx)
+	}
+	return b.writeReport(time.Since(started))
+}
+
+// throughput runs every tool on each of workloads, b.reps times,
+// interleaved, and records the samples.
+func (b *bench) throughput(ctx context.Context, ts []tool, workloads []loadgen.Workload) error {
 	failed := map[int]bool{}
 	for rep := 1; rep <= b.reps; rep++ {
-		for _, w := range loadgen.Workloads {
+		for _, w := range workloads {
 			// The order rotates with each repetition: no tool always runs
 			// right after the same other one.
 			for j := range ts {
@@ -201,13 +231,7 @@ func runBench(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	if err := b.measureBPF(ctx, ts[1]); err != nil {
-		return err
-	}
-	if !b.quick {
-		b.tryPeers(ctx)
-	}
-	return b.writeReport(time.Since(started))
+	return nil
 }
 
 // sample is one (tool, workload, repetition) measurement.

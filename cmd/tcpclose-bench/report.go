@@ -78,28 +78,7 @@ func (b *bench) writeReport(took time.Duration) error {
 	b.writeTargets(&w, gs)
 
 	fmt.Fprintf(&w, "## Throughput and tracer cost\n\n")
-	fmt.Fprintf(&w, "| workload | tool | conn/s (median, min-max) | vs none | events | tracer CPU per event | wakeups/s | peak RSS | ring lost | dropped |\n")
-	fmt.Fprintf(&w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	base := baseRates(gs)
-	for _, g := range gs {
-		r := summarize(rates(g.samples))
-		ratio := "-"
-		if bv := base[g.workload]; bv > 0 && g.workload != loadgen.Idle {
-			ratio = fmt.Sprintf("%.3f", r.median/bv)
-		}
-		rate := fmt.Sprintf("%.0f (%.0f-%.0f)", r.median, r.min, r.max)
-		if g.workload == loadgen.Idle {
-			rate = "-"
-		}
-		events := costColumn(g, func(s sample) float64 { return float64(s.events) }, "%.0f")
-		if g.tool == hooksTool {
-			events = "-"
-		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.workload, g.tool, rate, ratio, events,
-			cpuPerEvent(g.tool, g.samples), costColumn(g, wakeups, "%.0f"), rssColumn(g.samples),
-			countColumn(g.samples, func(s sample) int64 { return s.lost }),
-			countColumn(g.samples, func(s sample) int64 { return s.dropped }))
-	}
+	b.writeThroughput(&w, gs)
 	fmt.Fprintf(&w, "\nWorkloads: ")
 	for i, wl := range loadgen.Workloads {
 		if i > 0 {
@@ -223,6 +202,33 @@ func latencies(ss []sample) []time.Duration {
 		all = append(all, s.latency...)
 	}
 	return all
+}
+
+// writeThroughput writes the throughput table of gs: rates, ratios to no
+// tracer, and the tracer's costs.
+func (b *bench) writeThroughput(w io.Writer, gs []group) {
+	fmt.Fprintf(w, "| workload | tool | conn/s (median, min-max) | vs none | events | tracer CPU per event | wakeups/s | peak RSS | ring lost | dropped |\n")
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	base := baseRates(gs)
+	for _, g := range gs {
+		r := summarize(rates(g.samples))
+		ratio := "-"
+		if bv := base[g.workload]; bv > 0 && g.workload != loadgen.Idle {
+			ratio = fmt.Sprintf("%.3f", r.median/bv)
+		}
+		rate := fmt.Sprintf("%.0f (%.0f-%.0f)", r.median, r.min, r.max)
+		if g.workload == loadgen.Idle {
+			rate = "-"
+		}
+		events := costColumn(g, func(s sample) float64 { return float64(s.events) }, "%.0f")
+		if g.tool == hooksTool {
+			events = "-"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", g.workload, g.tool, rate, ratio, events,
+			cpuPerEvent(g.tool, g.samples), costColumn(g, wakeups, "%.0f"), rssColumn(g.samples),
+			countColumn(g.samples, func(s sample) int64 { return s.lost }),
+			countColumn(g.samples, func(s sample) int64 { return s.dropped }))
+	}
 }
 
 // writeTargets compares the run with the targets, each with the
