@@ -67,6 +67,7 @@ enum {
 	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
 	SKF_INHERITED = 1 << 4,	    /* owner is the listener's: the first user replaces it */
 	SKF_WAS_RESET = 1 << 5,	    /* tcp_reset() ran: a later close is not graceful */
+	SKF_DESTROYED = 1 << 6,	    /* compat: destroyed, its entry waits for the reset due */
 };
 
 /* What emit() did with an event. */
@@ -319,13 +320,34 @@ static __always_inline void info_new(struct sock *sk)
 #endif
 }
 
-/* A destroyed socket: compat deletes its entry. Storage dies with its socket. */
+/*
+ * A destroyed socket. Storage dies with its socket; compat deletes its
+ * entry, unless a reset is still due on it: tcp_reset() destroys an orphan
+ * before the kernel's reset for the same segment is sent, which then
+ * deletes it (info_reset_sent).
+ */
 static __always_inline void info_gone(struct sock *sk)
 {
 #ifdef TCPCLOSE_COMPAT
 	__u64 key = (__u64)sk;
+	struct sk_info *info = bpf_map_lookup_elem(&sk_info, &key);
 
+	if (info && (info->flags & SKF_RESET_PENDING)) {
+		info->flags |= SKF_DESTROYED;
+		return;
+	}
 	bpf_map_delete_elem(&sk_info, &key);
+#endif
+}
+
+/* The reset due after tcp_reset() was sent: compat drops a destroyed socket's entry. */
+static __always_inline void info_reset_sent(struct sock *sk, const struct sk_info *info)
+{
+#ifdef TCPCLOSE_COMPAT
+	__u64 key = (__u64)sk;
+
+	if (info->flags & SKF_DESTROYED)
+		bpf_map_delete_elem(&sk_info, &key);
 #endif
 }
 
@@ -1135,6 +1157,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			e.state = info->abort_state;
 			e.flags |= EVF_LOCAL_ABORT;
 		}
+		info_reset_sent(sk, info);
 	} else if (sk && e.state == TCP_CLOSE && skb && !(info && (info->flags & SKF_WAS_RESET))) {
 		/*
 		 * A full socket already closed answers a segment, and tcp_reset()
