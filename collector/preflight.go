@@ -215,7 +215,8 @@ type Support struct {
 }
 
 // ProbeKernel reads the running kernel's BTF and says what the tracer can do
-// on it, without loading anything. Open may still find a hook it cannot
+// on it: only two probe programs are loaded (and closed), to see which helpers
+// tracing programs may call. Open may still find a hook it cannot
 // attach; Collector.Lost then says so.
 func ProbeKernel() (*Support, error) {
 	p, err := planKernel()
