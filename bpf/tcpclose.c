@@ -355,8 +355,8 @@ static __always_inline void info_reset_sent(struct sock *sk, const struct sk_inf
 static __always_inline struct listener_key listener_of(struct sock *sk)
 {
 	struct listener_key k = {
-		.netns = sk->__sk_common.skc_net.net->ns.inum,
-		.port = sk->__sk_common.skc_num,
+	    .netns = sk->__sk_common.skc_net.net->ns.inum,
+	    .port = sk->__sk_common.skc_num,
 	};
 
 	return k;
@@ -460,17 +460,23 @@ static __always_inline __u64 due_key(struct sock *sk, __u64 cookie)
  * Compat's event identity: the connection's netns, family, addresses and
  * ports (FNV-1a over 32-bit words; never 0).
  */
+static __always_inline __u64 fnv1a(__u64 h, __u32 word)
+{
+	return (h ^ word) * 0x100000001b3ULL;
+}
+
 static __always_inline __u64 tuple_id(const struct event *e)
 {
 	const __u32 *l = (const void *)e->laddr, *r = (const void *)e->raddr;
 	__u64 h = 0xcbf29ce484222325ULL;
-	__u32 w[11] = {e->netns, ((__u32)e->lport << 16) | e->rport, e->family,
-		       l[0], l[1], l[2], l[3], r[0], r[1], r[2], r[3]};
 
-	for (int i = 0; i < 11; i++) {
-		h ^= w[i];
-		h *= 0x100000001b3ULL;
-	}
+	h = fnv1a(h, e->netns);
+	h = fnv1a(h, ((__u32)e->lport << 16) | e->rport);
+	h = fnv1a(h, e->family);
+	for (int i = 0; i < 4; i++)
+		h = fnv1a(h, l[i]);
+	for (int i = 0; i < 4; i++)
+		h = fnv1a(h, r[i]);
 	return h ? h : 1;
 }
 #endif
