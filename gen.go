@@ -7,3 +7,4 @@
 package tcpclosetrace
 
 //go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -type event -type counts Tcpclose bpf/tcpclose.c -- -O2 -g -Wall -Werror
+//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -output-stem tcpclose_compat -type event -type counts TcpcloseCompat bpf/tcpclose.c -- -O2 -g -Wall -Werror -DTCPCLOSE_COMPAT

@@ -168,6 +168,19 @@ struct file___old {
 	atomic_long_t f_count;
 } __attribute__((preserve_access_index));
 
+/* Where a file's socket is, for kernels without bpf_sock_from_file (5.11). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+struct inode {
+	unsigned short i_mode;
+} __attribute__((preserve_access_index));
+
+struct file___sockfs {
+	struct inode *f_inode;
+	void *private_data;
+} __attribute__((preserve_access_index));
+
 struct kernfs_node {
 	__u64 id;
 } __attribute__((preserve_access_index));

@@ -10,6 +10,15 @@
  * recorded in socket-local storage in process context (connect, accept,
  * close) and read from there in softirq, never from the current task.
  *
+ * Kernels before 5.12 get a second build of this file, TCPCLOSE_COMPAT
+ * (tracing programs there have no socket storage, 5.11, and no socket
+ * cookie, 5.12; the collector picks the build at load time): the socket's
+ * sk_info lives in a hash map keyed by its address, made afresh at connect,
+ * listen and accept and deleted at tcp_destroy_sock; an accepted socket
+ * takes its owner from its listener's port; the cookie of events is a hash
+ * of netns, addresses and ports, which a TIME_WAIT mini-socket shares with
+ * the socket it succeeds. The helpers below hide the difference.
+ *
  * Cost: these programs run on every TCP state change, send and receive of
  * the host. tp_btf arguments are BTF pointers, so struct sock fields are
  * read with plain loads (CO-RE relocated) rather than bpf_probe_read
@@ -59,6 +68,7 @@ enum {
 	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
 	SKF_INHERITED = 1 << 4,	    /* owner is the listener's: the first user replaces it */
 	SKF_WAS_RESET = 1 << 5,	    /* tcp_reset() ran: a later close is not graceful */
+	SKF_DESTROYED = 1 << 6,	    /* compat: destroyed, its entry waits for the reset due */
 };
 
 /* What emit() did with an event. */
@@ -149,6 +159,7 @@ struct {
 	__type(value, struct counts);
 } counters SEC(".maps");
 
+#ifndef TCPCLOSE_COMPAT
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	/* BPF_F_CLONE: an accepted socket starts with its listener's owner. */
@@ -156,6 +167,32 @@ struct {
 	__type(key, int);
 	__type(value, struct sk_info);
 } sk_info SEC(".maps");
+#else
+/* By the socket's address; least recently used entries go first when full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sk_info);
+} sk_info SEC(".maps");
+
+struct listener_key {
+	__u32 netns;
+	__u32 port;
+};
+
+/*
+ * Owners of listeners by netns and port, for the sockets they accept. A
+ * later listener on the port replaces the entry; a port with no listener
+ * accepts nothing, so an entry left behind is never read.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listener_key);
+	__type(value, struct owner);
+} listeners SEC(".maps");
+#endif
 
 /* Owners of undrained closes by cookie, for resets sent by TIME_WAIT mini-sockets. */
 struct {
@@ -328,7 +365,111 @@ static __always_inline void owner_from_task(struct owner *o, struct task_struct 
 
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
 {
+#ifndef TCPCLOSE_COMPAT
 	return bpf_sk_storage_get(&sk_info, sk, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+#else
+	struct sk_info none = {};
+	__u64 key = (__u64)sk;
+	struct sk_info *info;
+
+	info = bpf_map_lookup_elem(&sk_info, &key);
+	if (info || !create)
+		return info;
+	bpf_map_update_elem(&sk_info, &key, &none, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sk_info, &key);
+#endif
+}
+
+/*
+ * A new socket (connect, listen): compat drops what an earlier socket at
+ * the same address may have left. Storage is born with its socket.
+ */
+static __always_inline void info_new(struct sock *sk)
+{
+#ifdef TCPCLOSE_COMPAT
+	__u64 key = (__u64)sk;
+
+	bpf_map_delete_elem(&sk_info, &key);
+#endif
+}
+
+/*
+ * A destroyed socket. Storage dies with its socket; compat deletes its
+ * entry, unless a reset is still due on it: tcp_reset() destroys an orphan
+ * before the kernel's reset for the same segment is sent, which then
+ * deletes it (info_reset_sent).
+ */
+static __always_inline void info_gone(struct sock *sk)
+{
+#ifdef TCPCLOSE_COMPAT
+	__u64 key = (__u64)sk;
+	struct sk_info *info = bpf_map_lookup_elem(&sk_info, &key);
+
+	if (info && (info->flags & SKF_RESET_PENDING)) {
+		info->flags |= SKF_DESTROYED;
+		return;
+	}
+	bpf_map_delete_elem(&sk_info, &key);
+#endif
+}
+
+/* The reset due after tcp_reset() was sent: compat drops a destroyed socket's entry. */
+static __always_inline void info_reset_sent(struct sock *sk, const struct sk_info *info)
+{
+#ifdef TCPCLOSE_COMPAT
+	__u64 key = (__u64)sk;
+
+	if (info->flags & SKF_DESTROYED)
+		bpf_map_delete_elem(&sk_info, &key);
+#endif
+}
+
+#ifdef TCPCLOSE_COMPAT
+static __always_inline struct listener_key listener_of(struct sock *sk)
+{
+	struct listener_key k = {
+	    .netns = sk->__sk_common.skc_net.net->ns.inum,
+	    .port = sk->__sk_common.skc_num,
+	};
+
+	return k;
+}
+#endif
+
+/* A listener's owner, for the sockets it accepts (BPF_F_CLONE does it with storage). */
+static __always_inline void remember_listener(struct sock *sk, const struct sk_info *info)
+{
+#ifdef TCPCLOSE_COMPAT
+	struct listener_key k = listener_of(sk);
+
+	if (info)
+		bpf_map_update_elem(&listeners, &k, &info->owner, BPF_ANY);
+#endif
+}
+
+/*
+ * A transition from LISTEN: a listener closed, or cloned into a new socket
+ * (SYN_RECV), which starts with the listener's owner.
+ */
+static __always_inline void inherit_owner(struct sock *sk, int newstate)
+{
+#ifdef TCPCLOSE_COMPAT
+	struct sk_info info = {.flags = SKF_OWNER | SKF_INHERITED};
+	__u64 key = (__u64)sk;
+	struct listener_key k;
+	struct owner *o;
+
+	if (newstate != TCP_SYN_RECV || sk->sk_protocol != IPPROTO_TCP)
+		return;
+	k = listener_of(sk);
+	o = bpf_map_lookup_elem(&listeners, &k);
+	if (!o) {
+		bpf_map_delete_elem(&sk_info, &key);
+		return;
+	}
+	info.owner = *o;
+	bpf_map_update_elem(&sk_info, &key, &info, BPF_ANY);
+#endif
 }
 
 /* The owner the iterator found for a socket made before the tracer, or NULL. */
@@ -355,17 +496,76 @@ static __always_inline struct owner *owner_of(struct sock *sk, struct sk_info *i
  */
 static __always_inline __u64 cookie_of(struct sock *sk)
 {
+#ifndef TCPCLOSE_COMPAT
 	__u64 cookie = sk->__sk_common.skc_cookie.counter;
 
 	return cookie ? cookie : bpf_get_socket_cookie(sk);
+#else
+	return 0; /* fill_from_sock sets the event's identity */
+#endif
 }
 
-/* This CPU's settled-cache slot for cookie (see struct settled), or NULL. */
+/* A cookie made now (connect); compat has none. */
+static __always_inline __u64 new_cookie(struct sock *sk)
+{
+#ifndef TCPCLOSE_COMPAT
+	return bpf_get_socket_cookie(sk);
+#else
+	return 0;
+#endif
+}
+
+/*
+ * What reset_due holds for sk: its cookie (cookie, as the caller read it),
+ * or in compat its address.
+ */
+static __always_inline __u64 due_key(struct sock *sk, __u64 cookie)
+{
+#ifndef TCPCLOSE_COMPAT
+	return cookie;
+#else
+	return (__u64)sk;
+#endif
+}
+
+#ifdef TCPCLOSE_COMPAT
+/*
+ * Compat's event identity: the connection's netns, family, addresses and
+ * ports (FNV-1a over 32-bit words; never 0).
+ */
+static __always_inline __u64 fnv1a(__u64 h, __u32 word)
+{
+	return (h ^ word) * 0x100000001b3ULL;
+}
+
+static __always_inline __u64 tuple_id(const struct event *e)
+{
+	const __u32 *l = (const void *)e->laddr, *r = (const void *)e->raddr;
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	h = fnv1a(h, e->netns);
+	h = fnv1a(h, ((__u32)e->lport << 16) | e->rport);
+	h = fnv1a(h, e->family);
+	for (int i = 0; i < 4; i++)
+		h = fnv1a(h, l[i]);
+	for (int i = 0; i < 4; i++)
+		h = fnv1a(h, r[i]);
+	return h ? h : 1;
+}
+#endif
+
+/*
+ * This CPU's settled-cache slot for cookie (see struct settled), or NULL.
+ * Compat has no cookie, and an address is reused: no cache.
+ */
 static __always_inline __u64 *settled_slot(__u64 cookie)
 {
 	struct settled *cache;
 	__u32 zero = 0;
 
+#ifdef TCPCLOSE_COMPAT
+	return NULL;
+#endif
 	cache = bpf_map_lookup_elem(&settled, &zero);
 	if (!cache)
 		return NULL;
@@ -459,6 +659,9 @@ static __always_inline void fill_from_sock(struct event *e, struct sock *sk)
 		*(__be32 *)e->laddr = skc->skc_rcv_saddr;
 		*(__be32 *)e->raddr = skc->skc_daddr;
 	}
+#ifdef TCPCLOSE_COMPAT
+	e->cookie = tuple_id(e);
+#endif
 }
 
 /*
@@ -809,7 +1012,7 @@ static __always_inline void classify_close(void *ctx, struct sock *sk, int oldst
 		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
 
 		if (due)
-			*due = e.cookie;
+			*due = due_key(sk, e.cookie);
 	}
 	emit(&e);
 }
@@ -875,8 +1078,9 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		 * cookie, made now, marks the owner settled in this CPU's
 		 * cache: the caller's sends and receives skip the storage.
 		 */
+		info_new(sk);
 		info = record_owner(sk, 0);
-		cookie = bpf_get_socket_cookie(sk);
+		cookie = new_cookie(sk);
 		slot = settled_slot(cookie);
 		if (info && slot)
 			*slot = cookie;
@@ -884,8 +1088,10 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 	}
 	if (newstate == TCP_LISTEN) {
 		/* listen(): accepted sockets inherit this owner (BPF_F_CLONE). */
-		if (sk->sk_protocol == IPPROTO_TCP)
-			record_owner(sk, SKF_INHERITED);
+		if (sk->sk_protocol == IPPROTO_TCP) {
+			info_new(sk);
+			remember_listener(sk, record_owner(sk, SKF_INHERITED));
+		}
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {
@@ -897,7 +1103,11 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 			cookie_of(sk);
 		return 0;
 	}
-	if (oldstate == TCP_LISTEN || !close_transition(oldstate, newstate))
+	if (oldstate == TCP_LISTEN) {
+		inherit_owner(sk, newstate);
+		return 0;
+	}
+	if (!close_transition(oldstate, newstate))
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP || !in_final_close(sk))
 		return 0;
@@ -1036,7 +1246,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 	 * storage.
 	 */
 	if (!any_filter() && sk) {
-		__u64 cookie = sk->__sk_common.skc_cookie.counter;
+		__u64 cookie = due_key(sk, sk->__sk_common.skc_cookie.counter);
 		__u32 zero = 0;
 		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
 
@@ -1096,6 +1306,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			e.state = info->abort_state;
 			e.flags |= EVF_LOCAL_ABORT;
 		}
+		info_reset_sent(sk, info);
 	} else if (sk && e.state == TCP_CLOSE && skb && !(info && (info->flags & SKF_WAS_RESET))) {
 		/*
 		 * A full socket already closed answers a segment, and tcp_reset()
@@ -1226,13 +1437,32 @@ int BPF_PROG(on_destroy, struct sock *sk)
 		if (bpf_map_delete_elem(&old_owners, &key) == 0)
 			__sync_fetch_and_sub(&old_pending, 1);
 	}
-	if (sk->__sk_common.skc_state != TCP_CLOSE ||
-	    !sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
-		return 0;
-	info = info_of(sk, false);
-	if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
-		classify_dead_close(sk);
+	if (sk->__sk_common.skc_state == TCP_CLOSE &&
+	    sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE))) {
+		info = info_of(sk, false);
+		if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
+			classify_dead_close(sk);
+	}
+	info_gone(sk);
 	return 0;
+}
+
+/*
+ * The socket of a file, NULL if it is not one. Compat (no bpf_sock_from_file
+ * before 5.11): a socket's inode is S_IFSOCK and its file's private_data is
+ * the socket.
+ */
+static __always_inline struct socket *socket_of(struct file *file)
+{
+#ifndef TCPCLOSE_COMPAT
+	return bpf_sock_from_file(file);
+#else
+	struct file___sockfs *f = (void *)file;
+
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
+	return BPF_CORE_READ(f, private_data);
+#endif
 }
 
 /*
@@ -1260,7 +1490,7 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 
 	if (!task || !file)
 		return 0;
-	sock = bpf_sock_from_file(file);
+	sock = socket_of(file);
 	if (!sock)
 		return 0;
 	sk = BPF_CORE_READ(sock, sk);

@@ -133,7 +133,7 @@ func Open(opts Options) (_ *Collector, err error) {
 		return nil, err
 	}
 
-	spec, err := bpf.LoadTcpclose()
+	spec, err := loadSpec(plan.compat)
 	if err != nil {
 		return nil, fmt.Errorf("load BPF spec: %w", err)
 	}
@@ -170,6 +170,15 @@ func Open(opts Options) (_ *Collector, err error) {
 // for as long as it runs.
 func releaseLoadGarbage() {
 	debug.FreeOSMemory() // a forced collection, then the pages go back
+}
+
+// loadSpec returns the programs' build for the kernel: the default one, or
+// the compat one (see bpf/tcpclose.c, TCPCLOSE_COMPAT).
+func loadSpec(compat bool) (*ebpf.CollectionSpec, error) {
+	if compat {
+		return bpf.LoadTcpcloseCompat()
+	}
+	return bpf.LoadTcpclose()
 }
 
 // wakeupBytes is the ring fill at which the kernel wakes the reader before

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
 )
 
@@ -30,7 +31,18 @@ func TestLoadFunctionHooks(t *testing.T) {
 			use = append(use, h)
 		}
 	}
-	spec, err := bpf.LoadTcpclose()
+	for _, compat := range []bool{false, true} {
+		t.Run(map[bool]string{false: "default", true: "compat"}[compat], func(t *testing.T) {
+			testLoadHooks(t, kernel, use, compat)
+		})
+	}
+}
+
+// testLoadHooks loads and attaches the hooks of use from the default or the
+// compat build (every kernel that runs the default one runs the compat one
+// too), then closes them.
+func testLoadHooks(t *testing.T, kernel *btf.Spec, use []hook, compat bool) {
+	spec, err := loadSpec(compat)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -206,47 +206,80 @@ type Support struct {
 	Hooks []string // the hooks it attaches: "tracepoint inet_sock_set_state", ...
 	// Lost says what the kernel cannot show and why, one line each.
 	Lost []string
+	// Compat: the kernel gets the compat build of the programs (no socket
+	// storage or cookies in tracing programs, before 5.12).
+	Compat bool
 	// Reasons are the kernel's reset reason names (enum sk_rst_reason,
 	// 6.10+); empty before.
 	Reasons *Reasons
 }
 
 // ProbeKernel reads the running kernel's BTF and says what the tracer can do
-// on it, without loading anything. Open may still find a hook it cannot
+// on it: only two probe programs are loaded (and closed), to see which helpers
+// tracing programs may call. Open may still find a hook it cannot
 // attach; Collector.Lost then says so.
 func ProbeKernel() (*Support, error) {
 	p, err := planKernel()
 	if err != nil {
 		return nil, err
 	}
-	s := &Support{Lost: p.lost, Reasons: p.reasons}
+	s := &Support{Lost: p.lost, Compat: p.compat, Reasons: p.reasons}
 	for _, h := range p.use {
 		s.Hooks = append(s.Hooks, h.String())
 	}
 	return s, nil
 }
 
+// ForceCompatEnv, set to 1, makes the tracer load the compat build of its
+// programs on any kernel: the tests run it where the kernel does not need it.
+const ForceCompatEnv = "TCPCLOSE_FORCE_COMPAT"
+
 // kernelPlan is what the tracer will do on the running kernel.
 type kernelPlan struct {
 	btf     *btf.Spec
+	compat  bool     // load the compat build (no socket storage or cookies in tracing programs)
 	use     []hook   // the hooks to attach
 	lost    []string // what the kernel cannot show, and why
 	reasons *Reasons // empty before 6.10
 }
 
-// planKernel reads the running kernel's BTF and plans the hooks.
+// planKernel raises the locked-memory limit where the kernel needs it, reads
+// the running kernel's BTF, probes the helpers and plans the hooks.
 func planKernel() (*kernelPlan, error) {
+	if err := raiseMemlock(); err != nil {
+		return nil, err
+	}
 	spec, err := loadKernelBTF()
 	if err != nil {
 		return nil, err
 	}
-	p := &kernelPlan{btf: spec}
-	if p.use, p.lost, err = planHooks(spec); err != nil {
+	h, err := probeHelpers(spec)
+	if err != nil {
+		return nil, err
+	}
+	if os.Getenv(ForceCompatEnv) == "1" {
+		h = helpers{}
+	}
+	p, err := planFor(spec, h)
+	if err != nil {
 		return nil, err
 	}
 	p.reasons, err = LoadReasons(spec)
 	if err != nil && !errors.Is(err, ErrNoResetReasons) {
 		return nil, err
+	}
+	return p, nil
+}
+
+// planFor plans the object and the hooks for a kernel's BTF and helpers.
+func planFor(spec *btf.Spec, h helpers) (*kernelPlan, error) {
+	p := &kernelPlan{btf: spec, compat: h.compat()}
+	var err error
+	if p.use, p.lost, err = planHooks(spec); err != nil {
+		return nil, err
+	}
+	if p.compat {
+		p.lost = append(p.lost, withoutStorage)
 	}
 	return p, nil
 }

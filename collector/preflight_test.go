@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-
-	"github.com/tcpclose-trace/tcpclose-trace/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // kernelTypes is what a fake kernel's BTF holds.
@@ -125,13 +125,125 @@ func TestPlanHooks(t *testing.T) {
 	}
 }
 
-// TestHooksMatchObject: every hook names a program of the BPF object, of the
-// attach type its kind implies, and every program has a hook.
-func TestHooksMatchObject(t *testing.T) {
-	spec, err := bpf.LoadTcpclose()
+// TestPlanKernels is the load-time plan on the kernels a DaemonSet meets
+// that the matrix cannot boot or that need the compat build: their BTF
+// (tracepoints, tcp_send_reset's arguments, functions) and the helpers
+// tracing programs may call there. 5.10 (Debian 11, Amazon Linux 2) is
+// proven under qemu; 5.14 (RHEL 9) and 5.15 (Ubuntu 22.04) are not packaged
+// by Debian: expected, untested.
+func TestPlanKernels(t *testing.T) {
+	hooks61 := slices.Concat([]string{"on_set_state", "on_tcp_sendmsg", "on_tcp_recvmsg"}, base,
+		[]string{"on_v4_send_reset", "on_v6_send_reset"})
+	// 5.10 to 6.2 have the same tracepoints: no sock_send_length/sock_recv_length (6.3).
+	kernel := kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: functions}
+	tests := []struct {
+		name       string
+		helpers    helpers
+		wantCompat bool
+		wantLost   []string
+	}{
+		// No socket storage (5.11) nor cookies (5.12) in tracing programs.
+		{name: "5.10", helpers: helpers{}, wantCompat: true, wantLost: []string{withoutStorage}},
+		// 5.11: storage, no cookie yet.
+		{name: "5.11", helpers: helpers{storage: true}, wantCompat: true, wantLost: []string{withoutStorage}},
+		{name: "5.14", helpers: helpers{storage: true, cookie: true}},
+		{name: "5.15", helpers: helpers{storage: true, cookie: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := planFor(fakeKernel(t, kernel), tt.helpers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var programs []string
+			for _, h := range p.use {
+				programs = append(programs, h.program)
+			}
+			if !slices.Equal(programs, hooks61) {
+				t.Errorf("hooks used:\n  got  %v\n  want %v", programs, hooks61)
+			}
+			if p.compat != tt.wantCompat {
+				t.Errorf("compat = %v, want %v", p.compat, tt.wantCompat)
+			}
+			if !slices.Equal(p.lost, tt.wantLost) {
+				t.Errorf("lost:\n  got  %q\n  want %q", p.lost, tt.wantLost)
+			}
+			// The build chosen has every program of the plan.
+			spec, err := loadSpec(p.compat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range p.use {
+				if _, ok := spec.Programs[h.program]; !ok {
+					t.Errorf("the build (compat %v) lacks program %s", p.compat, h.program)
+				}
+			}
+		})
+	}
+}
+
+func TestHelperUnknown(t *testing.T) {
+	tests := []struct {
+		log  []string
+		want bool
+	}{
+		{[]string{"0: (85) call bpf_sk_storage_get#107", "unknown func bpf_sk_storage_get#107"}, true},
+		{[]string{"0: (85) call bpf_get_socket_cookie#46", "program of this type cannot use helper bpf_get_socket_cookie#46"}, true},
+		{[]string{"0: (85) call bpf_sk_storage_get#107", "R1 !read_ok"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := helperUnknown(tt.log); got != tt.want {
+			t.Errorf("helperUnknown(%q) = %v, want %v", tt.log, got, tt.want)
+		}
+	}
+}
+
+// TestProbeHelpers: on a kernel with BTF, root may probe the helpers; both
+// exist from 5.12 on, so this host's answer must agree with its release.
+func TestProbeHelpers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs")
+	}
+	kernel, err := loadKernelBTF()
+	if err != nil {
+		t.Skipf("needs a kernel with BTF: %v", err)
+	}
+	if err := raiseMemlock(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := probeHelpers(kernel)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("release %q: %v", release, err)
+	}
+	want := major > 5 || major == 5 && minor >= 12
+	if h.compat() == want {
+		t.Errorf("kernel %s: helpers %+v, compat %v; want compat %v", release, h, h.compat(), !want)
+	}
+}
+
+// TestHooksMatchObject: every hook names a program of both BPF builds, of
+// the attach type its kind implies, and every program has a hook.
+func TestHooksMatchObject(t *testing.T) {
+	for _, compat := range []bool{false, true} {
+		spec, err := loadSpec(compat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooksMatch(t, spec)
+	}
+}
+
+func hooksMatch(t *testing.T, spec *ebpf.CollectionSpec) {
 	for _, h := range hooks {
 		ps, ok := spec.Programs[h.program]
 		if !ok {

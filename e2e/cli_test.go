@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
@@ -203,5 +205,48 @@ func TestCLIErrors(t *testing.T) {
 				t.Errorf("stderr has more than one line: %q", msg)
 			}
 		})
+	}
+}
+
+// TestMemlockLimit runs the tracer with a locked-memory limit of 0 that it
+// may not raise (no CAP_SYS_RESOURCE). Before 5.11 the kernel charges BPF
+// maps to that limit: the tracer must stop with one line saying the limit
+// must be raised, before loading anything. From 5.11 on (memory cgroup
+// accounting) the limit does not matter and the tracer runs.
+func TestMemlockLimit(t *testing.T) {
+	requireHost(t)
+	bin := buildCLI(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("skipped: setpriv (util-linux) is not installed")
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
+	release := unix.ByteSliceToString(uts.Release[:])
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("release %q: %v", release, err)
+	}
+	charged := major < 5 || major == 5 && minor < 11
+	cmd := exec.Command("setpriv", "--bounding-set=-sys_resource", "--inh-caps=-sys_resource", "--",
+		"sh", "-c", `ulimit -l 0 && exec "$0" --duration 1s`, bin)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	msg := stderr.String()
+	if !charged {
+		if err != nil {
+			t.Fatalf("kernel %s (memory cgroup accounting): %v; stderr: %s", release, err, msg)
+		}
+		return
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("kernel %s: exit = %v, want code 1; stderr: %s", release, err, msg)
+	}
+	if !strings.HasPrefix(msg, "tcpclose-trace: ") || !strings.Contains(msg, "locked-memory limit, which must be raised") ||
+		strings.Count(strings.TrimSpace(msg), "\n") != 0 {
+		t.Errorf("stderr = %q, want one line saying the locked-memory limit must be raised", msg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
 )
 
 // observed reduces the events to the table's form, sorted, asserting the
@@ -54,6 +55,9 @@ func TestScenarios(t *testing.T) {
 				}
 				if err := ns.Sysctl("net.ipv4.tcp_fin_timeout", finTimeout); err != nil {
 					t.Fatal(err)
+				}
+				if name == "no_storage" && kernelSupport(t).Compat {
+					t.Skip(selftest.WhyNoStorageCompat)
 				}
 				mark := tr.mark()
 				before := takeSnapshot(t, ns, tr)

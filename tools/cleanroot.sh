@@ -80,7 +80,7 @@ unshare --mount --propagation private bash -euo pipefail -c '
 ' cleanroot "$root" "$goroot" "$modcache" || fail "make generate failed in the clean $suite root (a build dependency missing from DEB_BPF in the Makefile?)"
 
 status=0
-for f in bpf/tcpclose_bpfel.o bpf/tcpclose_bpfel.go; do
+for f in bpf/*_bpfel.o bpf/*_bpfel.go; do
 	if ! cmp -s "$root/src/$f" "$f"; then
 		echo "cleanroot: $f differs from the one built in the clean $suite root: run make generate with the packages of DEB_BPF and commit" >&2
 		status=1

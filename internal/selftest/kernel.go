@@ -25,6 +25,9 @@ type Kernel struct {
 	Resets expect.Kernel
 	// Lost says what the kernel cannot show and why, one line each.
 	Lost []string
+	// Compat: the tracer loads its compat build here (before 5.12), whose
+	// socket state is a map, not socket storage.
+	Compat bool
 }
 
 // probeKernel asks the collector what it can do on this kernel, without
@@ -37,7 +40,7 @@ func probeKernel() *Kernel {
 		return k
 	}
 	// The reset features come from the same reading of the kernel's BTF.
-	k.Hooks, k.Lost, k.Resets = s.Hooks, s.Lost, expect.FromReasons(s.Reasons)
+	k.Hooks, k.Lost, k.Resets, k.Compat = s.Hooks, s.Lost, expect.FromReasons(s.Reasons), s.Compat
 	return k
 }
 

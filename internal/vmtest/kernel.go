@@ -102,14 +102,19 @@ func splitDigits(s string) (string, string) {
 }
 
 // FetchKernel finds the newest linux-image-SERIES.*-cloud-amd64-unsigned in
-// the apt lists, downloads it with apt-get into cache/debs (unless there
+// the apt lists (those of the Debian release that ships the series, see
+// OtherSuites), downloads it with apt-get into cache/debs (unless there
 // already) and extracts its vmlinuz into cache/kernels/RELEASE.
 func FetchKernel(ctx context.Context, cache, series string) (*Kernel, error) {
 	if _, err := packagePattern(series); err != nil {
 		return nil, err
 	}
+	apt, err := aptOptions(ctx, cache, series)
+	if err != nil {
+		return nil, err
+	}
 	query := `^linux-image-` + regexp.QuoteMeta(series) + `\..*-cloud-amd64-unsigned$`
-	out, err := run(ctx, "", "apt-cache", "search", "--names-only", query)
+	out, err := run(ctx, "", "apt-cache", append(apt, "search", "--names-only", query)...)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +137,7 @@ func FetchKernel(ctx context.Context, cache, series string) (*Kernel, error) {
 	deb, err := findDeb(debs, pkg)
 	if err != nil {
 		// The sandbox user of apt cannot write into a root-owned cache.
-		if _, err := run(ctx, debs, "apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg); err != nil {
+		if _, err := run(ctx, debs, "apt-get", append(apt, "download", "-q", "-o", "APT::Sandbox::User=root", pkg)...); err != nil {
 			return nil, err
 		}
 		if deb, err = findDeb(debs, pkg); err != nil {

@@ -48,6 +48,22 @@ func TestNewestPackage(t *testing.T) {
 	}
 }
 
+// searchBullseye is apt-cache search output from Debian 11's lists (OtherSuites).
+const searchBullseye = `linux-image-5.10.0-30-cloud-amd64-unsigned - Linux 5.10 for x86-64 cloud
+linux-image-5.10.0-32-cloud-amd64-unsigned - Linux 5.10 for x86-64 cloud
+linux-image-5.10.0-32-cloud-amd64-dbg - Debug symbols for linux-image-5.10.0-32-cloud-amd64
+`
+
+func TestNewestPackageBullseye(t *testing.T) {
+	if OtherSuites["5.10"] != "bullseye" {
+		t.Fatalf("5.10 comes from %q, want bullseye", OtherSuites["5.10"])
+	}
+	pkg, rel, err := newestPackage([]byte(searchBullseye), "5.10")
+	if err != nil || pkg != "linux-image-5.10.0-32-cloud-amd64-unsigned" || rel != "5.10.0-32-cloud-amd64" {
+		t.Fatalf("got %q %q %v", pkg, rel, err)
+	}
+}
+
 func TestNaturalCompare(t *testing.T) {
 	tests := []struct {
 		a, b string
