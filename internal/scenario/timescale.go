@@ -24,3 +24,7 @@ func parseTimeScale(s string) time.Duration {
 
 // scaled is a time limit multiplied by the time scale.
 func scaled(d time.Duration) time.Duration { return d * timeScale }
+
+// Scaled is d multiplied by the time scale (EnvTimeScale): for time limits
+// of other packages' tests that run under emulation too.
+func Scaled(d time.Duration) time.Duration { return scaled(d) }
