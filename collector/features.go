@@ -19,10 +19,16 @@ var ErrMemlock = errors.New("this kernel (before 5.11) charges BPF maps to the l
 // raiseMemlock lifts RLIMIT_MEMLOCK where the kernel charges BPF memory to
 // it; on 5.11+ (memory cgroup accounting) it does nothing.
 func raiseMemlock() error {
-	if err := rlimit.RemoveMemlock(); err != nil {
+	err := rlimit.RemoveMemlock()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("%w (%v)", ErrMemlock, err)
 	}
-	return nil
+	// Not the limit itself: the probe of how the kernel accounts BPF
+	// memory failed (e.g. no /proc to read).
+	return fmt.Errorf("find whether the kernel charges BPF memory to the locked-memory limit: %w", err)
 }
 
 // helpers is what tracing programs may call on the running kernel, as far

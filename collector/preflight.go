@@ -243,14 +243,14 @@ type kernelPlan struct {
 	reasons *Reasons // empty before 6.10
 }
 
-// planKernel raises the locked-memory limit where the kernel needs it, reads
-// the running kernel's BTF, probes the helpers and plans the hooks.
+// planKernel reads the running kernel's BTF, raises the locked-memory limit
+// where the kernel needs it, probes the helpers and plans the hooks.
 func planKernel() (*kernelPlan, error) {
-	if err := raiseMemlock(); err != nil {
-		return nil, err
-	}
 	spec, err := loadKernelBTF()
 	if err != nil {
+		return nil, err
+	}
+	if err := raiseMemlock(); err != nil {
 		return nil, err
 	}
 	h, err := probeHelpers(spec)

@@ -553,7 +553,7 @@ func TestDashboard(t *testing.T) {
 }
 
 func TestExportedMetricsKnown(t *testing.T) {
-	if len(exportedMetrics) != 15 || !slices.Contains(exportedMetrics, "tcpclose_closes_total") ||
+	if len(exportedMetrics) != 17 || !slices.Contains(exportedMetrics, "tcpclose_closes_total") ||
 		!slices.Contains(exportedMetrics, "tcpclose_anomalies_by_comm_total") || !slices.Contains(exportedMetrics, "tcpclose_anomalies_by_pod_total") {
 		t.Fatalf("metric names read from the exporter: %v", exportedMetrics)
 	}

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,33 +118,14 @@ func TestCLIStorm(t *testing.T) {
 	requireHost(t)
 	bin := buildCLI(t)
 	ns := newNamespace(t)
-	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "--budget", "20", "--netns", strconv.FormatUint(uint64(ns.Inode), 10),
-		"--ready-file", ready, "--duration", "60s")
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	waitForFile(t, ready, cmd)
+	run := startCLI(t, bin, "--budget", "20", "--netns", strconv.FormatUint(uint64(ns.Inode), 10))
 	r, err := scenario.RunStorm(ns, "ipv4", 2000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // the streamed events reach the table
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("tracer exit: %v; stderr: %s", err, stderr.String())
-	}
-	out := stdout.String()
+	run.stop(t)
+	out := run.stdout.String()
 	hit := fmt.Sprintf("127.0.0.1 -> :%d ", r.Port)
 	for _, want := range []string{
 		"reset_sent " + kernelResets(t).Reason("NO_SOCKET") + " suppressed in the last", "(over the budget); top: " + hit,

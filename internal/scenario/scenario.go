@@ -142,50 +142,24 @@ func run(ns *Namespace, name, family, comm string, pause func() error) (*Result,
 
 // unreadClose: the closer accepts, the peer sends 1234 bytes, the closer
 // closes without reading them: the kernel aborts with a reset.
-func unreadClose(d *driver) *Result {
-	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := unreadExchange(d, c, p, lport, unreadBytes)
-	d.do(c, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
-}
+func unreadClose(d *driver) *Result { return unreadCloseVia(d, "close S", nil, nil) }
 
 // oldSocket: unread_close on sockets older than the tracer (RunPaused
 // starts it once the connection is up and the peer's data is queued): the
 // closer closes a socket it has not used since, and the peer's socket,
 // also older, is reset.
 func oldSocket(d *driver) *Result {
-	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
-	d.do(p, "write S %d", unreadBytes)
-	d.do(c, "waitinq S %d", unreadBytes)
-	d.checkpoint()
-	d.do(c, "close S")
-	peerSeesReset(d, p)
-	d.do(c, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+	return unreadCloseVia(d, "close S", d.checkpoint, nil)
 }
 
 // callSite: unread_close, the close made by the closer's function
 // closeWithoutDraining (see CallSite), for the stacks to name. Not in
 // Names: it proves what --stacks shows, not a detection.
 func callSite(d *driver) *Result {
-	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
-	d.do(p, "write S %d", unreadBytes)
-	d.do(c, "waitinq S %d", unreadBytes)
-	d.do(c, "closewithoutdraining S")
 	// A Go binary has no build id the kernel reads: its frames are
 	// addresses, resolved through the live process's mappings. The closer
 	// lives on a while, as a server would.
-	d.do(c, "sleep 300")
-	peerSeesReset(d, p)
-	d.do(c, "close L")
-	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
+	return unreadCloseVia(d, "closewithoutdraining S", nil, func(c *helper) { d.do(c, "sleep 300") })
 }
 
 // WorkerThread is the name of the closer's thread that closes in
@@ -196,13 +170,26 @@ const WorkerThread = "tct-worker"
 // closer other than its main thread, named WorkerThread (as a JVM's
 // handler threads are): the event names the process and the thread.
 func workerThread(d *driver) *Result {
+	return unreadCloseVia(d, "thread "+WorkerThread+" close S", nil, nil)
+}
+
+// unreadCloseVia is unread_close with the closer's close made by the helper
+// command closeCmd; before runs once the connection is up and the data
+// queued, after right after the close (each if not nil).
+func unreadCloseVia(d *driver, closeCmd string, before func(), after func(c *helper)) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
 	lport := d.port(c, "listen L 0")
 	pport := d.connect(p, lport, "OK")
 	d.accept(c, pport)
 	d.do(p, "write S %d", unreadBytes)
 	d.do(c, "waitinq S %d", unreadBytes)
-	d.do(c, "thread %s close S", WorkerThread)
+	if before != nil {
+		before()
+	}
+	d.do(c, "%s", closeCmd)
+	if after != nil {
+		after(c)
+	}
 	peerSeesReset(d, p)
 	d.do(c, "close L")
 	return &Result{Closer: c.proc, Peer: p.proc, CloserPort: lport, PeerPort: pport, UnreadBytes: unreadBytes}
