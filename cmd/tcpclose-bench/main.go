@@ -93,7 +93,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables), storms (W3 and W4 with and without the budget) or peers (which peer tools run here)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables), storms (W3 and W4 with and without the budget), stacks (W1 and W2 with and without --stacks) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -153,16 +153,20 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		b.writeTables(os.Stdout)
 		return nil
-	case "storms":
-		var storm []tool
+	case "storms", "stacks":
+		// The throughput table of the tools that run on these workloads.
+		wls := []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}
+		if b.only == "stacks" {
+			wls = []loadgen.Workload{loadgen.Graceful, loadgen.Unread}
+		}
+		var part []tool
 		for _, t := range ts {
-			if t.name == "none" || strings.HasPrefix(t.name, "tcpclose-trace") || t.name == hooksTool {
-				if t.name != stacksTool {
-					storm = append(storm, t)
-				}
+			own := t.name == "none" || t.name == hooksTool || strings.HasPrefix(t.name, "tcpclose-trace")
+			if own && (t.only == nil || slices.ContainsFunc(wls, func(w loadgen.Workload) bool { return slices.Contains(t.only, w) })) {
+				part = append(part, t)
 			}
 		}
-		if err := b.throughput(ctx, storm, []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}); err != nil {
+		if err := b.throughput(ctx, part, wls); err != nil {
 			return err
 		}
 		b.writeThroughput(os.Stdout, b.groups())
@@ -178,7 +182,7 @@ func runBench(ctx context.Context, args []string) error {
 		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf, sustained, tables, storms or peers", b.only)
+		return fmt.Errorf("-only %q: want bpf, sustained, tables, storms, stacks or peers", b.only)
 	}
 	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
 		return err
