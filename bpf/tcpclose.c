@@ -204,21 +204,29 @@ struct {
 
 /*
  * Owners of sockets made before the tracer, by the socket's address, as the
- * iterator found them (learn_owners: it cannot reach a socket's storage).
- * An entry is dropped when its socket is destroyed, so an address reused by
- * a later socket never finds it. old_pending counts the entries: while it
- * is zero, as it is on a host whose sockets all came after the tracer, the
- * hot paths skip the map.
+ * iterator found them (learn_owners: it cannot reach a socket's storage),
+ * with what names the connection: a later socket at the same address (the
+ * old one freed) has another netns or other ports and is not taken for it.
+ * Entries are never deleted, so nothing is done at each socket's end; the
+ * map is read only for sockets whose storage has no owner, and only once
+ * the iterator recorded some (old_known).
  */
+struct old_owner {
+	struct owner owner;
+	__u32 netns;
+	__u16 lport;
+	__u16 rport;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
-	__type(value, struct owner);
+	__type(value, struct old_owner);
 } old_owners SEC(".maps");
 
-__u64 old_pending = 0;
+__u32 old_known = 0;
 
 /*
  * Per CPU, direct-mapped: cookies of sockets whose owner is settled, so that
@@ -475,11 +483,17 @@ static __always_inline void inherit_owner(struct sock *sk, int newstate)
 /* The owner the iterator found for a socket made before the tracer, or NULL. */
 static __always_inline struct owner *old_owner(struct sock *sk)
 {
+	const struct sock_common *skc = &sk->__sk_common;
 	__u64 key = (__u64)sk;
+	struct old_owner *o;
 
-	if (!old_pending)
+	if (!old_known)
 		return NULL;
-	return bpf_map_lookup_elem(&old_owners, &key);
+	o = bpf_map_lookup_elem(&old_owners, &key);
+	if (!o || o->lport != skc->skc_num || o->rport != skc->skc_dport ||
+	    o->netns != skc->skc_net.net->ns.inum)
+		return NULL;
+	return &o->owner;
 }
 
 /* The socket's owner: the one recorded, or the one the iterator found. */
@@ -1431,12 +1445,6 @@ int BPF_PROG(on_destroy, struct sock *sk)
 {
 	struct sk_info *info;
 
-	if (old_pending) {
-		__u64 key = (__u64)sk;
-
-		if (bpf_map_delete_elem(&old_owners, &key) == 0)
-			__sync_fetch_and_sub(&old_pending, 1);
-	}
 	if (sk->__sk_common.skc_state == TCP_CLOSE &&
 	    sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE))) {
 		info = info_of(sk, false);
@@ -1482,8 +1490,8 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
+	struct old_owner o = {};
 	struct socket *sock;
-	struct owner o = {};
 	struct sock *sk;
 	__u8 done = 1;
 	__u64 key;
@@ -1506,9 +1514,12 @@ int learn_owners(struct bpf_iter__task_file *ctx)
 	key = (__u64)sk;
 	if (bpf_map_lookup_elem(&old_owners, &key))
 		return 0; /* another process holds it too: the first one found owns it */
-	owner_from_task(&o, task);
+	owner_from_task(&o.owner, task);
+	o.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	o.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	o.rport = BPF_CORE_READ(sk, __sk_common.skc_dport);
 	if (bpf_map_update_elem(&old_owners, &key, &o, BPF_NOEXIST) == 0)
-		__sync_fetch_and_add(&old_pending, 1);
+		old_known = 1;
 	else
 		done = 0;
 	bpf_seq_write(ctx->meta->seq, &done, sizeof(done));

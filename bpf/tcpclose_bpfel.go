@@ -58,6 +58,14 @@ type TcpcloseEvent struct {
 	Stack        uint32
 }
 
+type TcpcloseOldOwner struct {
+	_     structs.HostLayout
+	Owner TcpcloseOwner
+	Netns uint32
+	Lport uint16
+	Rport uint16
+}
+
 type TcpcloseOwner struct {
 	_        structs.HostLayout
 	CgroupId uint64
@@ -122,7 +130,7 @@ const (
 	TcpcloseVarFilterNetns     = "filter_netns"
 	TcpcloseVarFilterPid       = "filter_pid"
 	TcpcloseVarFilterPort      = "filter_port"
-	TcpcloseVarOldPending      = "old_pending"
+	TcpcloseVarOldKnown        = "old_known"
 	TcpcloseVarStreamGraceful  = "stream_graceful"
 	TcpcloseVarWakeupBytes     = "wakeup_bytes"
 )
@@ -209,7 +217,7 @@ type TcpcloseVariableSpecs struct {
 	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
-	OldPending     *ebpf.VariableSpec `ebpf:"old_pending"`
+	OldKnown       *ebpf.VariableSpec `ebpf:"old_known"`
 	StreamGraceful *ebpf.VariableSpec `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -272,7 +280,7 @@ type TcpcloseVariables struct {
 	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
-	OldPending     *ebpf.Variable `ebpf:"old_pending"`
+	OldKnown       *ebpf.Variable `ebpf:"old_known"`
 	StreamGraceful *ebpf.Variable `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -64,6 +64,14 @@ type TcpcloseCompatListenerKey struct {
 	Port  uint32
 }
 
+type TcpcloseCompatOldOwner struct {
+	_     structs.HostLayout
+	Owner TcpcloseCompatOwner
+	Netns uint32
+	Lport uint16
+	Rport uint16
+}
+
 type TcpcloseCompatOwner struct {
 	_        structs.HostLayout
 	CgroupId uint64
@@ -129,7 +137,7 @@ const (
 	TcpcloseCompatVarFilterNetns     = "filter_netns"
 	TcpcloseCompatVarFilterPid       = "filter_pid"
 	TcpcloseCompatVarFilterPort      = "filter_port"
-	TcpcloseCompatVarOldPending      = "old_pending"
+	TcpcloseCompatVarOldKnown        = "old_known"
 	TcpcloseCompatVarStreamGraceful  = "stream_graceful"
 	TcpcloseCompatVarWakeupBytes     = "wakeup_bytes"
 )
@@ -217,7 +225,7 @@ type TcpcloseCompatVariableSpecs struct {
 	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
 	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
 	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
-	OldPending     *ebpf.VariableSpec `ebpf:"old_pending"`
+	OldKnown       *ebpf.VariableSpec `ebpf:"old_known"`
 	StreamGraceful *ebpf.VariableSpec `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -282,7 +290,7 @@ type TcpcloseCompatVariables struct {
 	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`
 	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
 	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
-	OldPending     *ebpf.Variable `ebpf:"old_pending"`
+	OldKnown       *ebpf.Variable `ebpf:"old_known"`
 	StreamGraceful *ebpf.Variable `ebpf:"stream_graceful"`
 	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
