@@ -331,6 +331,19 @@ static __always_inline struct counts *get_counters(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
+/*
+ * Names the process by task's thread-group leader (a JVM's closes are made
+ * by threads named "http-nio-8080-e", its process is "java"); the thread's
+ * own name stands in if the leader cannot be read. o->thread is set.
+ */
+static __always_inline void process_name(struct owner *o, struct task_struct *task)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	if (!leader || bpf_core_read(o->comm, sizeof(o->comm), &leader->comm))
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+}
+
 static __always_inline void owner_from_current(struct owner *o)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -339,20 +352,10 @@ static __always_inline void owner_from_current(struct owner *o)
 	o->tid = (__u32)id;
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(o->thread, sizeof(o->thread));
-	/*
-	 * The process is named by its thread-group leader (a JVM's closes are
-	 * made by threads named "http-nio-8080-e", its process is "java").
-	 * The leader itself needs no read.
-	 */
-	if (o->pid == o->tid) {
+	if (o->pid == o->tid) /* the leader itself: its name is the thread's */
 		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
-	} else {
-		struct task_struct *task = (void *)bpf_get_current_task();
-		struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-
-		if (!leader || bpf_core_read(o->comm, sizeof(o->comm), &leader->comm))
-			__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
-	}
+	else
+		process_name(o, (void *)bpf_get_current_task());
 }
 
 /*
@@ -361,14 +364,11 @@ static __always_inline void owner_from_current(struct owner *o)
  */
 static __always_inline void owner_from_task(struct owner *o, struct task_struct *task)
 {
-	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-
 	o->pid = BPF_CORE_READ(task, tgid);
 	o->tid = BPF_CORE_READ(task, pid);
 	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	bpf_core_read(o->thread, sizeof(o->thread), &task->comm);
-	if (!leader || bpf_core_read(o->comm, sizeof(o->comm), &leader->comm))
-		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	process_name(o, task);
 }
 
 static __always_inline struct sk_info *info_of(struct sock *sk, bool create)
