@@ -113,12 +113,8 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer c.Close()
-	var stacks *stackResolver
-	if cfg.opts.Stacks {
-		stacks = newStackResolver(c)
-		defer stacks.close()
-	}
-	enrich = withStacks(enrich, stacks)
+	enrich, closeStacks := withStacks(enrich, c, cfg.opts.Stacks)
+	defer closeStacks()
 	exp.SetSource(c)
 	defer exp.SetSource(nil) // before c.Close: no scrape reads closed maps
 	ready.Store(true)
@@ -144,6 +140,12 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	// logged (and the log level, which of those are written).
 	logged := output.NewSelected(counted, cfg.show)
 	storms := newStormWatch(c, time.Now())
+	// What the budget suppressed, once a second (force: now), after the events.
+	logStorms := func(force bool) {
+		for _, line := range storms.poll(time.Now(), force) {
+			logger.Warn("events suppressed", "what", line)
+		}
+	}
 	err = c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
 		for _, b := range byOwner {
@@ -152,15 +154,10 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		_ = logged.Write(ev)
 	}, func() {
 		_ = logged.Flush()
-		// What the budget suppressed, once a second, after the events.
-		for _, line := range storms.poll(time.Now(), false) {
-			logger.Warn("events suppressed", "what", line)
-		}
+		logStorms(false)
 	})
 	_ = logged.Flush()
-	for _, line := range storms.poll(time.Now(), true) {
-		logger.Warn("events suppressed", "what", line)
-	}
+	logStorms(true)
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)

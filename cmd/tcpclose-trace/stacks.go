@@ -21,15 +21,18 @@ func newStackResolver(c *collector.Collector) *stackResolver {
 	return &stackResolver{c: c, sym: symbolize.New(symbolize.Options{}), raw: make(map[uint32][]symbolize.RawFrame)}
 }
 
-// withStacks returns enrich followed by r's resolution; enrich alone when r is nil.
-func withStacks(enrich func(*collector.Event), r *stackResolver) func(*collector.Event) {
-	if r == nil {
-		return enrich
+// withStacks returns enrich followed by the resolution of the stacks c
+// captures (Options.Stacks), and what releases the resolver; enrich and a
+// no-op when c captures none.
+func withStacks(enrich func(*collector.Event), c *collector.Collector, on bool) (func(*collector.Event), func()) {
+	if !on {
+		return enrich, func() {}
 	}
+	r := newStackResolver(c)
 	return func(ev *collector.Event) {
 		enrich(ev)
 		r.resolve(ev)
-	}
+	}, r.sym.Close
 }
 
 func (r *stackResolver) resolve(ev *collector.Event) {
@@ -49,11 +52,4 @@ func (r *stackResolver) resolve(ev *collector.Event) {
 	}
 	r.sym.Learn(ev.PID)
 	ev.Stack = &collector.Stack{Frames: r.sym.Symbolize(ev.PID, raw)}
-}
-
-// close releases the symbolizer's files.
-func (r *stackResolver) close() {
-	if r != nil {
-		r.sym.Close()
-	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -27,7 +28,7 @@ type stormWatch struct {
 type stormKey struct {
 	kind   collector.Kind
 	reason string
-	addr   string
+	addr   netip.Addr
 	port   uint16
 }
 
@@ -60,7 +61,7 @@ func (w *stormWatch) poll(now time.Time, force bool) []string {
 	}
 	for i := range sources {
 		s := &sources[i]
-		k := stormKey{s.Kind, s.Reason, s.RAddr.String(), s.Port}
+		k := stormKey{s.Kind, s.Reason, s.RAddr, s.Port}
 		if t, ok := w.totals[k]; ok {
 			t.Count += s.Count
 		} else if len(w.totals) < stormTotalsCap {

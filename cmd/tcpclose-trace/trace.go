@@ -38,12 +38,8 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	var stacks *stackResolver
-	if cfg.opts.Stacks {
-		stacks = newStackResolver(c)
-		defer stacks.close()
-	}
-	enrich = withStacks(enrich, stacks)
+	enrich, closeStacks := withStacks(enrich, c, cfg.opts.Stacks)
+	defer closeStacks()
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
