@@ -1,7 +1,7 @@
 # The tcpclose-trace image, for people who build with Docker (BuildKit).
 # `make image` builds the same image without a container engine, and
 # reproducibly; this file uses the same build flags, base files, command, user,
-# port and labels (internal/image checks that the two agree).
+# port and labels (tools/internal/image checks that the two agree).
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always) \
 #     --build-arg REVISION=$(git rev-parse HEAD) \
@@ -19,7 +19,7 @@ COPY . .
 RUN CGO_ENABLED=0 GOOS=linux GOARCH=${TARGETARCH} go build -trimpath -buildvcs=false \
 	-ldflags "-s -w -buildid= -X main.version=${VERSION}" -o /rootfs/tcpclose-trace ./cmd/tcpclose-trace
 RUN mkdir -p /rootfs/etc && mkdir -m 1777 /rootfs/tmp && \
-	install -m 0644 internal/image/rootfs/etc/passwd internal/image/rootfs/etc/group /rootfs/etc/
+	install -m 0644 tools/internal/image/rootfs/etc/passwd tools/internal/image/rootfs/etc/group /rootfs/etc/
 
 FROM scratch
 ARG VERSION=dev

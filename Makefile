@@ -77,7 +77,7 @@ static:
 # docker load or skopeo.
 image: static
 	@mkdir -p $(dir $(IMAGE))
-	$(GO) run ./cmd/tcpclose-mkimage -binary $(STATIC_BIN) -arch $(IMAGE_ARCH) -o $(IMAGE) \
+	$(GO) run ./tools/tcpclose-mkimage -binary $(STATIC_BIN) -arch $(IMAGE_ARCH) -o $(IMAGE) \
 		-version "$(VERSION)" -revision "$(REVISION)" -source-date-epoch "$(SOURCE_DATE_EPOCH)"
 
 # Rebuild bpf/tcpclose_bpfel.{o,go} and the compat build for kernels before 5.12,
@@ -111,9 +111,9 @@ lint:
 
 # The race detector (needs cgo and gcc) over the unit tests. Left out are the
 # packages whose tests as a whole need root: they create network namespaces and
-# run the tracer (e2e, internal/scenario, cmd/tcpclose-bench). In the others the
+# run the tracer (e2e, internal/scenario, tools/tcpclose-bench). In the others the
 # few root-only tests skip without root and, as root, run under -race as well.
-RACE_SKIP := /e2e(/.*)?$$|/internal/scenario$$|/cmd/tcpclose-bench$$
+RACE_SKIP := /e2e(/.*)?$$|/internal/scenario$$|/tools/tcpclose-bench$$
 race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -Ev '$(RACE_SKIP)')
 
@@ -178,19 +178,19 @@ deb-packages:
 # BENCHMARKS.md (root; about 15 minutes). Installs the peers from Debian.
 bench: build
 	@bash .ci/deps bench
-	$(GO) build -o bin/tcpclose-bench ./cmd/tcpclose-bench
+	$(GO) build -o bin/tcpclose-bench ./tools/tcpclose-bench
 	bin/tcpclose-bench -tracer $(BIN) -o BENCHMARKS.md
 
 # Boots Debian's linux-image-$(KERNEL).*-cloud-amd64-unsigned (downloaded with
 # apt-get, cached in $(VMTEST_CACHE)) under qemu with software emulation and runs
 # the whole end-to-end suite inside (root; about 5 minutes per kernel).
 vmtest: vmtest-deps
-	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
+	$(GO) run ./tools/tcpclose-vmtest run -kernels $(KERNEL) -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
 # The suite on 5.10, 6.1, 6.12 and the host's kernel (about 20 minutes); the matrix goes to
 # $(VMTEST_CACHE)/matrix.md as well.
 vmtest-matrix: vmtest-deps
-	$(GO) run ./cmd/tcpclose-vmtest run -kernels $(MATRIX_KERNELS) -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
+	$(GO) run ./tools/tcpclose-vmtest run -kernels $(MATRIX_KERNELS) -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
 vmtest-deps: deps
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/bpfprogs"
 )
 
 // TestLoadFunctionHooks loads every hook, the fentry ones too, whatever this

@@ -10,8 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/harness"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/harness"
 )
 
 func TestMain(m *testing.M) {

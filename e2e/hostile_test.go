@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/bpfprogs"
 )
 
 // goneWithin is how long programs may stay loaded after their tracer

@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods/kubepodstest"
 )

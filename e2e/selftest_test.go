@@ -18,7 +18,7 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
 )
 
 // selftestLimit bounds one self-test run (minutes under emulation).

@@ -30,8 +30,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // rulesFile is the alerting rules file users load, tested as shipped.

@@ -22,15 +22,15 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
 	"github.com/tcpclose-trace/tcpclose-trace/kubepods/kubepodstest"
 )
 
 // The soak's load, per round of soakRound: every workload of
-// internal/loadgen at a paced rate, alternately over IPv4 and IPv6, the
+// internal/testsupport/loadgen at a paced rate, alternately over IPv4 and IPv6, the
 // unread closes from a container of a pod that is created for the round
 // and removed after it, and a full-speed burst every soakBurstEvery rounds.
 const (
@@ -484,11 +484,11 @@ func (c lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// buildBench builds cmd/tcpclose-bench, whose `load` runs internal/loadgen.
+// buildBench builds tools/tcpclose-bench, whose `load` runs internal/testsupport/loadgen.
 func buildBench(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "tcpclose-bench")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/tcpclose-bench").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../tools/tcpclose-bench").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

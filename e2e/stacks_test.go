@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 

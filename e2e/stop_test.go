@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/syncbuf"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/syncbuf"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // stopWithin is how long either mode may take to stop after a signal,

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // TestOutAbandonPipe: a write waiting on a full pipe that nobody reads

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // build writes the files to a temporary directory and runs the command

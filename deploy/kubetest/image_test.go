@@ -13,7 +13,7 @@ import (
 )
 
 // TestImageName builds an image archive with the project's packer
-// (cmd/tcpclose-mkimage, as `make image` runs it) at the chart's appVersion
+// (tools/tcpclose-mkimage, as `make image` runs it) at the chart's appVersion
 // and checks that the name it writes into the archive's index, which
 // containerd's import stores, is the image the manifests and the chart
 // deploy: loaded without a registry, the image must be found by the kubelet
@@ -40,7 +40,7 @@ func TestImageName(t *testing.T) {
 
 	version := image[strings.LastIndex(image, ":")+1:] // the chart's appVersion (TestChartKubeVersion)
 	archive := filepath.Join(dir, "image.tar")
-	mk := exec.Command(goTool, "run", "./cmd/tcpclose-mkimage", "-binary", filepath.Join(dir, "tiny"),
+	mk := exec.Command(goTool, "run", "./tools/tcpclose-mkimage", "-binary", filepath.Join(dir, "tiny"),
 		"-o", archive, "-version", version, "-source-date-epoch", "0")
 	mk.Dir = "../.."
 	out, err := mk.CombinedOutput()

@@ -25,9 +25,9 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/harness"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/harness"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // families are the address families every case runs over.

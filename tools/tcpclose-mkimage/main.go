@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/image"
+	"github.com/tcpclose-trace/tcpclose-trace/tools/internal/image"
 )
 
 const usage = `Usage: tcpclose-mkimage -binary FILE -o FILE.tar -version V [flags]

@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testmatrix"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/vmtest"
+	"github.com/tcpclose-trace/tcpclose-trace/tools/internal/testmatrix"
+	"github.com/tcpclose-trace/tcpclose-trace/tools/internal/vmtest"
 )
 
 const usage = `Usage: tcpclose-vmtest run [flags]        run the e2e suite and the selftest on Debian kernels under qemu (root)

@@ -22,7 +22,7 @@ func TestQuickBench(t *testing.T) {
 	}
 	dir := t.TempDir()
 	tracer := filepath.Join(dir, "tcpclose-trace")
-	if out, err := exec.Command("go", "build", "-o", tracer, "../tcpclose-trace").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", tracer, "../../cmd/tcpclose-trace").CombinedOutput(); err != nil {
 		t.Fatalf("build tracer: %v\n%s", err, out)
 	}
 	self := filepath.Join(dir, "tcpclose-bench")

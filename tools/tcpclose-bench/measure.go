@@ -17,8 +17,8 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/bpfprogs"
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/bpfprogs"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 // scrapeCounter reads a counter from a serve daemon's metrics; -1 if absent.

@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 func main() {

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 // tool is a tracer (or none) run around one workload.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // The inputs of the test image: fixed, so that two builds must agree.
@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 func makeImage(t *testing.T, dir string) (*release, error) {
 	t.Helper()
 	mk := testenv.RequireTool(t, "make", "make")
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,7 @@ func TestImageConfig(t *testing.T) {
 			t.Errorf("history %d created %v, want %v", i, h.Created, created)
 		}
 	}
-	if !strings.Contains(string(readFile(t, filepath.Join("..", "..", "LICENSE"))), "MIT License") {
+	if !strings.Contains(string(readFile(t, filepath.Join("..", "..", "..", "LICENSE"))), "MIT License") {
 		t.Error("the licenses label says MIT but LICENSE is not the MIT license")
 	}
 }

@@ -222,7 +222,7 @@ func TestTag(t *testing.T) {
 // flags, base files, command, user, port and labels. Docker itself is not
 // available to the tests, so this keeps the two recipes from drifting.
 func TestDockerfileMatchesMakefile(t *testing.T) {
-	root := filepath.Join("..", "..")
+	root := filepath.Join("..", "..", "..")
 	makefile := string(readFile(t, filepath.Join(root, "Makefile")))
 	dockerfile := string(readFile(t, filepath.Join(root, "Dockerfile")))
 	dockerfile = strings.ReplaceAll(dockerfile, "\\\n", " ")
@@ -260,8 +260,8 @@ func TestDockerfileMatchesMakefile(t *testing.T) {
 		"CMD " + jsonArray(Cmd),
 		"USER " + User,
 		"EXPOSE " + MetricsPort,
-		"internal/image/rootfs/etc/passwd",
-		"internal/image/rootfs/etc/group",
+		"tools/internal/image/rootfs/etc/passwd",
+		"tools/internal/image/rootfs/etc/group",
 		"mkdir -m 1777",
 	}
 	_, a := builtArchive(t)

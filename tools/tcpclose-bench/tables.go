@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 // tableCapacity is the tracer's default correlation capacity

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Bad command lines fail before anything is written. (internal/image runs
+// Bad command lines fail before anything is written. (tools/internal/image runs
 // the whole tool through `make image`.)
 func TestRunRefuses(t *testing.T) {
 	dir := t.TempDir()

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/testenv"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/testenv"
 )
 
 // search is apt-cache search output as Debian 12 gives it.

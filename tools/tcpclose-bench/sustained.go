@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 // sustainedEventsPerConn: each W4 connection is one reset_sent (NO_SOCKET)

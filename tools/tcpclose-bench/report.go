@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tcpclose-trace/tcpclose-trace/internal/loadgen"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
 )
 
 // stats are the median and range of a set of values.
@@ -66,7 +66,7 @@ func (b *bench) writeReport(took time.Duration) error {
 		"(installs bpftrace and bpfcc-tools from Debian, builds, runs `tcpclose-bench`, rewrites this file).\n\n")
 	fmt.Fprintf(&w, "- Machine: %d CPUs (%s), kernel %s, %s\n", runtime.NumCPU(), cpuModel(), kernelRelease(), runtime.Version())
 	fmt.Fprintf(&w, "- Date: %s; the whole run took %s\n", time.Now().UTC().Format("2006-01-02"), took.Round(time.Second))
-	fmt.Fprintf(&w, "- Load: the project's own generator (`internal/loadgen`) on loopback in a private network namespace, "+
+	fmt.Fprintf(&w, "- Load: the project's own generator (`internal/testsupport/loadgen`) on loopback in a private network namespace, "+
 		"2 client workers (W5: 8); W1-W4 run %d connections or %s each, W5 %d connections or %s. "+
 		"Every (workload, tool) pair ran %d times, interleaved (none, ours, peers, none, ..., the order rotating with each repetition), "+
 		"in a namespace that keeps no TIME_WAIT sockets (so no run inherits the previous runs'); figures are medians with min-max.\n",
