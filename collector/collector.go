@@ -3,7 +3,6 @@
 package collector
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpclose-trace/tcpclose-trace/bpf"
-	"github.com/tcpclose-trace/tcpclose-trace/correlate"
 )
 
 // Options select what is traced. Zero values mean "everything".
@@ -104,7 +102,7 @@ type Collector struct {
 	lost    []string // what this kernel cannot show, and why
 	links   []link.Link
 	decoder Decoder
-	tracker *correlate.Tracker
+	tracker *tracker // the per-socket join
 	// stormSeen is the storm table as StormSources last read it.
 	stormSeen map[bpf.TcpcloseStormKey]uint64
 	// oldSockets is how many sockets made before the tracer got an owner.
@@ -112,8 +110,6 @@ type Collector struct {
 
 	decoded     atomic.Uint64
 	sinkDropped atomic.Uint64
-	evictions   atomic.Uint64
-	expired     atomic.Uint64
 	closeOnce   sync.Once
 	wakeupBytes int // the ring fill at which the kernel wakes the reader; 0: never
 }
@@ -143,7 +139,7 @@ func Open(opts Options) (_ *Collector, err error) {
 	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
 	sizeStacks(spec, &opts)
 
-	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
+	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -333,8 +329,8 @@ func (c *Collector) Stats() Stats {
 	return Stats{
 		Decoded:     c.decoded.Load(),
 		SinkDropped: c.sinkDropped.Load(),
-		Evictions:   c.evictions.Load(),
-		Expired:     c.expired.Load(),
+		Evictions:   c.tracker.evictions.Load(),
+		Expired:     c.tracker.expired.Load(),
 		SkippedRuns: c.skippedRuns(),
 	}
 }
@@ -373,190 +369,4 @@ func (c *Collector) Close() error {
 		}
 	})
 	return errors.Join(errs...)
-}
-
-// Run streams events to sink until ctx is done, then drains what the ring
-// still holds and returns. sink runs on its own goroutine: a slow sink makes
-// the collector drop (and count) events, never stall the ring reader.
-func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
-	return c.RunBatches(ctx, sink, nil)
-}
-
-// RunBatches is Run for a sink that buffers its output: events come in
-// batches (what one drain of the ring read, in pieces of at most batchLen),
-// and flush, if not nil, is called once the sink has caught up with the
-// reader, so output is written in large pieces and never later than one
-// drain period. At most Options.QueueLen events wait for the sink; past
-// that, whole batches are dropped and counted in Stats.SinkDropped.
-func (c *Collector) RunBatches(ctx context.Context, sink func(*Event), flush func()) error {
-	nBatches := max(2, (c.opts.QueueLen+batchLen-1)/batchLen)
-	q := &batchQueue{full: make(chan *batch, nBatches), left: nBatches}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for b := range q.full {
-			for i := range b.events {
-				sink(&b.events[i])
-			}
-			if flush != nil && len(q.full) == 0 {
-				flush()
-			}
-			b.events = b.events[:0]
-			q.put(b)
-		}
-	}()
-	err := c.read(ctx, q)
-	close(q.full)
-	<-done
-	return err
-}
-
-// maxProvisional bounds the reset_received events held back for one drain period.
-const maxProvisional = 4096
-
-// provisional is a reset_received held until the next drain period, unless a
-// data_after_close on the same socket shows it was the kernel's own abort.
-type provisional struct {
-	ev    Event
-	cycle uint64
-}
-
-func (c *Collector) read(ctx context.Context, q *batchQueue) error {
-	// The ring is read through a mapping of its own (ring.go), made and
-	// unmapped here: Close never pulls it from under a running reader.
-	events := c.coll.Maps[bpf.TcpcloseMapEvents]
-	rb, err := openRing(events.FD(), int(events.MaxEntries()))
-	if err != nil {
-		return err
-	}
-	defer rb.close()
-	q.dropped = &c.sinkDropped
-	held := make(map[uint64]provisional)
-	flush := func(before uint64) {
-		for cookie, p := range held {
-			if p.cycle < before {
-				q.add(&p.ev)
-				delete(held, cookie)
-			}
-		}
-	}
-	// Between drains the reader sleeps until the period ends, or the
-	// kernel's wakeup once the ring fills to wakeup_bytes, or ctx ends.
-	ringFD := -1
-	if c.wakeupBytes > 0 {
-		ringFD = events.FD()
-	}
-	clock, err := newDrainClock(c.opts.DrainEvery, ringFD)
-	if err != nil {
-		return err
-	}
-	defer clock.Close()
-	defer context.AfterFunc(ctx, clock.Fire)()
-	for cycle := uint64(1); ; cycle++ {
-		stopping := ctx.Err() != nil
-		var decoded uint64
-		for {
-			raw, ok, err := rb.next()
-			if err != nil {
-				q.send()
-				return fmt.Errorf("read ring buffer: %w", err)
-			}
-			if !ok {
-				break
-			}
-			ev := q.slot()
-			if err := c.decoder.Decode(raw, ev); err != nil {
-				q.send()
-				return err
-			}
-			decoded++
-			c.correlate(ev)
-			switch {
-			case ev.provisional && ev.Cookie != 0 && len(held) < maxProvisional:
-				held[ev.Cookie] = provisional{ev: *ev, cycle: cycle}
-			case ev.localAbort:
-				delete(held, ev.Cookie)
-				q.commit()
-			default:
-				q.commit()
-			}
-		}
-		rb.release()
-		c.decoded.Add(decoded)
-		if stopping {
-			flush(cycle + 1)
-			q.send()
-			return nil
-		}
-		if len(held) > 0 {
-			flush(cycle)
-		}
-		q.send()
-		if err := clock.Wait(); err != nil {
-			return err
-		}
-	}
-}
-
-// correlate joins ev with what is known of its socket. Only undrained
-// closes are remembered: the data_after_close that may follow (perhaps from
-// the socket's TIME_WAIT successor, after the socket itself is gone) is told
-// with the close's owner, the time since it and the close itself
-// (Event.UndrainedClose). Every other event is joined read-only, so
-// connection churn adds no correlation state.
-func (c *Collector) correlate(ev *Event) {
-	if ev.Cookie == 0 {
-		return
-	}
-	switch ev.Kind {
-	case KindUndrainedClose:
-		cl := correlate.Close{Time: ev.Time, State: uint8(ev.State), Stack: ev.StackID}
-		if ev.OwnerKnown {
-			cl.Owner = &correlate.Owner{PID: ev.PID, TID: ev.TID, Comm: ev.Comm, Thread: ev.Thread, CgroupID: ev.CgroupID}
-		}
-		if ev.ShutWR {
-			cl.Flags |= closeShutWR
-		}
-		if ev.NoStorage {
-			cl.Flags |= closeNoStorage
-		}
-		c.tracker.MarkClosed(ev.Cookie, cl)
-		c.evictions.Store(c.tracker.Evictions())
-		c.expired.Store(c.tracker.Expired())
-	case KindDataAfterClose:
-		if prev, ok := c.tracker.Get(ev.Cookie); ok {
-			ev.SinceClose = ev.Time.Sub(prev.Closed)
-			fillOwner(ev, prev)
-			if ev.StackID == 0 { // the refused data points at the close that skipped the drain
-				ev.StackID = prev.Stack
-			}
-			cl := Event{Time: prev.Closed, State: State(prev.State), StackID: prev.Stack, ShutWR: prev.Flags&closeShutWR != 0,
-				NoStorage: prev.Flags&closeNoStorage != 0, OwnerKnown: prev.HasOwner, PID: prev.Owner.PID,
-				TID: prev.Owner.TID, Comm: prev.Owner.Comm, Thread: prev.Owner.Thread, CgroupID: prev.Owner.CgroupID}
-			ev.SetUndrainedClose(&cl)
-			c.tracker.Forget(ev.Cookie)
-		}
-	default:
-		if !ev.OwnerKnown && c.tracker.Len() > 0 {
-			if prev, ok := c.tracker.Get(ev.Cookie); ok {
-				fillOwner(ev, prev)
-			}
-		}
-	}
-}
-
-// The flags of an undrained close kept in the tracker.
-const (
-	closeShutWR    = 1 << iota // Event.ShutWR
-	closeNoStorage             // Event.NoStorage
-)
-
-// fillOwner gives ev the owner remembered for its socket when the kernel
-// did not know it.
-func fillOwner(ev *Event, e correlate.Entry) {
-	if ev.OwnerKnown || !e.HasOwner {
-		return
-	}
-	ev.PID, ev.TID, ev.Comm, ev.Thread, ev.CgroupID = e.Owner.PID, e.Owner.TID, e.Owner.Comm, e.Owner.Thread, e.Owner.CgroupID
-	ev.OwnerKnown = true
 }

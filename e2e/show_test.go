@@ -116,6 +116,7 @@ func TestShowSignalOverNoise(t *testing.T) {
 	if storiesSeen != len(stories) {
 		t.Errorf("default NDJSON told %d stories, want %d", storiesSeen, len(stories))
 	}
+	inTimeOrder(t, "default NDJSON", recs)
 	if got := countKinds(recs)["unread_close"]; got != len(unread) {
 		t.Errorf("default NDJSON shows %d unread_close, want %d", got, len(unread))
 	}
@@ -141,6 +142,11 @@ func TestShowSignalOverNoise(t *testing.T) {
 		t.Errorf("--all shows %v, want %d undrained_close, %d data_after_close, %d unread_close and graceful closes",
 			allKinds, nUndrained, len(stories), len(unread))
 	}
+	if allKinds["reset_received"] < len(stories)+len(unread) {
+		t.Errorf("--all shows %d reset_received, want at least %d (the stories' provisional ones and the unread closes')",
+			allKinds["reset_received"], len(stories)+len(unread))
+	}
+	inTimeOrder(t, "--all NDJSON", allRecs)
 	if got := summaryCount(t, all.stderr.String(), "events not shown (--kinds, --all)"); got != 0 {
 		t.Errorf("--all: events not shown = %d, want 0", got)
 	}
@@ -216,6 +222,30 @@ func ndjson(t *testing.T, out string) []output.Record {
 		recs = append(recs, rec)
 	}
 	return recs
+}
+
+// inTimeOrder asserts that the records come in time order (the reset
+// received by a story's peer is provisional: held back by the collector,
+// it must keep its place). A story's undrained_close is told right before
+// its data_after_close, at its own earlier time: it is placed at the
+// data's time.
+func inTimeOrder(t *testing.T, name string, recs []output.Record) {
+	t.Helper()
+	var last time.Time
+	for i, rec := range recs {
+		at, err := time.Parse(time.RFC3339Nano, rec.Time)
+		if err != nil {
+			t.Fatalf("%s: time %q: %v", name, rec.Time, err)
+		}
+		if rec.Kind == "undrained_close" && i+1 < len(recs) && recs[i+1].Kind == "data_after_close" &&
+			recs[i+1].Cookie == rec.Cookie && recs[i+1].SinceCloseNs > 0 {
+			at = at.Add(time.Duration(recs[i+1].SinceCloseNs))
+		}
+		if at.Before(last) {
+			t.Errorf("%s: line %d (%s at %s) comes after a line at %s", name, i+1, rec.Kind, rec.Time, last.Format(time.RFC3339Nano))
+		}
+		last = at
+	}
 }
 
 func countKinds(recs []output.Record) map[string]int {

@@ -1,4 +1,4 @@
-package correlate
+package collector
 
 import (
 	"fmt"
@@ -15,16 +15,16 @@ const (
 	benchTTL      = 2 * time.Minute
 )
 
-var benchOwner = &Owner{PID: 4242, TID: 4243, Comm: "bench-closer", CgroupID: 99}
+var benchOwner = &owner{pid: 4242, tid: 4243, comm: "bench-closer", cgroup: 99}
 
 // fill returns a tracker holding the undrained closes of sockets 1 to
 // filled, one a microsecond, and the time of the last.
-func fill(capacity, filled int, ttl time.Duration) (*Tracker, time.Time) {
-	tr := New(capacity, ttl)
+func fill(capacity, filled int, ttl time.Duration) (*tracker, time.Time) {
+	tr := newTracker(capacity, ttl)
 	now := time.Unix(1_700_000_000, 0)
 	for i := range filled {
 		now = now.Add(time.Microsecond)
-		tr.MarkClosed(uint64(i+1), Close{Time: now, Owner: benchOwner})
+		tr.markClosed(closeAt(uint64(i+1), now, benchOwner))
 	}
 	return tr, now
 }
@@ -32,7 +32,7 @@ func fill(capacity, filled int, ttl time.Duration) (*Tracker, time.Time) {
 // closeNew times b.N undrained closes of new sockets, one a microsecond,
 // each followed by then if not nil, on a tracker already holding filled
 // sockets, and returns the tracker.
-func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(tr *Tracker, cookie uint64)) *Tracker {
+func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(tr *tracker, cookie uint64)) *tracker {
 	tr, now := fill(capacity, filled, ttl)
 	cookie := uint64(filled)
 	b.ReportAllocs()
@@ -40,7 +40,7 @@ func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(t
 	for range b.N {
 		cookie++
 		now = now.Add(time.Microsecond)
-		tr.MarkClosed(cookie, Close{Time: now, Owner: benchOwner})
+		tr.markClosed(closeAt(cookie, now, benchOwner))
 		if then != nil {
 			then(tr, cookie)
 		}
@@ -52,8 +52,8 @@ func closeNew(b *testing.B, capacity, filled int, ttl time.Duration, then func(t
 // tracker, each evicting the least recently seen (connection churn).
 func BenchmarkTrackerChurn(b *testing.B) {
 	tr := closeNew(b, benchCapacity, benchCapacity, benchTTL, nil)
-	if tr.Len() != benchCapacity {
-		b.Fatalf("Len() = %d, want %d", tr.Len(), benchCapacity)
+	if tr.count != benchCapacity {
+		b.Fatalf("count = %d, want %d", tr.count, benchCapacity)
 	}
 }
 
@@ -62,19 +62,19 @@ func BenchmarkTrackerChurn(b *testing.B) {
 func BenchmarkTrackerExpire(b *testing.B) {
 	const live = 1024
 	tr := closeNew(b, live, live, live*time.Microsecond, nil)
-	if tr.Len() > live || tr.Expired() == 0 {
-		b.Fatalf("Len() = %d, Expired() = %d: nothing aged out", tr.Len(), tr.Expired())
+	if tr.count > live || tr.expired.Load() == 0 {
+		b.Fatalf("count = %d, Expired() = %d: nothing aged out", tr.count, tr.expired.Load())
 	}
 }
 
 // BenchmarkTrackerStory: an undrained close, then the data after it: the
 // entry is read and forgotten (the story is complete).
 func BenchmarkTrackerStory(b *testing.B) {
-	closeNew(b, benchCapacity, benchCapacity/2, benchTTL, func(tr *Tracker, cookie uint64) {
-		if e, ok := tr.Get(cookie); !ok || !e.HasOwner {
-			b.Fatalf("Get(%d) = %+v, %v", cookie, e, ok)
+	closeNew(b, benchCapacity, benchCapacity/2, benchTTL, func(tr *tracker, cookie uint64) {
+		if e, ok := remembered(tr, cookie); !ok || !e.OwnerKnown {
+			b.Fatalf("closeOf(%d) = %+v, %v", cookie, e, ok)
 		}
-		tr.Forget(cookie)
+		tr.forget(cookie)
 	})
 }
 
@@ -83,10 +83,11 @@ func BenchmarkTrackerStory(b *testing.B) {
 func BenchmarkTrackerLookup(b *testing.B) {
 	tr, _ := fill(benchCapacity, benchCapacity, benchTTL)
 	var hits int
+	var cl Event
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, ok := tr.Get(uint64(i%(2*benchCapacity)) + 1); ok {
+		if tr.closeOf(uint64(i%(2*benchCapacity))+1, &cl) {
 			hits++
 		}
 	}
@@ -101,9 +102,9 @@ func BenchmarkTrackerLookup(b *testing.B) {
 // undrained closes are never answered, which the tracer's memory bound
 // rests on.
 func BenchmarkTrackerFull(b *testing.B) {
-	owners := make([]Owner, 64)
+	owners := make([]owner, 64)
 	for i := range owners {
-		owners[i] = Owner{PID: uint32(1000 + i), TID: uint32(1000 + i), Comm: fmt.Sprintf("server-%d", i), CgroupID: uint64(i)}
+		owners[i] = owner{pid: uint32(1000 + i), tid: uint32(1000 + i), comm: fmt.Sprintf("server-%d", i), cgroup: uint64(i)}
 	}
 	var held uint64
 	b.ReportAllocs()
@@ -111,16 +112,18 @@ func BenchmarkTrackerFull(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		tr := New(benchCapacity, benchTTL)
+		tr := newTracker(benchCapacity, benchTTL)
 		now := time.Unix(1_700_000_000, 0)
 		for i := range benchCapacity + benchCapacity/2 { // past capacity: evictions too
 			now = now.Add(time.Microsecond)
-			tr.MarkClosed(uint64(i+1), Close{Time: now, Owner: &owners[i%len(owners)], State: 1})
+			ev := closeAt(uint64(i+1), now, &owners[i%len(owners)])
+			ev.State = 1
+			tr.markClosed(ev)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if tr.Len() != benchCapacity {
-			b.Fatalf("Len() = %d, want %d", tr.Len(), benchCapacity)
+		if tr.count != benchCapacity {
+			b.Fatalf("count = %d, want %d", tr.count, benchCapacity)
 		}
 		held = after.HeapAlloc - before.HeapAlloc
 		runtime.KeepAlive(tr)

@@ -4,14 +4,12 @@ import (
 	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/tcpclose-trace/tcpclose-trace/correlate"
 )
 
-// TestCorrelateStory: an undrained close, then the data after it on the
+// TestJoinStory: an undrained close, then the data after it on the
 // same socket (from its TIME_WAIT successor, with no owner of its own): the
 // data_after_close gets the close's owner and time, and tells the close.
-func TestCorrelateStory(t *testing.T) {
+func TestJoinStory(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 5)
 	la, ra := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	pod := &PodInfo{Namespace: "ns", Name: "p"}
@@ -30,10 +28,10 @@ func TestCorrelateStory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Collector{tracker: correlate.New(16, time.Minute)}
+			tr := newTracker(16, time.Minute)
 			evs := append([]Event(nil), tt.events...)
 			for i := range evs {
-				c.correlate(&evs[i])
+				tr.join(&evs[i])
 			}
 			got := &evs[len(evs)-1]
 			var story Event
@@ -57,8 +55,8 @@ func TestCorrelateStory(t *testing.T) {
 			if story != want {
 				t.Errorf("story close = %+v\nwant %+v", story, want)
 			}
-			if c.tracker.Len() != 0 {
-				t.Errorf("tracker holds %d after the story ended", c.tracker.Len())
+			if tr.count != 0 {
+				t.Errorf("tracker holds %d after the story ended", tr.count)
 			}
 			// The pod is the data_after_close's when the owner is the same.
 			got.Pod = pod
