@@ -18,7 +18,7 @@ import (
 type Log struct {
 	logger *slog.Logger
 	fast   *LogWriter // non-nil: JSON lines appended here, bypassing slog
-	enc    encoder
+	enc    logEncoder
 	attrs  []slog.Attr
 	// The fast path's log time: read once per logClockEvery lines and at
 	// the first line after a Flush, as the clock is slow to read in VMs
@@ -83,13 +83,9 @@ func (l *Log) Write(ev *collector.Event) error {
 		}
 		l.clockLeft--
 		l.fast.mu.Lock()
-		l.fast.buf = l.enc.appendLogLine(l.fast.buf, l.now, ev)
-		var err error
-		if len(l.fast.buf) >= flushAt {
-			err = l.fast.flushLocked()
-		}
-		l.fast.mu.Unlock()
-		return err
+		defer l.fast.mu.Unlock()
+		l.fast.out.buf = l.enc.appendLogLine(l.fast.out.buf, l.now, ev)
+		return l.fast.out.flushIfFull()
 	}
 	l.attrs = appendLogAttrs(l.attrs[:0], ev)
 	l.logger.LogAttrs(ctx, level, logMessages[ev.Kind], l.attrs...)
@@ -120,25 +116,80 @@ func (l *Log) Flush() error {
 	return l.fast.Flush()
 }
 
+// logName is a field's key in log lines: the log has its own time.
+func logName(f *field) string {
+	if f.name == "time" {
+		return "event_time"
+	}
+	return f.name
+}
+
+// logStackFrames is how many frames a log line's stack names.
+const logStackFrames = 3
+
+// logEncoder is the encoder with the log line's own parts.
+type logEncoder struct {
+	encoder
+	now timeCache // log times, in the local zone (as slog writes them)
+	// byKind holds, per event kind, the log line's constant parts already
+	// escaped: level and message, and the hint.
+	byKind [32]*logConsts
+}
+
+type logConsts struct{ head, hint []byte }
+
+// logConstsOf returns the constant parts of kind k's log lines.
+func (e *logEncoder) logConstsOf(k collector.Kind) *logConsts {
+	if int(k) < len(e.byKind) && e.byKind[k] != nil {
+		return e.byKind[k]
+	}
+	c := &logConsts{}
+	c.head = append(c.head, `,"level":`...)
+	c.head = e.appendString(c.head, logLevel(k).String())
+	c.head = append(c.head, `,"msg":`...)
+	c.head = e.appendString(c.head, logMessages[k])
+	if h := Hint(k); h != "" {
+		c.hint = append(c.hint, `,"hint":`...)
+		c.hint = e.appendString(c.hint, h)
+	}
+	if int(k) < len(e.byKind) {
+		e.byKind[k] = c
+	}
+	return c
+}
+
+// appendLogLine appends ev as the line log/slog's JSON handler writes for
+// the Log sink's record: time, level, msg, the fields (time as event_time),
+// then the hint.
+func (e *logEncoder) appendLogLine(b []byte, now time.Time, ev *collector.Event) []byte {
+	consts := e.logConstsOf(ev.Kind)
+	b = append(b, `{"time":"`...)
+	b = e.now.append(b, now)
+	b = append(b, '"')
+	b = append(b, consts.head...)
+	b = e.appendFields(b, ev, true)
+	b = append(b, consts.hint...)
+	return append(b, '}', '\n')
+}
+
 // LogWriter is the daemon's stdout: slog's handler writes each of its
 // records straight through, while the Log sink's event lines are buffered
 // and written in one piece per batch. Lines never interleave.
 type LogWriter struct {
 	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	out lines
 }
 
 // NewLogWriter returns a LogWriter writing to w (on a pipe, without waking
 // the Go runtime's monitor thread: see pipeWriter).
-func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{w: fastWriter(w)} }
+func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{out: lines{w: fastWriter(w)}} }
 
 // Write writes p, after any buffered lines.
 func (lw *LogWriter) Write(p []byte) (int, error) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	lw.buf = append(lw.buf, p...)
-	if err := lw.flushLocked(); err != nil {
+	lw.out.buf = append(lw.out.buf, p...)
+	if err := lw.out.flush(); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -148,14 +199,5 @@ func (lw *LogWriter) Write(p []byte) (int, error) {
 func (lw *LogWriter) Flush() error {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
-	return lw.flushLocked()
-}
-
-func (lw *LogWriter) flushLocked() error {
-	if len(lw.buf) == 0 {
-		return nil
-	}
-	_, err := lw.w.Write(lw.buf)
-	lw.buf = lw.buf[:0]
-	return err
+	return lw.out.flush()
 }

@@ -2,9 +2,12 @@ package output
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +135,84 @@ func TestJSONLogClock(t *testing.T) {
 	}
 	if after := times(); len(after) != 1 || !after[0].After(ts[len(ts)-1]) {
 		t.Errorf("the first line after a Flush has time %v, want a fresh reading after %v", after, ts[len(ts)-1])
+	}
+}
+
+// TestLogLineMatchesSlog: the Log sink's fast path writes the line slog's
+// JSON handler writes for the same record and attributes.
+func TestLogLineMatchesSlog(t *testing.T) {
+	e := &logEncoder{}
+	now := time.Date(2026, 11, 21, 16, 35, 51, 770123456, time.Local)
+	events := encodingCases()
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 5000 {
+		events = append(events, randomEvent(r))
+	}
+	for i, ev := range events {
+		level := logLevel(ev.Kind)
+		msg := logMessages[ev.Kind]
+		when := now.Add(time.Duration(i) * 333 * time.Microsecond)
+		var want bytes.Buffer
+		rec := slog.NewRecord(when, level, msg, 0)
+		rec.AddAttrs(appendLogAttrs(nil, &ev)...)
+		if err := slog.NewJSONHandler(&want, nil).Handle(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		got := e.appendLogLine(nil, when, &ev)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("event %+v:\nfast: %s\nslog: %s", ev, got, want.Bytes())
+		}
+	}
+}
+
+// TestJSONLogBuffersUntilFlush: event lines wait for Flush; other records
+// written through the same writer go out at once, after them.
+func TestJSONLogBuffersUntilFlush(t *testing.T) {
+	var out bytes.Buffer
+	w := NewLogWriter(&out)
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l := NewJSONLog(logger, w)
+	ev := unreadEvent()
+	graceful := ev
+	graceful.Kind = collector.KindGracefulClose
+	for _, e := range []*collector.Event{&ev, &graceful, &ev} {
+		if err := l.Write(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.Len() != 0 {
+		t.Fatalf("event lines written before Flush: %s", out.String())
+	}
+	logger.Warn("other")
+	if err := l.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `"kind":"unread_close"`) || !strings.Contains(lines[2], `"msg":"other"`) {
+		t.Fatalf("want 2 unread_close lines (graceful is below the level), then the other record; got:\n%s", out.String())
+	}
+}
+
+func BenchmarkLogLine(b *testing.B) {
+	var out bytes.Buffer
+	w := NewLogWriter(&out)
+	l := NewJSONLog(slog.New(slog.NewJSONHandler(w, nil)), w)
+	ev := unreadEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = l.Write(&ev)
+		out.Reset()
+		_ = l.Flush()
+	}
+}
+
+func BenchmarkSlogLine(b *testing.B) {
+	var out bytes.Buffer
+	l := NewLog(slog.New(slog.NewJSONHandler(&out, nil)))
+	ev := unreadEvent()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = l.Write(&ev)
+		out.Reset()
 	}
 }
