@@ -18,6 +18,7 @@ import (
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/exporter"
+	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
 	"github.com/tcpclose-trace/tcpclose-trace/output"
 )
 
@@ -52,112 +53,34 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer pods.Close()
-	enrich := enricher(pods)
-	ln, err := net.Listen("tcp", cfg.listenAddress)
-	if err != nil {
-		return fmt.Errorf("--web.listen-address: %w", err)
-	}
-	defer ln.Close()
-	// At most maxConns connections at once: more wait in the kernel's
-	// accept queue until one closes. The cap is on TCP connections, under
-	// any TLS (exporter-toolkit wraps this listener).
-	ln = netutil.LimitListener(ln, cfg.maxConns)
-
-	exp := exporter.New(version)
-	metrics := []prometheus.Collector{exp}
-	var byOwner []*exporter.ByOwner
-	if cfg.byComm > 0 {
-		byOwner = append(byOwner, exporter.NewByComm(cfg.byComm))
-	}
-	if cfg.byPod > 0 {
-		byOwner = append(byOwner, exporter.NewByPod(cfg.byPod))
-	}
-	for _, b := range byOwner {
-		metrics = append(metrics, b)
-	}
-	reg, err := exporter.NewRegistry(metrics...)
+	m, err := newMetrics(cfg)
 	if err != nil {
 		return err
 	}
-	var ready atomic.Bool
-	handler, err := newHandler(cfg, reg, &ready, logger)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
-		WriteTimeout: writeTimeout, IdleTimeout: cfg.idleTimeout,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
-	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.listenAddress},
-		WebSystemdSocket: new(false), WebConfigFile: &cfg.webConfigFile}
-
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := web.Serve(ln, srv, webFlags, logger); !errors.Is(err, http.ErrServerClosed) {
-			cancel(fmt.Errorf("serve http: %w", err))
-		}
-	}()
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer scancel()
-		if srv.Shutdown(sctx) != nil {
-			_ = srv.Close() // a scrape still running: cut it
-		}
-		<-served
-	}()
+	var ready atomic.Bool
+	addr, stopWeb, err := startWeb(cfg, m.reg, &ready, logger, cancel)
+	if err != nil {
+		return err
+	}
+	defer stopWeb()
 
 	c, err := collector.Open(cfg.opts)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	enrich, closeStacks := withStacks(enrich, c, cfg.opts.Stacks)
+	enrich, closeStacks := withStacks(enricher(pods), c, cfg.opts.Stacks)
 	defer closeStacks()
-	exp.SetSource(c)
-	defer exp.SetSource(nil) // before c.Close: no scrape reads closed maps
+	m.exp.SetSource(c)
+	defer m.exp.SetSource(nil) // before c.Close: no scrape reads closed maps
 	ready.Store(true)
-	podRoot := "off"
-	if pods != nil {
-		podRoot = pods.Root()
-	}
-	for _, lost := range c.Lost() {
-		logger.Warn("this kernel limits detection", "what", lost)
-	}
-	for _, w := range podWarnings {
-		logger.Warn(w)
-	}
-	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", ln.Addr().String(),
-		"pods_cgroup_root", podRoot, "open_sockets_owned", c.OldSockets())
-
-	var sink output.Sink = output.NewLog(logger)
-	if cfg.logFormat != "logfmt" {
-		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
-	}
-	counted := output.NewCounted(sink)
-	// The metrics observe every event; the selection decides which are
-	// logged (and the log level, which of those are written).
-	logged := output.NewSelected(counted, cfg.show)
-	storms := newStormWatch(c, time.Now())
-	// What the budget suppressed, once a second (force: now), after the events.
-	logStorms := func(force bool) {
-		for _, line := range storms.poll(time.Now(), force) {
-			logger.Warn("events suppressed", "what", line)
-		}
-	}
-	err = c.RunBatches(ctx, func(ev *collector.Event) {
+	logReady(logger, c, pods, podWarnings, addr)
+	counted, err := logEvents(ctx, cfg, c, logger, out, func(ev *collector.Event) {
 		enrich(ev)
-		for _, b := range byOwner {
-			b.Observe(ev)
-		}
-		_ = logged.Write(ev)
-	}, func() {
-		_ = logged.Flush()
-		logStorms(false)
+		m.observe(ev)
 	})
-	_ = logged.Flush()
-	logStorms(true)
 	ready.Store(false)
 	if err == nil {
 		err = context.Cause(ctx)
@@ -171,6 +94,127 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 		newLogger(stderr, cfg).Info("stopping", stopping...)
 	}
 	return err
+}
+
+// metrics are the daemon's: the collector's counters and the anomalies by
+// owner that the flags ask for.
+type metrics struct {
+	exp     *exporter.Exporter
+	byOwner []*exporter.ByOwner
+	reg     *prometheus.Registry
+}
+
+func newMetrics(cfg *serveConfig) (*metrics, error) {
+	m := &metrics{exp: exporter.New(version)}
+	all := []prometheus.Collector{m.exp}
+	if cfg.byComm > 0 {
+		m.byOwner = append(m.byOwner, exporter.NewByComm(cfg.byComm))
+	}
+	if cfg.byPod > 0 {
+		m.byOwner = append(m.byOwner, exporter.NewByPod(cfg.byPod))
+	}
+	for _, b := range m.byOwner {
+		all = append(all, b)
+	}
+	var err error
+	m.reg, err = exporter.NewRegistry(all...)
+	return m, err
+}
+
+// observe counts ev by owner.
+func (m *metrics) observe(ev *collector.Event) {
+	for _, b := range m.byOwner {
+		b.Observe(ev)
+	}
+}
+
+// startWeb binds the listener and serves the metrics, health and readiness
+// on it; a failure to serve cancels the run. stop shuts the server down,
+// giving the scrapes in flight shutdownGrace.
+func startWeb(cfg *serveConfig, reg *prometheus.Registry, ready *atomic.Bool, logger *slog.Logger,
+	cancel context.CancelCauseFunc) (addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", cfg.listenAddress)
+	if err != nil {
+		return "", nil, fmt.Errorf("--web.listen-address: %w", err)
+	}
+	// At most maxConns connections at once: more wait in the kernel's
+	// accept queue until one closes. The cap is on TCP connections, under
+	// any TLS (exporter-toolkit wraps this listener).
+	limited := netutil.LimitListener(ln, cfg.maxConns)
+	handler, err := newHandler(cfg, reg, ready, logger)
+	if err != nil {
+		ln.Close()
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: cfg.idleTimeout,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	webFlags := &web.FlagConfig{WebListenAddresses: &[]string{cfg.listenAddress},
+		WebSystemdSocket: new(false), WebConfigFile: &cfg.webConfigFile}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := web.Serve(limited, srv, webFlags, logger); !errors.Is(err, http.ErrServerClosed) {
+			cancel(fmt.Errorf("serve http: %w", err))
+		}
+	}()
+	return ln.Addr().String(), func() {
+		sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer scancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close() // a scrape still running: cut it
+		}
+		<-served
+		ln.Close()
+	}, nil
+}
+
+// logReady logs what this kernel cannot show, the pods' warnings, and that
+// the daemon is ready.
+func logReady(logger *slog.Logger, c *collector.Collector, pods *kubepods.Resolver, podWarnings []string, addr string) {
+	podRoot := "off"
+	if pods != nil {
+		podRoot = pods.Root()
+	}
+	for _, lost := range c.Lost() {
+		logger.Warn("this kernel limits detection", "what", lost)
+	}
+	for _, w := range podWarnings {
+		logger.Warn(w)
+	}
+	logger.Info("programs attached; ready", "programs", c.Attached(), "listen_address", addr,
+		"pods_cgroup_root", podRoot, "open_sockets_owned", c.OldSockets())
+}
+
+// logEvents runs the collector until ctx ends: every event is observed,
+// the selection decides which are logged (and the log level, which of
+// those are written), and what the budget suppressed is logged once a
+// second, after the events. It returns the sink, which counts what it
+// could not write.
+func logEvents(ctx context.Context, cfg *serveConfig, c *collector.Collector, logger *slog.Logger,
+	out *output.LogWriter, observe func(*collector.Event)) (*output.Counted, error) {
+	var sink output.Sink = output.NewLog(logger)
+	if cfg.logFormat != "logfmt" {
+		sink = output.NewJSONLog(logger, out) // the same lines, without slog's per-record cost
+	}
+	counted := output.NewCounted(sink)
+	logged := output.NewSelected(counted, cfg.show)
+	storms := newStormWatch(c, time.Now())
+	logStorms := func(force bool) { // force: now
+		for _, line := range storms.poll(time.Now(), force) {
+			logger.Warn("events suppressed", "what", line)
+		}
+	}
+	err := c.RunBatches(ctx, func(ev *collector.Event) {
+		observe(ev)
+		_ = logged.Write(ev)
+	}, func() {
+		_ = logged.Flush()
+		logStorms(false)
+	})
+	_ = logged.Flush()
+	logStorms(true)
+	return counted, err
 }
 
 func newLogger(w io.Writer, cfg *serveConfig) *slog.Logger {

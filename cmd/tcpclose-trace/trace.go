@@ -32,23 +32,19 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer pods.Close()
-	enrich := enricher(pods)
 	c, err := collector.Open(cfg.opts)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	enrich, closeStacks := withStacks(enrich, c, cfg.opts.Stacks)
+	enrich, closeStacks := withStacks(enricher(pods), c, cfg.opts.Stacks)
 	defer closeStacks()
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
-	for _, lost := range c.Lost() { // once running: an error stays one line
-		fmt.Fprintln(stderr, "warning:", lost)
-	}
-	for _, w := range podWarnings {
+	for _, w := range append(c.Lost(), podWarnings...) { // once running: an error stays one line
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	// On a signal the output gets outputGrace to take what is left; then
@@ -61,49 +57,75 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
 		defer cancel()
 	}
+	r := newTraceRun(cfg, c, out, stderr)
+	if err := r.stream(ctx, c, enrich); err != nil {
+		return err
+	}
+	return r.finish(c)
+}
 
-	var sink output.Sink
-	var summaryOut io.Writer = out
+// traceRun is one run of the live tracer: where its events and summary go.
+type traceRun struct {
+	out     *output.Out
+	stderr  io.Writer
+	sink    output.Sink     // the table or NDJSON
+	counted *output.Counted // sink, stopped at its first error
+	shown   *output.Selected
+	summary *output.Summary
+	// summaryOut is where the summary goes: the table's output, or
+	// stderr beside NDJSON.
+	summaryOut io.Writer
+}
+
+func newTraceRun(cfg *config, c *collector.Collector, out *output.Out, stderr io.Writer) *traceRun {
+	r := &traceRun{out: out, stderr: stderr, summaryOut: out, summary: output.NewSummary()}
 	if cfg.output == "json" {
-		sink = output.NewJSON(out)
-		summaryOut = stderr
+		r.sink = output.NewJSON(out)
+		r.summaryOut = stderr
 	} else {
 		t := output.NewTable(out)
 		t.NoHints = cfg.noHints
-		sink = t
+		r.sink = t
 		fmt.Fprintf(stderr, "Tracing TCP closes and resets (owners of %d open TCP sockets learned)... Ctrl-C to stop.\n", c.OldSockets())
 	}
-	counted := output.NewCounted(sink)
+	r.counted = output.NewCounted(r.sink)
 	// Every event is counted in the summary; the selection decides which
 	// are shown.
-	shown := output.NewSelected(counted, cfg.show)
-	summary := output.NewSummary()
-	// What the budget suppressed is told in the output's flow: in the
-	// table, as lines of their own; beside NDJSON, on stderr.
+	r.shown = output.NewSelected(r.counted, cfg.show)
+	return r
+}
+
+// stream runs the collector until ctx ends, showing the events. What the
+// budget suppressed is told in the output's flow: in the table, as lines
+// of their own; beside NDJSON, on stderr.
+func (r *traceRun) stream(ctx context.Context, c *collector.Collector, enrich func(*collector.Event)) error {
 	storms := newStormWatch(c, time.Now())
 	notify := func(force bool) {
 		for _, line := range storms.poll(time.Now(), force) {
-			if table, ok := sink.(*output.Table); ok {
+			if table, ok := r.sink.(*output.Table); ok {
 				_ = table.Notice(line)
 			} else {
-				fmt.Fprintln(stderr, "tcpclose-trace:", line)
+				fmt.Fprintln(r.stderr, "tcpclose-trace:", line)
 			}
 		}
 	}
-	err = c.RunBatches(ctx, func(ev *collector.Event) {
+	err := c.RunBatches(ctx, func(ev *collector.Event) {
 		enrich(ev)
-		summary.Add(ev)
-		_ = shown.Write(ev)
+		r.summary.Add(ev)
+		_ = r.shown.Write(ev)
 	}, func() {
 		notify(false)
-		_ = shown.Flush()
+		_ = r.shown.Flush()
 	})
 	notify(true)
-	_ = shown.Flush()
-	summary.Storm = storms.top(output.StormTop)
-	if err != nil {
-		return err
-	}
+	_ = r.shown.Flush()
+	r.summary.Storm = storms.top(output.StormTop)
+	return err
+}
+
+// finish writes the summary with the kernel's counters where the events
+// went, or, if they could not go there, to stderr.
+func (r *traceRun) finish(c *collector.Collector) error {
 	counters, err := c.Counters()
 	if err != nil {
 		return err
@@ -111,21 +133,19 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 	// What the output missed: the lines it did not take (one per event,
 	// in NDJSON; the table's hint lines count too), and the events refused
 	// after.
-	summary.Unwritten = out.LinesLost() + counted.Refused()
-	summary.NotShown = shown.Hidden()
+	r.summary.Unwritten = r.out.LinesLost() + r.counted.Refused()
+	r.summary.NotShown = r.shown.Hidden()
 	var buf bytes.Buffer
-	if err := summary.Write(&buf, counters, c.Stats(), c.Reasons()); err != nil {
+	if err := r.summary.Write(&buf, counters, c.Stats(), c.Reasons()); err != nil {
 		return err
 	}
-	// The summary goes where the events went, or, if they could not go
-	// there, to stderr.
-	writeErr := counted.Err()
+	writeErr := r.counted.Err()
 	var sumErr error
-	if writeErr == nil || summaryOut == stderr {
-		_, sumErr = summaryOut.Write(buf.Bytes())
+	if writeErr == nil || r.summaryOut == r.stderr {
+		_, sumErr = r.summaryOut.Write(buf.Bytes())
 	}
-	if summaryOut != stderr && (writeErr != nil || sumErr != nil) {
-		_, sumErr = stderr.Write(buf.Bytes())
+	if r.summaryOut != r.stderr && (writeErr != nil || sumErr != nil) {
+		_, sumErr = r.stderr.Write(buf.Bytes())
 	}
 	if sumErr != nil {
 		return errors.Join(writeErr, fmt.Errorf("write summary: %w", sumErr))
