@@ -16,6 +16,40 @@ func (r *Report) Write(w io.Writer) error {
 	if r.Kernel != nil {
 		fmt.Fprintf(w, "kernel: %s\n\n", r.Kernel)
 	}
+	if err := r.writeTable(w); err != nil {
+		return err
+	}
+	notes, tally := r.notes()
+	var lost []string
+	if r.Kernel != nil {
+		lost = r.Kernel.Lost
+	}
+	if len(notes) > 0 || len(lost) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, l := range lost {
+		fmt.Fprintf(w, "lost: %s\n", l)
+	}
+	for _, n := range notes {
+		where := strings.Join(n.cells, ", ")
+		if len(n.cells) == tally.cells {
+			where = "every detection"
+		} else if len(n.cells) == tally.cells-tally.notAvailable && n.status == Failed {
+			where = "every other detection"
+		}
+		fmt.Fprintf(w, "%s %s: %s\n", n.status, where, n.why)
+	}
+	fmt.Fprintln(w)
+	if tally.failedRows == 0 {
+		_, err := fmt.Fprintln(w, "PASS: every detection this kernel supports works")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "FAIL: %d of %d checks do not work on this kernel\n", tally.failedRows, len(Rows()))
+	return err
+}
+
+// writeTable writes the table of detections by family.
+func (r *Report) writeTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "DETECTION")
 	for _, f := range r.Families {
@@ -29,28 +63,35 @@ func (r *Report) Write(w io.Writer) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	// Why each cell is not ok, grouped by reason, in row order.
-	type note struct {
-		status Status
-		why    string
-		cells  []string
-	}
+	return tw.Flush()
+}
+
+// note is why some cells are not ok: one reason, the cells it explains.
+type note struct {
+	status Status
+	why    string
+	cells  []string // row/family
+}
+
+// tally counts the report's cells.
+type tally struct {
+	cells, notAvailable int
+	failedRows          int // rows with a failed cell
+}
+
+// notes returns why each cell is not ok, grouped by reason, in row order.
+func (r *Report) notes() ([]*note, tally) {
 	var notes []*note
+	var t tally
 	byWhy := map[string]*note{}
-	failed, total, notAvailable := 0, 0, 0
 	for _, row := range Rows() {
 		rowFailed := false
 		for _, f := range r.Families {
-			total++
+			t.cells++
 			c := r.Cells[row][f]
-			if c.Status == Failed {
-				rowFailed = true
-			}
+			rowFailed = rowFailed || c.Status == Failed
 			if c.Status == NotAvailable {
-				notAvailable++
+				t.notAvailable++
 			}
 			if c.Status == OK {
 				continue
@@ -65,35 +106,10 @@ func (r *Report) Write(w io.Writer) error {
 			n.cells = append(n.cells, row+"/"+f)
 		}
 		if rowFailed {
-			failed++
+			t.failedRows++
 		}
 	}
-	var lost []string
-	if r.Kernel != nil {
-		lost = r.Kernel.Lost
-	}
-	if len(notes) > 0 || len(lost) > 0 {
-		fmt.Fprintln(w)
-	}
-	for _, l := range lost {
-		fmt.Fprintf(w, "lost: %s\n", l)
-	}
-	for _, n := range notes {
-		where := strings.Join(n.cells, ", ")
-		if len(n.cells) == total {
-			where = "every detection"
-		} else if len(n.cells) == total-notAvailable && n.status == Failed {
-			where = "every other detection"
-		}
-		fmt.Fprintf(w, "%s %s: %s\n", n.status, where, n.why)
-	}
-	fmt.Fprintln(w)
-	if failed == 0 {
-		_, err := fmt.Fprintln(w, "PASS: every detection this kernel supports works")
-		return err
-	}
-	_, err := fmt.Fprintf(w, "FAIL: %d of %d checks do not work on this kernel\n", failed, len(Rows()))
-	return err
+	return notes, t
 }
 
 // Document is the report as `selftest -o json` writes it; runErr is the

@@ -150,17 +150,7 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 		rep.failAll(k.Problem)
 		return rep, nil
 	}
-	for _, f := range families {
-		if !k.Resets.ResetReasons {
-			rep.Cells[RowReasons][f] = &Cell{Status: NotAvailable,
-				Why: "the kernel has no enum sk_rst_reason (added in 6.10): resets show reason unknown"}
-		}
-	}
-	for _, f := range families {
-		if k.Compat {
-			rep.Cells[RowNoStorage][f] = &Cell{Status: NotAvailable, Why: WhyNoStorageCompat}
-		}
-	}
+	rep.notAvailable(k)
 	ns, err := scenario.NewNamespace()
 	if err != nil {
 		rep.failAll(fmt.Sprintf("no private network namespace: %v", err))
@@ -195,18 +185,47 @@ func Run(ctx context.Context, opts Options) (rep *Report, err error) {
 	}()
 
 	ck := &checker{rep: rep, ns: ns, c: c, s: s, kernel: k.Resets, wait: opts.Wait}
+	return rep, ck.all(ctx, families, opts.Progress)
+}
+
+// unsupported marks the rows of a scenario this host cannot run not
+// available in family, where nothing failed.
+func (r *Report) unsupported(rows []string, family, why string) {
+	for _, row := range rows {
+		if c := r.Cells[row][family]; c.Status == OK {
+			c.Status, c.Why = NotAvailable, why
+		}
+	}
+}
+
+// notAvailable marks the cells of the detections kernel k cannot do.
+func (r *Report) notAvailable(k *Kernel) {
+	for _, f := range r.Families {
+		if !k.Resets.ResetReasons {
+			r.Cells[RowReasons][f] = &Cell{Status: NotAvailable,
+				Why: "the kernel has no enum sk_rst_reason (added in 6.10): resets show reason unknown"}
+		}
+		if k.Compat {
+			r.Cells[RowNoStorage][f] = &Cell{Status: NotAvailable, Why: WhyNoStorageCompat}
+		}
+	}
+}
+
+// all checks every scenario in each family, telling progress (if not nil)
+// before each, until ctx ends.
+func (ck *checker) all(ctx context.Context, families []string, progress func(string)) error {
 	for _, family := range families {
 		for _, name := range scenario.Names() {
 			if err := ctx.Err(); err != nil {
-				return rep, fmt.Errorf("interrupted: %w", err)
+				return fmt.Errorf("interrupted: %w", err)
 			}
-			if opts.Progress != nil {
-				opts.Progress(family + " " + name)
+			if progress != nil {
+				progress(family + " " + name)
 			}
 			ck.scenario(family, name)
 		}
 	}
-	return rep, ctx.Err()
+	return ctx.Err()
 }
 
 // stream collects the events of the run.
@@ -283,11 +302,7 @@ func (ck *checker) scenario(family, name string) {
 	}
 	res, err := scenario.Run(ck.ns, name, family)
 	if errors.Is(err, scenario.ErrUnsupported) {
-		for _, row := range rows {
-			if c := ck.rep.Cells[row][family]; c.Status == OK {
-				c.Status, c.Why = NotAvailable, err.Error()
-			}
-		}
+		ck.rep.unsupported(rows, family, err.Error())
 		return
 	}
 	if err != nil {
@@ -301,7 +316,15 @@ func (ck *checker) scenario(family, name string) {
 		failRows(err.Error())
 		return
 	}
+	ck.match(family, name, res, wants, events)
+	if msg := agree(events, after.Delta(before), bpfAfter.ResetsSent()-bpfBefore.ResetsSent()); msg != "" {
+		ck.rep.fail(RowCounters, family, name+": "+msg)
+	}
+}
 
+// match fails the row of each event wanted and not seen, and of each
+// event seen and not wanted.
+func (ck *checker) match(family, name string, res *scenario.Result, wants []expect.Event, events []collector.Event) {
 	unmatched := append([]collector.Event(nil), events...)
 	for _, w := range wants {
 		i := w.Find(unmatched, res)
@@ -317,9 +340,6 @@ func (ck *checker) scenario(family, name string) {
 			row = RowCounters
 		}
 		ck.rep.fail(row, family, fmt.Sprintf("%s: unexpected %s", name, expect.Describe(&ev, res)))
-	}
-	if msg := agree(events, after.Delta(before), bpfAfter.ResetsSent()-bpfBefore.ResetsSent()); msg != "" {
-		ck.rep.fail(RowCounters, family, name+": "+msg)
 	}
 }
 
