@@ -99,6 +99,16 @@ func (s *Summary) settle() {
 // Write prints the per-process table, then the kernel's totals for the run.
 func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, reasons *collector.Reasons) error {
 	s.settle()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	s.writeOwners(tw)
+	s.writeCounters(tw, c, st, reasons)
+	s.writeSites(tw)
+	s.writeStorm(tw)
+	return tw.Flush()
+}
+
+// writeOwners writes the events by process and kind, most first.
+func (s *Summary) writeOwners(tw io.Writer) {
 	keys := make([]summaryKey, 0, len(s.counts))
 	for k := range s.counts {
 		keys = append(keys, k)
@@ -107,7 +117,6 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 		return cmp.Or(cmp.Compare(s.counts[b], s.counts[a]), cmp.Compare(a.pid, b.pid),
 			cmp.Compare(a.comm, b.comm), cmp.Compare(a.kind, b.kind))
 	})
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSUMMARY\nPID\tCOMM\tKIND\tEVENTS")
 	for _, k := range keys {
 		pid := "-"
@@ -116,6 +125,10 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", pid, Printable(k.comm), k.kind, s.counts[k])
 	}
+}
+
+// writeCounters writes the kernel's counters and the tracer's own.
+func (s *Summary) writeCounters(tw io.Writer, c collector.Counters, st collector.Stats, reasons *collector.Reasons) {
 	fmt.Fprintln(tw, "\nKERNEL COUNTERS (exact, this run)\tCOUNT")
 	for _, k := range collector.Kinds() {
 		fmt.Fprintf(tw, "%s\t%d\n", k, c.Kind(k))
@@ -144,29 +157,38 @@ func (s *Summary) Write(w io.Writer, c collector.Counters, st collector.Stats, r
 			fmt.Fprintf(tw, "%s suppressed (over the budget)\t%d\n", k, n)
 		}
 	}
-	if len(s.sites) > 0 {
-		sites := make([]siteKey, 0, len(s.sites))
-		for k := range s.sites {
-			sites = append(sites, k)
-		}
-		slices.SortFunc(sites, func(a, b siteKey) int {
-			return cmp.Or(cmp.Compare(s.sites[b], s.sites[a]), cmp.Compare(a.kind, b.kind), cmp.Compare(a.site, b.site))
-		})
-		fmt.Fprintln(tw, "\nCALL SITES (--stacks)\tKIND\tEVENTS")
-		for _, k := range sites[:min(len(sites), 10)] {
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", k.site, k.kind, s.sites[k])
-		}
+}
+
+// writeSites writes the ten call sites with the most events (--stacks).
+func (s *Summary) writeSites(tw io.Writer) {
+	if len(s.sites) == 0 {
+		return
 	}
-	if len(s.Storm) > 0 {
-		fmt.Fprintln(tw, "\nSUPPRESSED, LARGEST SOURCES\tKIND\tEVENTS")
-		for i := range s.Storm {
-			src := &s.Storm[i]
-			kind := src.Kind.String()
-			if src.Reason != "" {
-				kind += " " + Printable(src.Reason)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", StormSourceName(src), kind, src.Count)
-		}
+	sites := make([]siteKey, 0, len(s.sites))
+	for k := range s.sites {
+		sites = append(sites, k)
 	}
-	return tw.Flush()
+	slices.SortFunc(sites, func(a, b siteKey) int {
+		return cmp.Or(cmp.Compare(s.sites[b], s.sites[a]), cmp.Compare(a.kind, b.kind), cmp.Compare(a.site, b.site))
+	})
+	fmt.Fprintln(tw, "\nCALL SITES (--stacks)\tKIND\tEVENTS")
+	for _, k := range sites[:min(len(sites), 10)] {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", k.site, k.kind, s.sites[k])
+	}
+}
+
+// writeStorm writes the largest sources of the events suppressed.
+func (s *Summary) writeStorm(tw io.Writer) {
+	if len(s.Storm) == 0 {
+		return
+	}
+	fmt.Fprintln(tw, "\nSUPPRESSED, LARGEST SOURCES\tKIND\tEVENTS")
+	for i := range s.Storm {
+		src := &s.Storm[i]
+		kind := src.Kind.String()
+		if src.Reason != "" {
+			kind += " " + Printable(src.Reason)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", StormSourceName(src), kind, src.Count)
+	}
 }
