@@ -74,108 +74,130 @@ func (w Event) String() string {
 // Events lists the events scenario name must produce on kernel k, given
 // what the run did; nil for an unknown name.
 func Events(k Kernel, name string, r *scenario.Result) []Event {
-	c, p := r.CloserPort, r.PeerPort
-	received := func(who Role, lport, rport uint16) Event {
-		return Event{Row: RowResetReceived, Kind: collector.KindResetReceived, Owner: who, LPort: lport, RPort: rport}
+	if f, ok := scenarioEvents[name]; ok {
+		return f(k, r)
 	}
-	// undrained: close() before the peer's EOF, then the peer's data refused.
-	undrained := func(row, reason string) []Event {
+	return nil
+}
+
+// scenarioEvents holds, for each scenario, the events it must produce.
+var scenarioEvents = map[string]func(k Kernel, r *scenario.Result) []Event{
+	"unread_close": unreadClose,
+	"old_socket":   unreadClose,
+	// The orphan is a full socket: the data gets TCPAbortOnData.
+	"undrained_fin_wait": func(k Kernel, r *scenario.Result) []Event {
+		return undrained(r, RowAfterFinWait, k.Reason("TCP_ABORT_ON_DATA"))
+	},
+	// The orphan became a TIME_WAIT mini-socket.
+	"undrained_time_wait": func(k Kernel, r *scenario.Result) []Event {
+		return undrained(r, RowAfterTimeWait, k.Reason("TCP_TIMEWAIT_SOCKET"))
+	},
+	"linger_zero": func(_ Kernel, r *scenario.Result) []Event {
 		return []Event{
-			{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: c, RPort: p},
-			{Row: row, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: c, RPort: p,
-				Refused: r.RefusedBytes, Reason: reason},
-			received(Peer, p, c),
+			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort, Unsent: r.UnsentBytes},
+			peerReceived(r),
 		}
-	}
-	switch name {
-	case "unread_close", "old_socket":
-		return []Event{
-			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
-			received(Peer, p, c),
-		}
-	case "undrained_fin_wait":
-		// The orphan is a full socket: the data gets TCPAbortOnData.
-		return undrained(RowAfterFinWait, k.Reason("TCP_ABORT_ON_DATA"))
-	case "undrained_time_wait":
-		// The orphan became a TIME_WAIT mini-socket.
-		return undrained(RowAfterTimeWait, k.Reason("TCP_TIMEWAIT_SOCKET"))
-	case "linger_zero":
-		return []Event{
-			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p, Unsent: r.UnsentBytes},
-			received(Peer, p, c),
-		}
-	case "graceful":
+	},
+	"graceful": func(_ Kernel, r *scenario.Result) []Event {
+		c, p := r.CloserPort, r.PeerPort
 		return []Event{
 			{Row: RowGraceful, Kind: collector.KindGracefulClose, Owner: Closer, LPort: c, RPort: p},
 			{Row: RowGraceful, Kind: collector.KindGracefulClose, Owner: Peer, LPort: p, RPort: c},
 		}
-	case "closed_port":
+	},
+	"closed_port": func(k Kernel, r *scenario.Result) []Event {
+		c, p := r.CloserPort, r.PeerPort
 		return []Event{
 			{Row: RowResetSent, Kind: collector.KindResetSent, Owner: None, LPort: p, RPort: c, Reason: k.Reason("NO_SOCKET")},
 			received(Closer, c, p),
 		}
-	case "peer_reset":
-		return []Event{
-			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
-			received(Peer, p, c),
-		}
-	case "handoff":
-		// The accepted socket's reset belongs to its first user, not to
-		// the listener's owner (the peer).
+	},
+	"peer_reset": func(_ Kernel, r *scenario.Result) []Event {
+		return []Event{{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort}, peerReceived(r)}
+	},
+	// The accepted socket's reset belongs to its first user, not to the
+	// listener's owner (the peer).
+	"handoff": func(_ Kernel, r *scenario.Result) []Event {
+		c, p := r.CloserPort, r.PeerPort
 		return []Event{
 			{Row: RowAbort, Kind: collector.KindAbortClose, Owner: Closer, LPort: c, RPort: p},
 			{Row: RowHandoff, Kind: collector.KindResetReceived, Owner: Closer, LPort: p, RPort: c},
 		}
-	case "upload_refused":
-		// The data that acks the orphan's FIN is refused in FIN_WAIT1:
-		// tcp_done, no tcp_reset, TCPAbortOnData. Segments still in flight
-		// that reach the listener are answered by it.
-		ws := []Event{
-			{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: c, RPort: p},
-			{Row: RowAfterFinWait1, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: c, RPort: p,
-				Refused: r.RefusedBytes, Reason: k.Reason("TCP_ABORT_ON_DATA")},
-			received(Peer, p, c),
-		}
-		for range r.ListenerResets {
-			ws = append(ws, Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
-				Reason: k.Reason("TCP_FLAGS"), Listener: true})
-		}
-		return ws
-	case "shutdown_unread":
-		// The FIN queued by shutdown() is no unsent data. Its ACK, where it
-		// arrives after the abort, is answered by the listener.
-		ws := []Event{
-			{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p, Unread: r.UnreadBytes},
-			received(Peer, p, c),
-		}
-		for range r.ListenerResets {
-			ws = append(ws, Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
-				Reason: k.Reason("TCP_FLAGS"), Listener: true})
-		}
-		return ws
-	case "half_open":
-		// The listener answers the peer's segment; its owner is the closer.
-		return []Event{
-			{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: c, RPort: p,
-				Reason: k.Reason("TCP_FLAGS"), Listener: true},
-			received(Peer, p, c),
-		}
-	case "no_storage":
-		// No socket has storage: the close is counted with its owner (the
-		// closing task), the peer's reset without one.
+	},
+	// The data that acks the orphan's FIN is refused in FIN_WAIT1:
+	// tcp_done, no tcp_reset, TCPAbortOnData. Segments still in flight that
+	// reach the listener are answered by it.
+	"upload_refused": func(k Kernel, r *scenario.Result) []Event {
+		return append(undrained(r, RowAfterFinWait1, k.Reason("TCP_ABORT_ON_DATA")), listenerResets(k, r)...)
+	},
+	// The FIN queued by shutdown() is no unsent data. Its ACK, where it
+	// arrives after the abort, is answered by the listener.
+	"shutdown_unread": func(k Kernel, r *scenario.Result) []Event {
+		return append(unreadClose(k, r), listenerResets(k, r)...)
+	},
+	// The listener answers the peer's segment; its owner is the closer.
+	"half_open": func(k Kernel, r *scenario.Result) []Event {
+		return []Event{listenerReset(k, r), peerReceived(r)}
+	},
+	// No socket has storage: the close is counted with its owner (the
+	// closing task), the peer's reset without one.
+	"no_storage": func(_ Kernel, r *scenario.Result) []Event {
+		c, p := r.CloserPort, r.PeerPort
 		return []Event{
 			{Row: RowNoStorage, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p,
 				Unread: r.UnreadBytes, NoStorage: true},
 			{Row: RowNoStorage, Kind: collector.KindResetReceived, Owner: None, LPort: p, RPort: c, NoStorage: true},
 		}
-	case "worker_thread":
+	},
+	"worker_thread": func(_ Kernel, r *scenario.Result) []Event {
 		return []Event{
-			{Row: RowThread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p,
+			{Row: RowThread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort,
 				Unread: r.UnreadBytes, Worker: true},
-			received(Peer, p, c),
+			peerReceived(r),
 		}
+	},
+}
+
+// received is the reset received by who on its socket (lport, rport).
+func received(who Role, lport, rport uint16) Event {
+	return Event{Row: RowResetReceived, Kind: collector.KindResetReceived, Owner: who, LPort: lport, RPort: rport}
+}
+
+// peerReceived is the reset the peer receives from the closer.
+func peerReceived(r *scenario.Result) Event { return received(Peer, r.PeerPort, r.CloserPort) }
+
+// unreadClose: the closer's close with unread data, and the peer's reset.
+func unreadClose(_ Kernel, r *scenario.Result) []Event {
+	return []Event{
+		{Row: RowUnread, Kind: collector.KindUnreadClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort, Unread: r.UnreadBytes},
+		peerReceived(r),
 	}
-	return nil
+}
+
+// undrained: close() before the peer's EOF, then the peer's data refused.
+func undrained(r *scenario.Result, row, reason string) []Event {
+	return []Event{
+		{Row: RowUndrained, Kind: collector.KindUndrainedClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort},
+		{Row: row, Kind: collector.KindDataAfterClose, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort,
+			Refused: r.RefusedBytes, Reason: reason},
+		peerReceived(r),
+	}
+}
+
+// listenerReset is a reset the closer's listener sends for a segment of a
+// connection it does not have.
+func listenerReset(k Kernel, r *scenario.Result) Event {
+	return Event{Row: RowListener, Kind: collector.KindResetSent, Owner: Closer, LPort: r.CloserPort, RPort: r.PeerPort,
+		Reason: k.Reason("TCP_FLAGS"), Listener: true}
+}
+
+// listenerResets are the run's listener resets (r.ListenerResets).
+func listenerResets(k Kernel, r *scenario.Result) []Event {
+	var ws []Event
+	for range r.ListenerResets {
+		ws = append(ws, listenerReset(k, r))
+	}
+	return ws
 }
 
 // Rows lists the detections scenario name proves, in the table's order:
