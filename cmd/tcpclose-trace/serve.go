@@ -66,13 +66,11 @@ func serve(ctx context.Context, cfg *serveConfig, stdout, stderr io.Writer) erro
 	}
 	defer stopWeb()
 
-	c, err := collector.Open(cfg.opts)
+	c, enrich, closeCollector, err := openCollector(cfg.opts, pods)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	enrich, closeStacks := withStacks(enricher(pods), c, cfg.opts.Stacks)
-	defer closeStacks()
+	defer closeCollector()
 	m.exp.SetSource(c)
 	defer m.exp.SetSource(nil) // before c.Close: no scrape reads closed maps
 	ready.Store(true)

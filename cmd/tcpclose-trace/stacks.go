@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/kubepods"
 	"github.com/tcpclose-trace/tcpclose-trace/symbolize"
 )
 
@@ -33,6 +34,20 @@ func withStacks(enrich func(*collector.Event), c *collector.Collector, on bool) 
 		enrich(ev)
 		r.resolve(ev)
 	}, r.sym.Close
+}
+
+// openCollector loads and attaches the programs, and returns the collector,
+// what enriches its events (their pods and stacks), and what closes both.
+func openCollector(opts collector.Options, pods *kubepods.Resolver) (*collector.Collector, func(*collector.Event), func(), error) {
+	c, err := collector.Open(opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	enrich, closeStacks := withStacks(enricher(pods), c, opts.Stacks)
+	return c, enrich, func() {
+		closeStacks()
+		c.Close()
+	}, nil
 }
 
 func (r *stackResolver) resolve(ev *collector.Event) {

@@ -32,13 +32,11 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer pods.Close()
-	c, err := collector.Open(cfg.opts)
+	c, enrich, closeCollector, err := openCollector(cfg.opts, pods)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	enrich, closeStacks := withStacks(enricher(pods), c, cfg.opts.Stacks)
-	defer closeStacks()
+	defer closeCollector()
 	if cfg.readyFile != "" {
 		if err := os.WriteFile(cfg.readyFile, []byte("ready\n"), 0o644); err != nil {
 			return fmt.Errorf("write ready file: %w", err)

@@ -282,33 +282,25 @@ func Observed(ev *collector.Event, r *scenario.Result) Event {
 // matches.
 func (w Event) Mismatch(ev *collector.Event, r *scenario.Result) string {
 	got := Observed(ev, r)
+	checks := []struct {
+		differ bool
+		how    string
+	}{
+		{got.Owner != w.Owner, fmt.Sprintf("owner %s, want %s", got.Owner.display(), w.Owner.display())},
+		{got.LPort != w.LPort || got.RPort != w.RPort, fmt.Sprintf("ports %d->%d, want %d->%d", got.LPort, got.RPort, w.LPort, w.RPort)},
+		{got.Unread != w.Unread, fmt.Sprintf("unread %d, want %d", got.Unread, w.Unread)},
+		{got.Unsent != w.Unsent, fmt.Sprintf("unsent %d, want %d", got.Unsent, w.Unsent)},
+		{got.Refused != w.Refused, fmt.Sprintf("refused %d, want %d", got.Refused, w.Refused)},
+		{got.Reason != w.Reason, fmt.Sprintf("reason %s, want %s", got.Reason, w.Reason)},
+		{got.Listener != w.Listener, fmt.Sprintf("listener %t, want %t", got.Listener, w.Listener)},
+		{got.NoStorage != w.NoStorage, fmt.Sprintf("no_storage %t, want %t", got.NoStorage, w.NoStorage)},
+		{got.Worker != w.Worker, fmt.Sprintf("thread %q (tid %d of pid %d), want worker %t", output.Printable(ev.Thread), ev.TID, ev.PID, w.Worker)},
+	}
 	var d []string
-	if got.Owner != w.Owner {
-		d = append(d, fmt.Sprintf("owner %s, want %s", got.Owner.display(), w.Owner.display()))
-	}
-	if got.LPort != w.LPort || got.RPort != w.RPort {
-		d = append(d, fmt.Sprintf("ports %d->%d, want %d->%d", got.LPort, got.RPort, w.LPort, w.RPort))
-	}
-	if got.Unread != w.Unread {
-		d = append(d, fmt.Sprintf("unread %d, want %d", got.Unread, w.Unread))
-	}
-	if got.Unsent != w.Unsent {
-		d = append(d, fmt.Sprintf("unsent %d, want %d", got.Unsent, w.Unsent))
-	}
-	if got.Refused != w.Refused {
-		d = append(d, fmt.Sprintf("refused %d, want %d", got.Refused, w.Refused))
-	}
-	if got.Reason != w.Reason {
-		d = append(d, fmt.Sprintf("reason %s, want %s", got.Reason, w.Reason))
-	}
-	if got.Listener != w.Listener {
-		d = append(d, fmt.Sprintf("listener %t, want %t", got.Listener, w.Listener))
-	}
-	if got.NoStorage != w.NoStorage {
-		d = append(d, fmt.Sprintf("no_storage %t, want %t", got.NoStorage, w.NoStorage))
-	}
-	if got.Worker != w.Worker {
-		d = append(d, fmt.Sprintf("thread %q (tid %d of pid %d), want worker %t", output.Printable(ev.Thread), ev.TID, ev.PID, w.Worker))
+	for _, c := range checks {
+		if c.differ {
+			d = append(d, c.how)
+		}
 	}
 	return strings.Join(d, ", ")
 }
@@ -316,7 +308,9 @@ func (w Event) Mismatch(ev *collector.Event, r *scenario.Result) string {
 // Find returns the index of the first event that matches w, or -1.
 func (w Event) Find(events []collector.Event, r *scenario.Result) int {
 	for i := range events {
-		if events[i].Kind == w.Kind && w.Mismatch(&events[i], r) == "" {
+		got := Observed(&events[i], r)
+		got.Row = w.Row // not compared
+		if got == w {
 			return i
 		}
 	}

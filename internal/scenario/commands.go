@@ -85,17 +85,24 @@ func onSocket(n int, run func(h *helperProc, s socketArgs) (string, error)) help
 	}
 }
 
-func cmdListen(h *helperProc, f []string) (string, error) {
+// newNamed makes the socket that command f names, f[1], and returns it
+// with the number that follows the name.
+func (h *helperProc) newNamed(f []string) (fd, num int, err error) {
 	_, nums, err := h.args(f, 2)
 	if err != nil {
-		return "", err
+		return 0, 0, err
 	}
-	fd, err := h.newSocket(f[0], f[1])
+	fd, err = h.newSocket(f[0], f[1])
+	return fd, nums[0], err
+}
+
+func cmdListen(h *helperProc, f []string) (string, error) {
+	fd, num, err := h.newNamed(f)
 	if err != nil {
 		return "", err
 	}
-	if nums[0] > 0 {
-		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, nums[0], "SO_RCVBUF"); err != nil {
+	if num > 0 {
+		if err := setInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, num, "SO_RCVBUF"); err != nil {
 			return "", err
 		}
 	}
@@ -141,15 +148,11 @@ func cmdAccept(h *helperProc, f []string) (string, error) {
 }
 
 func cmdConnect(h *helperProc, f []string) (string, error) {
-	_, nums, err := h.args(f, 2)
+	fd, num, err := h.newNamed(f)
 	if err != nil {
 		return "", err
 	}
-	fd, err := h.newSocket(f[0], f[1])
-	if err != nil {
-		return "", err
-	}
-	cerr := unix.Connect(fd, h.sockaddr(nums[0]))
+	cerr := unix.Connect(fd, h.sockaddr(num))
 	lp, err := localPort(fd)
 	return fmt.Sprintf("%d %s", lp, errnoName(cerr)), err
 }
@@ -205,15 +208,11 @@ func cmdFreePort(h *helperProc, f []string) (string, error) {
 }
 
 func cmdHalfOpen(h *helperProc, f []string) (string, error) {
-	_, nums, err := h.args(f, 2)
+	fd, num, err := h.newNamed(f)
 	if err != nil {
 		return "", err
 	}
-	fd, err := h.newSocket(f[0], f[1])
-	if err != nil {
-		return "", err
-	}
-	if err := repairConnect(fd, h.sockaddr(nums[0])); err != nil {
+	if err := repairConnect(fd, h.sockaddr(num)); err != nil {
 		return "", err
 	}
 	lp, err := localPort(fd)

@@ -282,6 +282,16 @@ func (d *driver) connect(h *helper, port uint16, want string) uint16 {
 	return uint16(p)
 }
 
+// link connects client's socket S to server's listener L (its receive
+// buffer rcvbuf bytes, 0 for the default), which accepts it as its S. It
+// returns the listener's port and the client's.
+func (d *driver) link(server, client *helper, rcvbuf int) (lport, cport uint16) {
+	lport = d.port(server, "listen L %d", rcvbuf)
+	cport = d.connect(client, lport, "OK")
+	d.accept(server, cport)
+	return lport, cport
+}
+
 // accept makes h accept socket S on listener L and checks the remote port.
 func (d *driver) accept(h *helper, remote uint16) uint16 {
 	f := d.do(h, "accept L S")

@@ -178,9 +178,7 @@ func workerThread(d *driver) *Result {
 // queued, after right after the close (each if not nil).
 func unreadCloseVia(d *driver, closeCmd string, before func(), after func(c *helper)) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
+	lport, pport := d.link(c, p, 0)
 	d.do(p, "write S %d", unreadBytes)
 	d.do(c, "waitinq S %d", unreadBytes)
 	if before != nil {
@@ -209,9 +207,7 @@ func unreadCloseVia(d *driver, closeCmd string, before func(), after func(c *hel
 // TCP_ABORT_ON_DATA. RunMixed uses plain close() and classifies each orphan.
 func undrained(d *driver, wantMini bool) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(p, "listen L 0")
-	cport := d.connect(c, lport, "OK")
-	d.accept(p, cport)
+	lport, cport := d.link(p, c, 0)
 	d.do(c, "linger S %d", undrainedLinger)
 	d.do(c, "close S")
 	d.readAll(p, 0, "EOF")
@@ -239,9 +235,7 @@ func undrained(d *driver, wantMini bool) *Result {
 // close: HTTP/1.0 answers, keep-alive clients that exit). No reset.
 func undrainedQuiet(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(p, "listen L 0")
-	cport := d.connect(c, lport, "OK")
-	d.accept(p, cport)
+	lport, cport := d.link(p, c, 0)
 	d.do(c, "close S")
 	d.readAll(p, 0, "EOF")
 	d.do(p, "close S")
@@ -253,9 +247,7 @@ func undrainedQuiet(d *driver) *Result {
 // read, then closes with SO_LINGER {1, 0}: a reset, the queue dropped.
 func lingerZero(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(p, "listen L %d", smallBuf)
-	cport := d.connect(c, lport, "OK")
-	d.accept(p, cport)
+	lport, cport := d.link(p, c, smallBuf)
 	d.do(c, "sndbuf S %d", smallBuf)
 	d.do(c, "fill S")
 	d.do(c, "sleep 50")
@@ -336,9 +328,7 @@ func closedPort(d *driver) *Result {
 // connection with SO_LINGER {1, 0}.
 func peerReset(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
+	lport, pport := d.link(c, p, 0)
 	d.do(p, "write S %d", resetBytes)
 	d.do(c, "read S %d", resetBytes)
 	d.do(c, "linger S 0")
@@ -355,9 +345,7 @@ func peerReset(d *driver) *Result {
 // belongs to the closer, its first user, not to the listener's owner.
 func handoff(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(p, "listen L 0")
-	cport := d.connect(c, lport, "OK")
-	d.accept(p, cport)
+	lport, cport := d.link(p, c, 0)
 	fd := d.num(p, "fd S")
 	d.do(c, "grab T %d %d", p.proc.PID, fd)
 	d.do(p, "close S") // the closer's copy keeps the socket open
@@ -388,9 +376,7 @@ func handoff(d *driver) *Result {
 // read.
 func uploadRefused(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L %d", smallBuf)
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
+	lport, pport := d.link(c, p, smallBuf)
 	d.do(p, "fill S")
 	d.do(p, "waitstalled S")
 	d.do(c, "shutrd S")
@@ -464,9 +450,7 @@ func (r *Result) refused(segs []segment, sent int) error {
 // no unsent data.
 func shutdownUnread(d *driver) *Result {
 	c, p := d.start(roleCloser), d.start(rolePeer)
-	lport := d.port(c, "listen L 0")
-	pport := d.connect(p, lport, "OK")
-	d.accept(c, pport)
+	lport, pport := d.link(c, p, 0)
 	d.do(p, "write S %d", unreadBytes)
 	d.do(c, "waitinq S %d", unreadBytes)
 	capt, err := d.ns.openCapture()
