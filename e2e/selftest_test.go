@@ -95,7 +95,7 @@ func TestSelftest(t *testing.T) {
 	table := map[string][]string{}
 	for _, row := range selftest.Rows() {
 		want := []string{"ok", "ok"}
-		if row == selftest.RowReasons && !resets.ResetReasons || row == selftest.RowNoStorage && noStorage != nil {
+		if row == selftest.RowReasons && !resets.ResetReasons || row == expect.RowNoStorage && noStorage != nil {
 			want = []string{"n/a", "n/a"}
 		}
 		table[row] = rowCells(t, out, row)
@@ -167,11 +167,11 @@ func TestSelftestBrokenDetection(t *testing.T) {
 		t.Errorf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for row, want := range map[string]string{
-		selftest.RowUnread:   "FAIL",
-		selftest.RowThread:   "FAIL", // a worker thread's close is an unread_close
+		expect.RowUnread:     "FAIL",
+		expect.RowThread:     "FAIL", // a worker thread's close is an unread_close
 		selftest.RowCounters: "FAIL", // unread_close events no longer match TCPAbortOnClose
-		selftest.RowGraceful: "ok",
-		selftest.RowAbort:    "ok",
+		expect.RowGraceful:   "ok",
+		expect.RowAbort:      "ok",
 	} {
 		if got := rowCells(t, out, row); len(got) != 1 || got[0] != want {
 			t.Errorf("row %q: %v, want [%s]", row, got, want)
@@ -180,12 +180,12 @@ func TestSelftestBrokenDetection(t *testing.T) {
 	// no_storage's close is an unread_close too, where the kernel can run
 	// it (net.core.optmem_max per namespace).
 	failed := 3
-	switch got := rowCells(t, out, selftest.RowNoStorage); {
+	switch got := rowCells(t, out, expect.RowNoStorage); {
 	case len(got) == 1 && got[0] == "FAIL":
 		failed++
 	case len(got) == 1 && got[0] == "n/a":
 	default:
-		t.Errorf("row %q: %v, want [FAIL] or [n/a]", selftest.RowNoStorage, got)
+		t.Errorf("row %q: %v, want [FAIL] or [n/a]", expect.RowNoStorage, got)
 	}
 	for _, want := range []string{"no unread_close event (of tct-closer)", "TcpExtTCPAbortOnClose +1",
 		fmt.Sprintf("FAIL: %d of %d checks", failed, len(selftest.Rows()))} {

@@ -18,30 +18,18 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
 
-// Detections, the rows of the report: those the expected events prove
-// (internal/expect), then two of the run as a whole.
+// The report's rows beyond the detections the expected events prove
+// (internal/expect): two of the run as a whole.
 const (
-	RowUnread        = expect.RowUnread
-	RowUndrained     = expect.RowUndrained
-	RowAfterFinWait  = expect.RowAfterFinWait
-	RowAfterTimeWait = expect.RowAfterTimeWait
-	RowAfterFinWait1 = expect.RowAfterFinWait1
-	RowAbort         = expect.RowAbort
-	RowResetReceived = expect.RowResetReceived
-	RowResetSent     = expect.RowResetSent
-	RowListener      = expect.RowListener
-	RowNoStorage     = expect.RowNoStorage
-	RowGraceful      = expect.RowGraceful
-	RowHandoff       = expect.RowHandoff
-	RowThread        = expect.RowThread
-	RowReasons       = "reset reasons"
-	RowCounters      = "kernel counters agree"
+	RowReasons  = "reset reasons"
+	RowCounters = "kernel counters agree"
 )
 
 // Rows lists the report's rows in order.
 func Rows() []string {
-	return []string{RowUnread, RowUndrained, RowAfterFinWait, RowAfterTimeWait, RowAfterFinWait1, RowAbort,
-		RowResetReceived, RowResetSent, RowListener, RowGraceful, RowHandoff, RowThread, RowNoStorage, RowReasons, RowCounters}
+	return []string{expect.RowUnread, expect.RowUndrained, expect.RowAfterFinWait, expect.RowAfterTimeWait,
+		expect.RowAfterFinWait1, expect.RowAbort, expect.RowResetReceived, expect.RowResetSent, expect.RowListener,
+		expect.RowGraceful, expect.RowHandoff, expect.RowThread, expect.RowNoStorage, RowReasons, RowCounters}
 }
 
 // WhyNoStorageCompat is why a kernel that gets the compat build (before
@@ -206,7 +194,7 @@ func (r *Report) notAvailable(k *Kernel) {
 				Why: "the kernel has no enum sk_rst_reason (added in 6.10): resets show reason unknown"}
 		}
 		if k.Compat {
-			r.Cells[RowNoStorage][f] = &Cell{Status: NotAvailable, Why: WhyNoStorageCompat}
+			r.Cells[expect.RowNoStorage][f] = &Cell{Status: NotAvailable, Why: WhyNoStorageCompat}
 		}
 	}
 }
@@ -297,7 +285,7 @@ func (ck *checker) scenario(family, name string) {
 		failRows(err.Error())
 		return
 	}
-	if name == "no_storage" && ck.rep.Cells[RowNoStorage][family].Why == WhyNoStorageCompat {
+	if name == "no_storage" && ck.rep.Cells[expect.RowNoStorage][family].Why == WhyNoStorageCompat {
 		return
 	}
 	res, err := scenario.Run(ck.ns, name, family)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/scenario"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selfreport"
 )
@@ -74,7 +75,7 @@ func TestReportWrite(t *testing.T) {
 		{name: "6.1, a trampoline refused, a row failed", report: func() *Report {
 			r := withNA()
 			r.Kernel = kernel61
-			r.fail(RowResetSent, "ipv4", "closed_port: no reset_sent event")
+			r.fail(expect.RowResetSent, "ipv4", "closed_port: no reset_sent event")
 			return r
 		}, want: []string{
 			"kernel: tracepoints inet_sock_set_state, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock; " +
@@ -123,7 +124,7 @@ func TestDocument(t *testing.T) {
 	r.Kernel, r.Namespace = kernel61, "tct-0123abcd"
 	r.Cells[RowReasons]["ipv4"] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
 	r.Cells[RowReasons]["ipv6"] = &Cell{Status: NotAvailable, Why: "no enum sk_rst_reason"}
-	r.fail(RowResetSent, "ipv4", "closed_port: no reset_sent event")
+	r.fail(expect.RowResetSent, "ipv4", "closed_port: no reset_sent event")
 	tests := []struct {
 		name    string
 		runErr  error
@@ -159,7 +160,7 @@ func TestDocument(t *testing.T) {
 					}
 				}
 			}
-			if c := d.Rows[slices.Index(Rows(), RowResetSent)].Cells[0]; c.Why != "closed_port: no reset_sent event" {
+			if c := d.Rows[slices.Index(Rows(), expect.RowResetSent)].Cells[0]; c.Why != "closed_port: no reset_sent event" {
 				t.Errorf("reset_sent/ipv4 why %q", c.Why)
 			}
 		})
