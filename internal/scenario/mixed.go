@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -52,19 +51,7 @@ func RunMixed(ns *Namespace, family string, n int) (*MixedResult, error) {
 	if n < 1 || n > MaxMixed {
 		return nil, fmt.Errorf("mixed: n %d out of range 1..%d", n, MaxMixed)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), scaled(mixedTimeout))
-	defer cancel()
-	d, err := newDriver(ctx, ns, "mixed", family)
-	if err != nil {
-		return nil, fmt.Errorf("scenario mixed/%s: %w", family, err)
-	}
-	r := runMixed(d, n)
-	d.finish()
-	d.cleanup()
-	if d.err != nil {
-		return nil, fmt.Errorf("scenario mixed/%s: %w", family, d.err)
-	}
-	return r, nil
+	return drive(ns, "mixed", family, mixedTimeout, func(d *driver) *MixedResult { return runMixed(d, n) })
 }
 
 func runMixed(d *driver, n int) *MixedResult {

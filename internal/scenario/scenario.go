@@ -119,24 +119,35 @@ func run(ns *Namespace, name, family, comm string, pause func() error) (*Result,
 		}
 		return nil, fmt.Errorf("unknown scenario %q", name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), scaled(runTimeout))
+	r, err := drive(ns, name, family, runTimeout, func(d *driver) *Result {
+		d.closerComm, d.pause = comm, pause
+		return fn(d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.Name, r.Family = name, family
+	return r, nil
+}
+
+// drive runs script, with helpers in ns for scenario name in family, for at
+// most timeout, and returns what it returns once the helpers are done. A
+// script that fails returns nil (d.err says why).
+func drive[R any](ns *Namespace, name, family string, timeout time.Duration, script func(d *driver) *R) (*R, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(timeout))
 	defer cancel()
 	d, err := newDriver(ctx, ns, name, family)
 	if err != nil {
 		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, err)
 	}
-	d.closerComm, d.pause = comm, pause
-	r := fn(d)
-	if r == nil {
-		d.cleanup()
-		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, d.err)
+	r := script(d)
+	if r != nil {
+		d.finish()
 	}
-	d.finish()
 	d.cleanup()
-	if d.err != nil {
+	if r == nil || d.err != nil {
 		return nil, fmt.Errorf("scenario %s/%s: %w", name, family, d.err)
 	}
-	r.Name, r.Family = name, family
 	return r, nil
 }
 

@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"context"
 	"fmt"
 	"time"
 )
@@ -28,20 +27,10 @@ func RunStorm(ns *Namespace, family string, n int) (*StormResult, error) {
 	if n < 1 || n > MaxStorm {
 		return nil, fmt.Errorf("storm: n %d out of range 1..%d", n, MaxStorm)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), scaled(stormTimeout))
-	defer cancel()
-	d, err := newDriver(ctx, ns, "storm", family)
-	if err != nil {
-		return nil, fmt.Errorf("scenario storm/%s: %w", family, err)
-	}
-	c := d.start(roleCloser)
-	port := d.port(c, "freeport")
-	d.do(c, "refused %d %d", port, n)
-	r := &StormResult{Closer: c.proc, Port: port, Conns: n}
-	d.finish()
-	d.cleanup()
-	if d.err != nil {
-		return nil, fmt.Errorf("scenario storm/%s: %w", family, d.err)
-	}
-	return r, nil
+	return drive(ns, "storm", family, stormTimeout, func(d *driver) *StormResult {
+		c := d.start(roleCloser)
+		port := d.port(c, "freeport")
+		d.do(c, "refused %d %d", port, n)
+		return &StormResult{Closer: c.proc, Port: port, Conns: n}
+	})
 }
