@@ -259,15 +259,26 @@ func (d *driver) port(h *helper, format string, args ...any) uint16 {
 	return uint16(v)
 }
 
+// twoWords makes h run a command that answers two words, and returns them; nil
+// when the run has failed.
+func (d *driver) twoWords(h *helper, format string, args ...any) []string {
+	f := d.do(h, format, args...)
+	if d.err != nil {
+		return nil
+	}
+	if len(f) != 2 {
+		cmd, _, _ := strings.Cut(format, " ")
+		d.fail(fmt.Errorf("%s %s: bad answer %q", h.role, cmd, f))
+		return nil
+	}
+	return f
+}
+
 // connect makes h connect socket S to port and checks the outcome (an errno
 // name, or OK). It returns the socket's local port.
 func (d *driver) connect(h *helper, port uint16, want string) uint16 {
-	f := d.do(h, "connect S %d", port)
-	if d.err != nil {
-		return 0
-	}
-	if len(f) != 2 {
-		d.fail(fmt.Errorf("%s connect: bad answer %q", h.role, f))
+	f := d.twoWords(h, "connect S %d", port)
+	if f == nil {
 		return 0
 	}
 	if f[1] != want {
@@ -314,12 +325,8 @@ func (d *driver) readAll(h *helper, bytes int, end ...string) int {
 
 // readAllOf is readAll on h's socket name.
 func (d *driver) readAllOf(h *helper, name string, bytes int, end ...string) int {
-	f := d.do(h, "readall %s", name)
-	if d.err != nil {
-		return 0
-	}
-	if len(f) != 2 {
-		d.fail(fmt.Errorf("%s readall: bad answer %q", h.role, f))
+	f := d.twoWords(h, "readall %s", name)
+	if f == nil {
 		return 0
 	}
 	n, _ := strconv.Atoi(f[0])
