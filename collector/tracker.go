@@ -19,7 +19,7 @@ import (
 // an entry is 48 bytes with no pointer (the garbage collector never scans
 // it), in chunks that are never copied, found through an open-addressing
 // index of 4-byte slots, and the owners' names are interned and counted,
-// so 65,536 remembered closes take about 3.6 MB (BenchmarkTrackerFull
+// so 65,536 remembered closes take about 4 MB (BenchmarkTrackerFull
 // measures it). Only the counters are safe for concurrent use.
 type tracker struct {
 	ttl      int64 // nanoseconds; 0: no age limit
