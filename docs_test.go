@@ -11,8 +11,8 @@ import (
 	"unicode"
 )
 
-// docFiles are the Markdown files whose links are checked: the README and
-// every page of docs/.
+// docFiles are the Markdown files whose links are checked: the README,
+// every page of docs/, and the READMEs of deploy/.
 func docFiles(t *testing.T) []string {
 	t.Helper()
 	pages, err := filepath.Glob("docs/*.md")
@@ -22,7 +22,7 @@ func docFiles(t *testing.T) []string {
 	if len(pages) == 0 {
 		t.Fatal("no docs/*.md")
 	}
-	return append([]string{"README.md"}, pages...)
+	return append([]string{"README.md"}, append(pages, "deploy/README.md", "deploy/kubernetes/README.md")...)
 }
 
 var (
@@ -205,7 +205,11 @@ func TestReadmeLinksEveryPage(t *testing.T) {
 		path, _, _ := strings.Cut(target, "#")
 		linked[filepath.Clean(path)] = true
 	}
-	for _, page := range docFiles(t)[1:] {
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range pages {
 		if !linked[page] {
 			t.Errorf("README.md does not link %s", page)
 		}
