@@ -22,7 +22,9 @@ func TestMixedLoad(t *testing.T) {
 			if err := ns.Sysctl("net.ipv4.tcp_fin_timeout", tc.finTimeout); err != nil {
 				t.Fatal(err)
 			}
-			tr := startTracer(t, collector.Options{Netns: ns.Inode})
+			// Graceful closes are streamed too (All, no budget), so that a
+			// count that falls short can name the connection it missed.
+			tr := startTracer(t, collector.Options{Netns: ns.Inode, All: true})
 			missesBefore := recursionMisses(t, tr)
 			before := takeSnapshot(t, ns, tr)
 			r, err := scenario.RunMixed(ns, tc.family, perFamily)
@@ -58,6 +60,7 @@ func TestMixedLoad(t *testing.T) {
 				{"abort_close", streamed[collector.KindAbortClose], r.Count[scenario.MixedLingerZero]},
 				{"reset_sent (NO_SOCKET)", streamed[collector.KindResetSent], r.Count[scenario.MixedClosedPort]},
 				{"graceful_close (counted, both ends)", int(d.Kind(collector.KindGracefulClose)), 2 * r.Count[scenario.MixedGraceful]},
+				{"graceful_close (streamed, both ends)", streamed[collector.KindGracefulClose], 2 * r.Count[scenario.MixedGraceful]},
 				{"unread bytes", int(d.UnreadBytes), int(r.UnreadBytes)},
 				{"refused bytes", int(d.RefusedBytes), int(r.RefusedBytes)},
 			}
@@ -66,8 +69,36 @@ func TestMixedLoad(t *testing.T) {
 					t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
 				}
 			}
+			missingGraceful(t, r, events)
 			t.Logf("%d connections: %v; %d events; MIB deltas AbortOnClose=%d AbortOnData=%d OutRsts=%d",
 				perFamily, r.Count, len(events), mib["TcpExtTCPAbortOnClose"], mib["TcpExtTCPAbortOnData"], mib["TcpOutRsts"])
 		})
+	}
+}
+
+// missingGraceful names each graceful connection of the run whose close was
+// not streamed at one end: the closer's (local port = its port) or the
+// peer's (local port = the listening port, remote = the closer's port).
+func missingGraceful(t *testing.T, r *scenario.MixedResult, events []collector.Event) {
+	t.Helper()
+	type end struct {
+		lport, rport uint16
+	}
+	seen := map[end]int{}
+	for _, ev := range events {
+		if ev.Kind == collector.KindGracefulClose {
+			seen[end{ev.LPort, ev.RPort}]++
+		}
+	}
+	for i, port := range r.GracefulPorts {
+		for _, e := range []struct {
+			who string
+			end end
+		}{{"closer", end{port, r.PeerPort}}, {"peer", end{r.PeerPort, port}}} {
+			if seen[e.end] == 0 {
+				t.Errorf("graceful connection %d of %d (closer port %d): no graceful_close from the %s's end",
+					i+1, len(r.GracefulPorts), port, e.who)
+			}
+		}
 	}
 }

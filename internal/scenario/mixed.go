@@ -35,6 +35,11 @@ type MixedResult struct {
 	// RefusedBytes is the sum of bytes the peer sent after the close over
 	// the undrained connections.
 	RefusedBytes uint64
+	// GracefulPorts are the closer's ports of the graceful connections, in
+	// order, and PeerPort the peer's listening port they connected to: a
+	// count that falls short names the connection whose close went missing.
+	GracefulPorts []uint16
+	PeerPort      uint16
 }
 
 // RunMixed runs n connections (1 to MaxMixed, within 60 s times the time
@@ -93,7 +98,7 @@ func runMixed(d *driver, n int) *MixedResult {
 			peerSeesReset(d, p)
 			r.Count[MixedLingerZero]++
 		case 3:
-			gracefulExchange(d, c, p, plport)
+			r.GracefulPorts = append(r.GracefulPorts, gracefulExchange(d, c, p, plport))
 			r.Count[MixedGraceful]++
 		case 4:
 			d.connect(c, free, "ECONNREFUSED")
@@ -103,6 +108,6 @@ func runMixed(d *driver, n int) *MixedResult {
 	}
 	d.do(c, "close L")
 	d.do(p, "close L")
-	r.Closer, r.Peer = c.proc, p.proc
+	r.Closer, r.Peer, r.PeerPort = c.proc, p.proc, plport
 	return r
 }
