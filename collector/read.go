@@ -11,7 +11,10 @@ import (
 // Run streams events to sink until ctx is done, then drains what the ring
 // still holds and returns. sink runs on its own goroutine: a slow sink makes
 // the collector drop (and count) events, never stall the ring reader.
-// Events come in time order, as ordered describes.
+// Events come in the order the kernel wrote them, which is their time
+// order (two events on different CPUs less than about a microsecond apart
+// may come in either order); a provisional reset_received is held up to one
+// drain period, and the events after it wait behind it (see ordered).
 func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
 	return c.RunBatches(ctx, sink, nil)
 }
