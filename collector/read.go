@@ -12,8 +12,8 @@ import (
 // still holds and returns. sink runs on its own goroutine: a slow sink makes
 // the collector drop (and count) events, never stall the ring reader.
 // Events come in the order the kernel wrote them, which is their time
-// order (two events on different CPUs less than about a microsecond apart
-// may come in either order); a provisional reset_received is held up to one
+// order (two events on different CPUs very close together, usually under a
+// microsecond, may come in either order); a provisional reset_received is held up to one
 // drain period, and the events after it wait behind it (see ordered).
 func (c *Collector) Run(ctx context.Context, sink func(*Event)) error {
 	return c.RunBatches(ctx, sink, nil)
