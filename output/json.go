@@ -8,7 +8,7 @@ import (
 )
 
 // Record is the JSON form of an event: one object per line (NDJSON). Field
-// names are a stable contract, documented in the README.
+// names are a stable contract, documented in docs/events.md.
 type Record struct {
 	Time         string       `json:"time"`
 	Kind         string       `json:"kind"`
