@@ -6,5 +6,5 @@
 // `make generate` rebuilds them with the pinned clang.
 package tcpclosetrace
 
-//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -type event -type counts Tcpclose bpf/tcpclose.c -- -O2 -g -Wall -Werror
-//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -output-stem tcpclose_compat -type event -type counts TcpcloseCompat bpf/tcpclose.c -- -O2 -g -Wall -Werror -DTCPCLOSE_COMPAT
+//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -type event_kind -type event_flag -type reason_slot -type event -type counts Tcpclose bpf/tcpclose.c -- -O2 -g -Wall -Werror
+//go:generate go run ./tools/bpfgen -dir bpf -- -go-package bpf -target bpfel -output-stem tcpclose_compat -type event_kind -type event_flag -type reason_slot -type event -type counts TcpcloseCompat bpf/tcpclose.c -- -O2 -g -Wall -Werror -DTCPCLOSE_COMPAT

@@ -133,14 +133,11 @@ func Open(opts Options) (_ *Collector, err error) {
 		return nil, err
 	}
 
-	spec, err := loadSpec(plan.compat)
-	if err != nil {
-		return nil, fmt.Errorf("load BPF spec: %w", err)
-	}
+	spec := plan.object
 	if err := setVariables(spec, &opts); err != nil {
 		return nil, err
 	}
-	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
+	spec.Maps[bpf.TcpcloseMapEvents].MaxEntries = uint32(opts.RingBytes)
 	sizeStacks(spec, &opts)
 
 	c := &Collector{opts: opts, tracker: correlate.New(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
@@ -193,29 +190,28 @@ func wakeupBytes(o *Options) uint64 {
 	return uint64(o.RingBytes / 4)
 }
 
+// setVariables sets the programs' options (struct config in
+// bpf/tcpclose.c) before load.
 func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
-	var comm [16]byte
-	copy(comm[:], o.Comm)
-	wakeup := wakeupBytes(o)
-	values := map[string]any{
-		"filter_pid":      o.PID,
-		"filter_netns":    o.Netns,
-		"filter_port":     o.Port,
-		"filter_comm_len": uint8(len(o.Comm)),
-		"filter_comm":     comm,
-		"stream_graceful": o.All,
-		"wakeup_bytes":    wakeup,
-		"budget_per_cpu":  budgetPerCPU(o.Budget),
-		"capture_stacks":  o.Stacks,
+	cfg := bpf.TcpcloseConfig{
+		WakeupBytes:    wakeupBytes(o),
+		FilterPid:      o.PID,
+		FilterNetns:    o.Netns,
+		BudgetPerCpu:   budgetPerCPU(o.Budget),
+		FilterPort:     o.Port,
+		FilterCommLen:  uint8(len(o.Comm)),
+		StreamGraceful: o.All,
+		CaptureStacks:  o.Stacks,
 	}
-	for name, v := range values {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			return fmt.Errorf("BPF object has no variable %s", name)
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
+	for i := range len(o.Comm) {
+		cfg.FilterComm[i] = int8(o.Comm[i])
+	}
+	vs, ok := spec.Variables[bpf.TcpcloseVarCfg]
+	if !ok {
+		return fmt.Errorf("BPF object has no variable %s", bpf.TcpcloseVarCfg)
+	}
+	if err := vs.Set(cfg); err != nil {
+		return fmt.Errorf("set %s: %w", bpf.TcpcloseVarCfg, err)
 	}
 	return nil
 }

@@ -10,22 +10,21 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
+const afInet6 = 10
+
+// The record's flags: bpf/tcpclose.c's enum event_flag, as bpf2go generates it.
 const (
-	afInet6 = 10
-
-	evfOwner       = 1 << 0
-	evfPeerFIN     = 1 << 1
-	evfShutWR      = 1 << 2
-	evfReason      = 1 << 3
-	evfTimeWait    = 1 << 4
-	evfNoSocket    = 1 << 5
-	evfProvisional = 1 << 6
-	evfLocalAbort  = 1 << 7
-	evfListener    = 1 << 8
-	evfNoStorage   = 1 << 9
-	evfNoStack     = 1 << 10
-
-	reasonUnknown = 63
+	evfOwner       = uint16(bpf.TcpcloseEventFlagEVF_OWNER)
+	evfPeerFIN     = uint16(bpf.TcpcloseEventFlagEVF_PEER_FIN)
+	evfShutWR      = uint16(bpf.TcpcloseEventFlagEVF_SHUT_WR)
+	evfReason      = uint16(bpf.TcpcloseEventFlagEVF_REASON)
+	evfTimeWait    = uint16(bpf.TcpcloseEventFlagEVF_TIME_WAIT)
+	evfNoSocket    = uint16(bpf.TcpcloseEventFlagEVF_NO_SOCKET)
+	evfProvisional = uint16(bpf.TcpcloseEventFlagEVF_PROVISIONAL)
+	evfLocalAbort  = uint16(bpf.TcpcloseEventFlagEVF_LOCAL_ABORT)
+	evfListener    = uint16(bpf.TcpcloseEventFlagEVF_LISTENER)
+	evfNoStorage   = uint16(bpf.TcpcloseEventFlagEVF_NO_STORAGE)
+	evfNoStack     = uint16(bpf.TcpcloseEventFlagEVF_NO_STACK)
 )
 
 // RawEvent is the record the kernel writes to the ring buffer.
@@ -104,7 +103,7 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 	}
 	if ev.Kind == KindResetSent || ev.Kind == KindDataAfterClose {
 		switch {
-		case r.Flags&evfReason == 0 || r.Reason == reasonUnknown:
+		case r.Flags&evfReason == 0 || r.Reason == uint16(ReasonUnknownSlot):
 			ev.Reason = "unknown"
 		default:
 			ev.Reason = d.Reasons.Name(r.Reason)

@@ -57,7 +57,7 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			name: "reason without kernel names is unknown",
-			raw:  RawEvent{Kind: uint8(KindDataAfterClose), Family: 2, Reason: reasonUnknown, RefusedBytes: 100, Flags: evfTimeWait | evfLocalAbort},
+			raw:  RawEvent{Kind: uint8(KindDataAfterClose), Family: 2, Reason: uint16(ReasonUnknownSlot), RefusedBytes: 100, Flags: evfTimeWait | evfLocalAbort},
 			want: Event{Time: boot, Kind: KindDataAfterClose, LAddr: netip.AddrFrom4([4]byte{}),
 				RAddr: netip.AddrFrom4([4]byte{}), Reason: "unknown", RefusedBytes: 100, TimeWait: true, localAbort: true},
 		},
