@@ -27,7 +27,7 @@ import (
 // Options select what is traced. Zero values mean "everything".
 type Options struct {
 	PID   uint32 // only sockets owned by this process (thread-group id)
-	Comm  string // only sockets owned by a task with this comm (at most 15 bytes)
+	Comm  string // only sockets owned by a task with this comm (at most MaxComm bytes)
 	Port  uint16 // only connections with this port at either end
 	Netns uint32 // only this network namespace (inode number)
 	All   bool   // also stream graceful closes
@@ -40,7 +40,7 @@ type Options struct {
 	// lose data or skip the drain (Event.StackID); off, it costs nothing.
 	Stacks bool
 
-	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
+	RingBytes    int           // ring buffer size; a power of two from a page to MaxRingBytes, 0 for 4 MiB
 	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
 	QueueLen     int           // events buffered between reader and sink; 0 for 16384
 	DrainEvery   time.Duration // ring polling period; 0 for 50ms
@@ -67,15 +67,24 @@ func (o *Options) setDefaults() {
 	}
 }
 
-func (o *Options) validate() error {
+// MaxComm is the longest Options.Comm: the kernel keeps a task's name in
+// 16 bytes, the last one a NUL.
+const MaxComm = len(bpf.TcpcloseConfig{}.FilterComm) - 1
+
+// MaxRingBytes is the largest ring buffer Options.RingBytes may ask for.
+const MaxRingBytes = 1 << 30
+
+// Validate checks the options as Open would; zero values (the defaults)
+// are valid. The command line checks its flags with it too.
+func (o *Options) Validate() error {
 	if o.Budget < 0 {
 		return fmt.Errorf("budget %d is negative", o.Budget)
 	}
-	if len(o.Comm) > 15 {
-		return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", o.Comm)
+	if len(o.Comm) > MaxComm {
+		return fmt.Errorf("comm %q is longer than %d bytes: the kernel keeps only %d", o.Comm, MaxComm, MaxComm)
 	}
-	if o.RingBytes < os.Getpagesize() || o.RingBytes&(o.RingBytes-1) != 0 {
-		return fmt.Errorf("ring size %d is not a power of two of at least a page", o.RingBytes)
+	if r := o.RingBytes; r != 0 && (r < os.Getpagesize() || r > MaxRingBytes || r&(r-1) != 0) {
+		return fmt.Errorf("ring size %d is not a power of two from a page (%d bytes) to 1 GiB", r, os.Getpagesize())
 	}
 	return nil
 }
@@ -121,10 +130,10 @@ type Collector struct {
 // Open checks the host, loads and attaches the programs. On error nothing
 // stays loaded or attached.
 func Open(opts Options) (_ *Collector, err error) {
-	opts.setDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	opts.setDefaults()
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
