@@ -24,11 +24,18 @@ func TestContract(t *testing.T) {
 		}
 	}
 	kinds["NR_KINDS"] = uint64(numKinds)
-	flags := map[string]uint64{
-		"EVF_OWNER": uint64(evfOwner), "EVF_PEER_FIN": uint64(evfPeerFIN), "EVF_SHUT_WR": uint64(evfShutWR),
-		"EVF_REASON": uint64(evfReason), "EVF_TIME_WAIT": uint64(evfTimeWait), "EVF_NO_SOCKET": uint64(evfNoSocket),
-		"EVF_PROVISIONAL": uint64(evfProvisional), "EVF_LOCAL_ABORT": uint64(evfLocalAbort),
-		"EVF_LISTENER": uint64(evfListener), "EVF_NO_STORAGE": uint64(evfNoStorage), "EVF_NO_STACK": uint64(evfNoStack),
+	// The flags are used as generated: the test proves the generated file
+	// is the objects' (make generate was run).
+	flags := map[string]uint64{}
+	for name, f := range map[string]bpf.TcpcloseEventFlag{
+		"EVF_OWNER": bpf.TcpcloseEventFlagEVF_OWNER, "EVF_PEER_FIN": bpf.TcpcloseEventFlagEVF_PEER_FIN,
+		"EVF_SHUT_WR": bpf.TcpcloseEventFlagEVF_SHUT_WR, "EVF_REASON": bpf.TcpcloseEventFlagEVF_REASON,
+		"EVF_TIME_WAIT": bpf.TcpcloseEventFlagEVF_TIME_WAIT, "EVF_NO_SOCKET": bpf.TcpcloseEventFlagEVF_NO_SOCKET,
+		"EVF_PROVISIONAL": bpf.TcpcloseEventFlagEVF_PROVISIONAL, "EVF_LOCAL_ABORT": bpf.TcpcloseEventFlagEVF_LOCAL_ABORT,
+		"EVF_LISTENER": bpf.TcpcloseEventFlagEVF_LISTENER, "EVF_NO_STORAGE": bpf.TcpcloseEventFlagEVF_NO_STORAGE,
+		"EVF_NO_STACK": bpf.TcpcloseEventFlagEVF_NO_STACK,
+	} {
+		flags[name] = uint64(f)
 	}
 	reasons := map[string]uint64{"REASON_UNKNOWN": uint64(ReasonUnknownSlot), "NR_REASONS": uint64(NumReasonSlots)}
 
