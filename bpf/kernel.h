@@ -11,13 +11,11 @@ typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
-typedef signed char __s8;
-typedef short __s16;
 typedef int __s32;
 typedef long long __s64;
 typedef __u16 __be16;
 typedef __u32 __be32;
-typedef __u32 __wsum;
+typedef __u32 __wsum; /* bpf_helper_defs.h */
 typedef _Bool bool;
 #define true 1
 #define false 0
@@ -78,7 +76,6 @@ enum {
 };
 
 #define RCV_SHUTDOWN 1
-#define SEND_SHUTDOWN 2
 #define SHUTDOWN_MASK 3
 
 /* Values are relocated by name against the running kernel. */
@@ -88,7 +85,6 @@ enum sock_flags {
 };
 
 enum sk_rst_reason {
-	SK_RST_REASON_NOT_SPECIFIED = 0,
 	SK_RST_REASON_TCP_ABORT_ON_DATA = 8,
 };
 

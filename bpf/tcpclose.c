@@ -33,8 +33,15 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* Event kinds: the order is the Go side's collector.Kind. */
-enum kind {
+/*
+ * The contract with Go. The enums and structs named here (event_kind,
+ * event_flag, reason_slot, event, counts, config) are generated as Go types
+ * and constants by bpf2go (-type, see gen.go); the collector uses those,
+ * never copies.
+ */
+
+/* Event kinds: collector.Kind takes its numbering from here. */
+enum event_kind {
 	KIND_NONE = 0,
 	KIND_UNREAD_CLOSE,
 	KIND_UNDRAINED_CLOSE,
@@ -47,7 +54,7 @@ enum kind {
 };
 
 /* Event flags. */
-enum {
+enum event_flag {
 	EVF_OWNER = 1 << 0,	  /* pid, tid, comm, thread and cgroup_id are known */
 	EVF_PEER_FIN = 1 << 1,	  /* the peer's FIN had arrived */
 	EVF_SHUT_WR = 1 << 2,	  /* shutdown(SHUT_WR) came before close() */
@@ -61,25 +68,12 @@ enum {
 	EVF_NO_STACK = 1 << 10,	  /* the closer's user stack was asked for but not captured */
 };
 
-/* Socket-local flags. */
-enum {
-	SKF_OWNER = 1 << 0,
-	SKF_CLASSIFIED = 1 << 1,    /* the final close was classified */
-	SKF_RESET_PENDING = 1 << 3, /* a provisional reset_received was counted */
-	SKF_INHERITED = 1 << 4,	    /* owner is the listener's: the first user replaces it */
-	SKF_WAS_RESET = 1 << 5,	    /* tcp_reset() ran: a later close is not graceful */
-	SKF_DESTROYED = 1 << 6,	    /* compat: destroyed, its entry waits for the reset due */
+/* Reset reasons are counted by enum sk_rst_reason; the last slot counts unknown ones. */
+enum reason_slot {
+	REASON_UNKNOWN = 63,
+	NR_REASONS,
 };
 
-/* What emit() did with an event. */
-enum {
-	EMIT_FILTERED = 0,
-	EMIT_COUNTED,
-	EMIT_STREAMED,
-};
-
-#define NR_REASONS 64
-#define REASON_UNKNOWN (NR_REASONS - 1)
 #define NR_HIST 33
 
 struct event {
@@ -95,29 +89,15 @@ struct event {
 	__u16 family;
 	__u16 lport;
 	__u16 rport;
-	__u16 reason;
-	__u8 kind;
+	__u16 reason; /* enum sk_rst_reason, or REASON_UNKNOWN */
+	__u8 kind;    /* enum event_kind */
 	__u8 state;
-	__u16 flags;
+	__u16 flags; /* enum event_flag */
 	__u8 laddr[16];
 	__u8 raddr[16];
 	char comm[16];	 /* the process: its thread-group leader's name */
 	char thread[16]; /* the thread that acted on the socket */
 	__u32 stack;	 /* the closer's user stack: its id in stacks plus one; 0: none */
-};
-
-struct owner {
-	__u64 cgroup_id;
-	__u32 pid;
-	__u32 tid;
-	char comm[16];
-	char thread[16];
-};
-
-struct sk_info {
-	struct owner owner;
-	__u8 flags;
-	__u8 abort_state;
 };
 
 struct counts {
@@ -133,18 +113,60 @@ struct counts {
 	__u64 suppressed_reasons[NR_REASONS]; /* the same, of reset_sent, by reason */
 };
 
-/* Options, set from Go before load; 0 means "no filter". */
-volatile const __u32 filter_pid = 0;
-volatile const __u32 filter_netns = 0;
-volatile const __u16 filter_port = 0;
-volatile const __u8 filter_comm_len = 0;
-volatile const char filter_comm[16] = {};
-volatile const bool stream_graceful = false;
-volatile const __u64 wakeup_bytes = 0;
-/* Capture the closing task's user stack for the closes that lose data or skip the drain. */
-volatile const bool capture_stacks = false;
-/* Events of one kind this CPU may stream per second; 0: no budget. */
-volatile const __u32 budget_per_cpu = 0;
+/* The options, set from Go before load; 0 means "no filter". */
+struct config {
+	__u64 wakeup_bytes; /* ring fill that wakes the reader; 0: never */
+	__u32 filter_pid;
+	__u32 filter_netns;
+	/* Events of one kind this CPU may stream per second; 0: no budget. */
+	__u32 budget_per_cpu;
+	__u16 filter_port;
+	__u8 filter_comm_len;
+	bool stream_graceful;
+	/* Capture the closing task's user stack for the closes that lose data or skip the drain. */
+	bool capture_stacks;
+	char filter_comm[16];
+};
+
+volatile const struct config cfg = {};
+
+/* Names the enums in BTF, where bpf2go finds them; never read. */
+struct contract {
+	enum event_kind kind;
+	enum event_flag flag;
+	enum reason_slot reason;
+} contract __attribute__((unused));
+
+/* Socket-local flags. */
+enum {
+	SKF_OWNER = 1 << 0,
+	SKF_CLASSIFIED = 1 << 1,    /* the final close was classified */
+	SKF_RESET_PENDING = 1 << 2, /* a provisional reset_received was counted */
+	SKF_INHERITED = 1 << 3,	    /* owner is the listener's: the first user replaces it */
+	SKF_WAS_RESET = 1 << 4,	    /* tcp_reset() ran: a later close is not graceful */
+	SKF_DESTROYED = 1 << 5,	    /* compat: destroyed, its entry waits for the reset due */
+};
+
+/* What emit() did with an event. */
+enum {
+	EMIT_FILTERED = 0,
+	EMIT_COUNTED,
+	EMIT_STREAMED,
+};
+
+struct owner {
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 tid;
+	char comm[16];
+	char thread[16];
+};
+
+struct sk_info {
+	struct owner owner;
+	__u8 flags;
+	__u8 abort_state;
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -727,20 +749,20 @@ static __always_inline __u32 payload_bytes(const struct sk_buff *skb, __u8 *tcp_
 
 static __always_inline bool wanted(const struct event *e)
 {
-	if (filter_netns && e->netns != filter_netns)
+	if (cfg.filter_netns && e->netns != cfg.filter_netns)
 		return false;
-	if (filter_port && e->lport != filter_port && e->rport != filter_port)
+	if (cfg.filter_port && e->lport != cfg.filter_port && e->rport != cfg.filter_port)
 		return false;
-	if (filter_pid && e->pid != filter_pid)
+	if (cfg.filter_pid && e->pid != cfg.filter_pid)
 		return false;
-	if (filter_comm_len) {
+	if (cfg.filter_comm_len) {
 		for (int i = 0; i < 16; i++) {
-			if (i >= filter_comm_len)
+			if (i >= cfg.filter_comm_len)
 				break;
-			if (e->comm[i] != filter_comm[i])
+			if (e->comm[i] != cfg.filter_comm[i])
 				return false;
 		}
-		if (filter_comm_len < 16 && e->comm[filter_comm_len] != 0)
+		if (cfg.filter_comm_len < 16 && e->comm[cfg.filter_comm_len] != 0)
 			return false;
 	}
 	return true;
@@ -749,12 +771,21 @@ static __always_inline bool wanted(const struct event *e)
 /* Whether an event's owner can matter to a filter (the options are constants). */
 static __always_inline bool owner_filtered(void)
 {
-	return filter_pid || filter_comm_len;
+	return cfg.filter_pid || cfg.filter_comm_len;
 }
 
 static __always_inline bool any_filter(void)
 {
-	return filter_netns || filter_port || owner_filtered();
+	return cfg.filter_netns || cfg.filter_port || owner_filtered();
+}
+
+/*
+ * Whether an event of kind needs its owner: a graceful close nobody asked
+ * to see is only counted, so only an owner filter reads its owner.
+ */
+static __always_inline bool owner_needed(int kind)
+{
+	return kind != KIND_GRACEFUL_CLOSE || cfg.stream_graceful || owner_filtered();
 }
 
 /* Bits needed to write v (0 for 0): the histogram bucket, without a loop. */
@@ -802,7 +833,7 @@ static __always_inline bool within_budget(const struct event *e, __u64 now)
 	__u64 second;
 	__u32 zero = 0;
 
-	if (!budget_per_cpu || e->kind >= NR_KINDS || e->kind == KIND_UNDRAINED_CLOSE ||
+	if (!cfg.budget_per_cpu || e->kind >= NR_KINDS || e->kind == KIND_UNDRAINED_CLOSE ||
 	    (e->flags & (EVF_PROVISIONAL | EVF_LOCAL_ABORT)))
 		return true;
 	b = bpf_map_lookup_elem(&budgets, &zero);
@@ -814,7 +845,7 @@ static __always_inline bool within_budget(const struct event *e, __u64 now)
 		__builtin_memset(b->streamed, 0, sizeof(b->streamed));
 	}
 	/* NR_KINDS is a power of two: the mask shows the verifier the bound. */
-	if (b->streamed[e->kind & (NR_KINDS - 1)] >= budget_per_cpu)
+	if (b->streamed[e->kind & (NR_KINDS - 1)] >= cfg.budget_per_cpu)
 		return false;
 	b->streamed[e->kind & (NR_KINDS - 1)]++;
 	return true;
@@ -867,14 +898,14 @@ static __always_inline int emit(struct event *e)
 		if (b < NR_HIST)
 			count(&c->unread_hist[b], 1);
 	}
-	if (e->kind == KIND_GRACEFUL_CLOSE && !stream_graceful)
+	if (e->kind == KIND_GRACEFUL_CLOSE && !cfg.stream_graceful)
 		return EMIT_COUNTED;
 	e->ts_ns = bpf_ktime_get_boot_ns();
 	if (!within_budget(e, e->ts_ns)) {
 		suppress(c, e);
 		return EMIT_COUNTED;
 	}
-	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+	if (cfg.wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), flags)) {
 		count(&c->ring_lost, 1);
@@ -889,7 +920,8 @@ static __always_inline int emit(struct event *e)
  */
 static __always_inline bool needs_addresses(const struct event *e)
 {
-	return e->kind != KIND_GRACEFUL_CLOSE || stream_graceful || filter_netns || filter_port;
+	return e->kind != KIND_GRACEFUL_CLOSE || cfg.stream_graceful || cfg.filter_netns ||
+	       cfg.filter_port;
 }
 
 /*
@@ -931,6 +963,19 @@ static __always_inline bool close_transition(int oldstate, int newstate)
 	       (newstate == TCP_LAST_ACK && oldstate == TCP_CLOSE_WAIT);
 }
 
+/* Whether the socket's owner is unknown or inherited from its listener. */
+static __always_inline bool owner_unsettled(const struct sk_info *info)
+{
+	return !(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED);
+}
+
+/* The current task becomes the socket's owner; how: flags to set with it. */
+static __always_inline void become_owner(struct sk_info *info, __u8 how)
+{
+	owner_from_current(&info->owner);
+	info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER | how;
+}
+
 /*
  * The transition close() makes, under the socket lock: the kernel has just
  * chosen between reset (unread data), abort (zero linger) and FIN.
@@ -966,7 +1011,7 @@ static __always_inline void classify_close(void *ctx, struct sock *sk, int oldst
 		e.kind = peer_fin ? KIND_GRACEFUL_CLOSE : KIND_UNDRAINED_CLOSE;
 	}
 
-	owner_used = e.kind != KIND_GRACEFUL_CLOSE || stream_graceful || owner_filtered();
+	owner_used = owner_needed(e.kind);
 	info = info_of(sk, true);
 	if (info) {
 		if (info->flags & SKF_CLASSIFIED)
@@ -979,10 +1024,8 @@ static __always_inline void classify_close(void *ctx, struct sock *sk, int oldst
 		 * event's, and fetching it (three helper calls) is most of the
 		 * cost of the commonest close.
 		 */
-		if (owner_used || (info->flags & (SKF_OWNER | SKF_INHERITED)) != SKF_OWNER) {
-			owner_from_current(&info->owner);
-			info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
-		}
+		if (owner_used || owner_unsettled(info))
+			become_owner(info, 0);
 		owner = &info->owner;
 	} else {
 		/*
@@ -1010,7 +1053,7 @@ static __always_inline void classify_close(void *ctx, struct sock *sk, int oldst
 		e.flags |= EVF_SHUT_WR;
 	if (owner_used)
 		set_owner(&e, owner);
-	if (capture_stacks && e.kind != KIND_GRACEFUL_CLOSE) {
+	if (cfg.capture_stacks && e.kind != KIND_GRACEFUL_CLOSE) {
 		/* close() runs in the closing task: its user stack is the call site. */
 		long id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
 
@@ -1039,10 +1082,8 @@ static __always_inline struct sk_info *record_owner(struct sock *sk, __u8 how)
 {
 	struct sk_info *info = info_of(sk, true);
 
-	if (info && (!(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED))) {
-		owner_from_current(&info->owner);
-		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER | how;
-	}
+	if (info && owner_unsettled(info))
+		become_owner(info, how);
 	return info;
 }
 
@@ -1055,20 +1096,11 @@ static __always_inline void record_user(struct sock *sk)
 {
 	/* Made at connect or ESTABLISHED; now for a socket older than the tracer. */
 	__u64 cookie = cookie_of(sk);
-	struct sk_info *info;
-	__u64 *slot;
+	__u64 *slot = settled_slot(cookie);
 
-	slot = settled_slot(cookie);
 	if (slot && *slot == cookie)
 		return;
-	info = info_of(sk, true);
-	if (!info)
-		return;
-	if (!(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED)) {
-		owner_from_current(&info->owner);
-		info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
-	}
-	if (slot)
+	if (record_owner(sk, 0) && slot)
 		*slot = cookie;
 }
 
@@ -1425,7 +1457,7 @@ static __always_inline void classify_dead_close(struct sock *sk)
 	struct owner o;
 
 	/* Nothing follows a destroy: the owner matters only to a stream or a filter. */
-	if (stream_graceful || filter_pid || filter_comm_len) {
+	if (owner_needed(e.kind)) {
 		owner_from_current(&o);
 		set_owner(&e, &o);
 	}

@@ -19,6 +19,27 @@ type TcpcloseBudget struct {
 	Streamed [8]uint32
 }
 
+type TcpcloseConfig struct {
+	_              structs.HostLayout
+	WakeupBytes    uint64
+	FilterPid      uint32
+	FilterNetns    uint32
+	BudgetPerCpu   uint32
+	FilterPort     uint16
+	FilterCommLen  uint8
+	StreamGraceful bool
+	CaptureStacks  bool
+	FilterComm     [16]int8
+	_              [7]byte
+}
+
+type TcpcloseContract struct {
+	_      structs.HostLayout
+	Kind   uint32
+	Flag   uint32
+	Reason uint32
+}
+
 type TcpcloseCounts struct {
 	_                 structs.HostLayout
 	Kinds             [8]uint64
@@ -58,6 +79,36 @@ type TcpcloseEvent struct {
 	Stack        uint32
 }
 
+type TcpcloseEventFlag uint32
+
+const (
+	TcpcloseEventFlagEVF_OWNER       TcpcloseEventFlag = 1
+	TcpcloseEventFlagEVF_PEER_FIN    TcpcloseEventFlag = 2
+	TcpcloseEventFlagEVF_SHUT_WR     TcpcloseEventFlag = 4
+	TcpcloseEventFlagEVF_REASON      TcpcloseEventFlag = 8
+	TcpcloseEventFlagEVF_TIME_WAIT   TcpcloseEventFlag = 16
+	TcpcloseEventFlagEVF_NO_SOCKET   TcpcloseEventFlag = 32
+	TcpcloseEventFlagEVF_PROVISIONAL TcpcloseEventFlag = 64
+	TcpcloseEventFlagEVF_LOCAL_ABORT TcpcloseEventFlag = 128
+	TcpcloseEventFlagEVF_LISTENER    TcpcloseEventFlag = 256
+	TcpcloseEventFlagEVF_NO_STORAGE  TcpcloseEventFlag = 512
+	TcpcloseEventFlagEVF_NO_STACK    TcpcloseEventFlag = 1024
+)
+
+type TcpcloseEventKind uint32
+
+const (
+	TcpcloseEventKindKIND_NONE             TcpcloseEventKind = 0
+	TcpcloseEventKindKIND_UNREAD_CLOSE     TcpcloseEventKind = 1
+	TcpcloseEventKindKIND_UNDRAINED_CLOSE  TcpcloseEventKind = 2
+	TcpcloseEventKindKIND_DATA_AFTER_CLOSE TcpcloseEventKind = 3
+	TcpcloseEventKindKIND_ABORT_CLOSE      TcpcloseEventKind = 4
+	TcpcloseEventKindKIND_RESET_RECEIVED   TcpcloseEventKind = 5
+	TcpcloseEventKindKIND_RESET_SENT       TcpcloseEventKind = 6
+	TcpcloseEventKindKIND_GRACEFUL_CLOSE   TcpcloseEventKind = 7
+	TcpcloseEventKindNR_KINDS              TcpcloseEventKind = 8
+)
+
 type TcpcloseOldOwner struct {
 	_     structs.HostLayout
 	Owner TcpcloseOwner
@@ -74,6 +125,13 @@ type TcpcloseOwner struct {
 	Comm     [16]int8
 	Thread   [16]int8
 }
+
+type TcpcloseReasonSlot uint32
+
+const (
+	TcpcloseReasonSlotREASON_UNKNOWN TcpcloseReasonSlot = 63
+	TcpcloseReasonSlotNR_REASONS     TcpcloseReasonSlot = 64
+)
 
 type TcpcloseSettled struct {
 	_      structs.HostLayout
@@ -123,16 +181,9 @@ const (
 	TcpcloseProgOnTcpSendmsg   = "on_tcp_sendmsg"
 	TcpcloseProgOnV4SendReset  = "on_v4_send_reset"
 	TcpcloseProgOnV6SendReset  = "on_v6_send_reset"
-	TcpcloseVarBudgetPerCpu    = "budget_per_cpu"
-	TcpcloseVarCaptureStacks   = "capture_stacks"
-	TcpcloseVarFilterComm      = "filter_comm"
-	TcpcloseVarFilterCommLen   = "filter_comm_len"
-	TcpcloseVarFilterNetns     = "filter_netns"
-	TcpcloseVarFilterPid       = "filter_pid"
-	TcpcloseVarFilterPort      = "filter_port"
+	TcpcloseVarCfg             = "cfg"
+	TcpcloseVarContract        = "contract"
 	TcpcloseVarOldKnown        = "old_known"
-	TcpcloseVarStreamGraceful  = "stream_graceful"
-	TcpcloseVarWakeupBytes     = "wakeup_bytes"
 )
 
 // LoadTcpclose returns the embedded CollectionSpec for Tcpclose.
@@ -210,16 +261,9 @@ type TcpcloseMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseVariableSpecs struct {
-	BudgetPerCpu   *ebpf.VariableSpec `ebpf:"budget_per_cpu"`
-	CaptureStacks  *ebpf.VariableSpec `ebpf:"capture_stacks"`
-	FilterComm     *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterCommLen  *ebpf.VariableSpec `ebpf:"filter_comm_len"`
-	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
-	OldKnown       *ebpf.VariableSpec `ebpf:"old_known"`
-	StreamGraceful *ebpf.VariableSpec `ebpf:"stream_graceful"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	Cfg      *ebpf.VariableSpec `ebpf:"cfg"`
+	Contract *ebpf.VariableSpec `ebpf:"contract"`
+	OldKnown *ebpf.VariableSpec `ebpf:"old_known"`
 }
 
 // TcpcloseObjects contains all objects after they have been loaded into the kernel.
@@ -273,16 +317,9 @@ func (m *TcpcloseMaps) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseVariables struct {
-	BudgetPerCpu   *ebpf.Variable `ebpf:"budget_per_cpu"`
-	CaptureStacks  *ebpf.Variable `ebpf:"capture_stacks"`
-	FilterComm     *ebpf.Variable `ebpf:"filter_comm"`
-	FilterCommLen  *ebpf.Variable `ebpf:"filter_comm_len"`
-	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
-	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
-	OldKnown       *ebpf.Variable `ebpf:"old_known"`
-	StreamGraceful *ebpf.Variable `ebpf:"stream_graceful"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	Cfg      *ebpf.Variable `ebpf:"cfg"`
+	Contract *ebpf.Variable `ebpf:"contract"`
+	OldKnown *ebpf.Variable `ebpf:"old_known"`
 }
 
 // TcpclosePrograms contains all programs after they have been loaded into the kernel.

@@ -19,6 +19,27 @@ type TcpcloseCompatBudget struct {
 	Streamed [8]uint32
 }
 
+type TcpcloseCompatConfig struct {
+	_              structs.HostLayout
+	WakeupBytes    uint64
+	FilterPid      uint32
+	FilterNetns    uint32
+	BudgetPerCpu   uint32
+	FilterPort     uint16
+	FilterCommLen  uint8
+	StreamGraceful bool
+	CaptureStacks  bool
+	FilterComm     [16]int8
+	_              [7]byte
+}
+
+type TcpcloseCompatContract struct {
+	_      structs.HostLayout
+	Kind   uint32
+	Flag   uint32
+	Reason uint32
+}
+
 type TcpcloseCompatCounts struct {
 	_                 structs.HostLayout
 	Kinds             [8]uint64
@@ -58,6 +79,36 @@ type TcpcloseCompatEvent struct {
 	Stack        uint32
 }
 
+type TcpcloseCompatEventFlag uint32
+
+const (
+	TcpcloseCompatEventFlagEVF_OWNER       TcpcloseCompatEventFlag = 1
+	TcpcloseCompatEventFlagEVF_PEER_FIN    TcpcloseCompatEventFlag = 2
+	TcpcloseCompatEventFlagEVF_SHUT_WR     TcpcloseCompatEventFlag = 4
+	TcpcloseCompatEventFlagEVF_REASON      TcpcloseCompatEventFlag = 8
+	TcpcloseCompatEventFlagEVF_TIME_WAIT   TcpcloseCompatEventFlag = 16
+	TcpcloseCompatEventFlagEVF_NO_SOCKET   TcpcloseCompatEventFlag = 32
+	TcpcloseCompatEventFlagEVF_PROVISIONAL TcpcloseCompatEventFlag = 64
+	TcpcloseCompatEventFlagEVF_LOCAL_ABORT TcpcloseCompatEventFlag = 128
+	TcpcloseCompatEventFlagEVF_LISTENER    TcpcloseCompatEventFlag = 256
+	TcpcloseCompatEventFlagEVF_NO_STORAGE  TcpcloseCompatEventFlag = 512
+	TcpcloseCompatEventFlagEVF_NO_STACK    TcpcloseCompatEventFlag = 1024
+)
+
+type TcpcloseCompatEventKind uint32
+
+const (
+	TcpcloseCompatEventKindKIND_NONE             TcpcloseCompatEventKind = 0
+	TcpcloseCompatEventKindKIND_UNREAD_CLOSE     TcpcloseCompatEventKind = 1
+	TcpcloseCompatEventKindKIND_UNDRAINED_CLOSE  TcpcloseCompatEventKind = 2
+	TcpcloseCompatEventKindKIND_DATA_AFTER_CLOSE TcpcloseCompatEventKind = 3
+	TcpcloseCompatEventKindKIND_ABORT_CLOSE      TcpcloseCompatEventKind = 4
+	TcpcloseCompatEventKindKIND_RESET_RECEIVED   TcpcloseCompatEventKind = 5
+	TcpcloseCompatEventKindKIND_RESET_SENT       TcpcloseCompatEventKind = 6
+	TcpcloseCompatEventKindKIND_GRACEFUL_CLOSE   TcpcloseCompatEventKind = 7
+	TcpcloseCompatEventKindNR_KINDS              TcpcloseCompatEventKind = 8
+)
+
 type TcpcloseCompatListenerKey struct {
 	_     structs.HostLayout
 	Netns uint32
@@ -80,6 +131,13 @@ type TcpcloseCompatOwner struct {
 	Comm     [16]int8
 	Thread   [16]int8
 }
+
+type TcpcloseCompatReasonSlot uint32
+
+const (
+	TcpcloseCompatReasonSlotREASON_UNKNOWN TcpcloseCompatReasonSlot = 63
+	TcpcloseCompatReasonSlotNR_REASONS     TcpcloseCompatReasonSlot = 64
+)
 
 type TcpcloseCompatSettled struct {
 	_      structs.HostLayout
@@ -130,16 +188,9 @@ const (
 	TcpcloseCompatProgOnTcpSendmsg   = "on_tcp_sendmsg"
 	TcpcloseCompatProgOnV4SendReset  = "on_v4_send_reset"
 	TcpcloseCompatProgOnV6SendReset  = "on_v6_send_reset"
-	TcpcloseCompatVarBudgetPerCpu    = "budget_per_cpu"
-	TcpcloseCompatVarCaptureStacks   = "capture_stacks"
-	TcpcloseCompatVarFilterComm      = "filter_comm"
-	TcpcloseCompatVarFilterCommLen   = "filter_comm_len"
-	TcpcloseCompatVarFilterNetns     = "filter_netns"
-	TcpcloseCompatVarFilterPid       = "filter_pid"
-	TcpcloseCompatVarFilterPort      = "filter_port"
+	TcpcloseCompatVarCfg             = "cfg"
+	TcpcloseCompatVarContract        = "contract"
 	TcpcloseCompatVarOldKnown        = "old_known"
-	TcpcloseCompatVarStreamGraceful  = "stream_graceful"
-	TcpcloseCompatVarWakeupBytes     = "wakeup_bytes"
 )
 
 // LoadTcpcloseCompat returns the embedded CollectionSpec for TcpcloseCompat.
@@ -218,16 +269,9 @@ type TcpcloseCompatMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseCompatVariableSpecs struct {
-	BudgetPerCpu   *ebpf.VariableSpec `ebpf:"budget_per_cpu"`
-	CaptureStacks  *ebpf.VariableSpec `ebpf:"capture_stacks"`
-	FilterComm     *ebpf.VariableSpec `ebpf:"filter_comm"`
-	FilterCommLen  *ebpf.VariableSpec `ebpf:"filter_comm_len"`
-	FilterNetns    *ebpf.VariableSpec `ebpf:"filter_netns"`
-	FilterPid      *ebpf.VariableSpec `ebpf:"filter_pid"`
-	FilterPort     *ebpf.VariableSpec `ebpf:"filter_port"`
-	OldKnown       *ebpf.VariableSpec `ebpf:"old_known"`
-	StreamGraceful *ebpf.VariableSpec `ebpf:"stream_graceful"`
-	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	Cfg      *ebpf.VariableSpec `ebpf:"cfg"`
+	Contract *ebpf.VariableSpec `ebpf:"contract"`
+	OldKnown *ebpf.VariableSpec `ebpf:"old_known"`
 }
 
 // TcpcloseCompatObjects contains all objects after they have been loaded into the kernel.
@@ -283,16 +327,9 @@ func (m *TcpcloseCompatMaps) Close() error {
 //
 // It can be passed to LoadTcpcloseCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseCompatVariables struct {
-	BudgetPerCpu   *ebpf.Variable `ebpf:"budget_per_cpu"`
-	CaptureStacks  *ebpf.Variable `ebpf:"capture_stacks"`
-	FilterComm     *ebpf.Variable `ebpf:"filter_comm"`
-	FilterCommLen  *ebpf.Variable `ebpf:"filter_comm_len"`
-	FilterNetns    *ebpf.Variable `ebpf:"filter_netns"`
-	FilterPid      *ebpf.Variable `ebpf:"filter_pid"`
-	FilterPort     *ebpf.Variable `ebpf:"filter_port"`
-	OldKnown       *ebpf.Variable `ebpf:"old_known"`
-	StreamGraceful *ebpf.Variable `ebpf:"stream_graceful"`
-	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
+	Cfg      *ebpf.Variable `ebpf:"cfg"`
+	Contract *ebpf.Variable `ebpf:"contract"`
+	OldKnown *ebpf.Variable `ebpf:"old_known"`
 }
 
 // TcpcloseCompatPrograms contains all programs after they have been loaded into the kernel.

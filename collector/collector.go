@@ -25,7 +25,7 @@ import (
 // Options select what is traced. Zero values mean "everything".
 type Options struct {
 	PID   uint32 // only sockets owned by this process (thread-group id)
-	Comm  string // only sockets owned by a task with this comm (at most 15 bytes)
+	Comm  string // only sockets owned by a task with this comm (at most MaxComm bytes)
 	Port  uint16 // only connections with this port at either end
 	Netns uint32 // only this network namespace (inode number)
 	All   bool   // also stream graceful closes
@@ -38,7 +38,7 @@ type Options struct {
 	// lose data or skip the drain (Event.StackID); off, it costs nothing.
 	Stacks bool
 
-	RingBytes    int           // ring buffer size; a power of two, 0 for 4 MiB
+	RingBytes    int           // ring buffer size; a power of two from a page to MaxRingBytes, 0 for 4 MiB
 	WakeupBytes  int           // ring fill that wakes the reader before its period; 0 for a quarter, -1 never
 	QueueLen     int           // events buffered between reader and sink; 0 for 16384
 	DrainEvery   time.Duration // ring polling period; 0 for 50ms
@@ -65,15 +65,24 @@ func (o *Options) setDefaults() {
 	}
 }
 
-func (o *Options) validate() error {
+// MaxComm is the longest Options.Comm: the kernel keeps a task's name in
+// 16 bytes, the last one a NUL.
+const MaxComm = len(bpf.TcpcloseConfig{}.FilterComm) - 1
+
+// MaxRingBytes is the largest ring buffer Options.RingBytes may ask for.
+const MaxRingBytes = 1 << 30
+
+// Validate checks the options as Open would; zero values (the defaults)
+// are valid. The command line checks its flags with it too.
+func (o *Options) Validate() error {
 	if o.Budget < 0 {
 		return fmt.Errorf("budget %d is negative", o.Budget)
 	}
-	if len(o.Comm) > 15 {
-		return fmt.Errorf("comm %q is longer than the kernel's 15 bytes", o.Comm)
+	if len(o.Comm) > MaxComm {
+		return fmt.Errorf("comm %q is longer than %d bytes: the kernel keeps only %d", o.Comm, MaxComm, MaxComm)
 	}
-	if o.RingBytes < os.Getpagesize() || o.RingBytes&(o.RingBytes-1) != 0 {
-		return fmt.Errorf("ring size %d is not a power of two of at least a page", o.RingBytes)
+	if r := o.RingBytes; r != 0 && (r < os.Getpagesize() || r > MaxRingBytes || r&(r-1) != 0) {
+		return fmt.Errorf("ring size %d is not a power of two from a page (%d bytes) to 1 GiB", r, os.Getpagesize())
 	}
 	return nil
 }
@@ -117,10 +126,10 @@ type Collector struct {
 // Open checks the host, loads and attaches the programs. On error nothing
 // stays loaded or attached.
 func Open(opts Options) (_ *Collector, err error) {
-	opts.setDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	opts.setDefaults()
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
@@ -129,14 +138,11 @@ func Open(opts Options) (_ *Collector, err error) {
 		return nil, err
 	}
 
-	spec, err := loadSpec(plan.compat)
-	if err != nil {
-		return nil, fmt.Errorf("load BPF spec: %w", err)
-	}
+	spec := plan.object
 	if err := setVariables(spec, &opts); err != nil {
 		return nil, err
 	}
-	spec.Maps["events"].MaxEntries = uint32(opts.RingBytes)
+	spec.Maps[bpf.TcpcloseMapEvents].MaxEntries = uint32(opts.RingBytes)
 	sizeStacks(spec, &opts)
 
 	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
@@ -189,29 +195,28 @@ func wakeupBytes(o *Options) uint64 {
 	return uint64(o.RingBytes / 4)
 }
 
+// setVariables sets the programs' options (struct config in
+// bpf/tcpclose.c) before load.
 func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
-	var comm [16]byte
-	copy(comm[:], o.Comm)
-	wakeup := wakeupBytes(o)
-	values := map[string]any{
-		"filter_pid":      o.PID,
-		"filter_netns":    o.Netns,
-		"filter_port":     o.Port,
-		"filter_comm_len": uint8(len(o.Comm)),
-		"filter_comm":     comm,
-		"stream_graceful": o.All,
-		"wakeup_bytes":    wakeup,
-		"budget_per_cpu":  budgetPerCPU(o.Budget),
-		"capture_stacks":  o.Stacks,
+	cfg := bpf.TcpcloseConfig{
+		WakeupBytes:    wakeupBytes(o),
+		FilterPid:      o.PID,
+		FilterNetns:    o.Netns,
+		BudgetPerCpu:   budgetPerCPU(o.Budget),
+		FilterPort:     o.Port,
+		FilterCommLen:  uint8(len(o.Comm)),
+		StreamGraceful: o.All,
+		CaptureStacks:  o.Stacks,
 	}
-	for name, v := range values {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			return fmt.Errorf("BPF object has no variable %s", name)
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
+	for i := range len(o.Comm) {
+		cfg.FilterComm[i] = int8(o.Comm[i])
+	}
+	vs, ok := spec.Variables[bpf.TcpcloseVarCfg]
+	if !ok {
+		return fmt.Errorf("BPF object has no variable %s", bpf.TcpcloseVarCfg)
+	}
+	if err := vs.Set(cfg); err != nil {
+		return fmt.Errorf("set %s: %w", bpf.TcpcloseVarCfg, err)
 	}
 	return nil
 }

@@ -9,15 +9,25 @@ import (
 )
 
 // NumReasonSlots is how many reset reasons the kernel counts; the last slot
-// counts resets whose reason is unknown (kernels before 6.10, or out of range).
-const NumReasonSlots = len(bpf.TcpcloseCounts{}.Reasons)
+// counts resets whose reason is unknown (kernels before 6.10, or out of
+// range). bpf/tcpclose.c, enum reason_slot.
+const NumReasonSlots = int(bpf.TcpcloseReasonSlotNR_REASONS)
 
 // ReasonUnknownSlot is the slot of resets with no known reason.
-const ReasonUnknownSlot = NumReasonSlots - 1
+const ReasonUnknownSlot = int(bpf.TcpcloseReasonSlotREASON_UNKNOWN)
 
 // HistBuckets is the number of unread-bytes histogram buckets: bucket i
 // counts closes with unread bytes below 2^i (and at least 2^(i-1)).
 const HistBuckets = len(bpf.TcpcloseCounts{}.UnreadHist)
+
+// The totals have the shape of the kernel's struct counts: these compile
+// only while the arrays have the same lengths.
+var (
+	_ [len(bpf.TcpcloseCounts{}.Kinds)]uint64             = Counters{}.Kinds
+	_ [len(bpf.TcpcloseCounts{}.Suppressed)]uint64        = Counters{}.Suppressed
+	_ [len(bpf.TcpcloseCounts{}.Reasons)]uint64           = Counters{}.ResetReasons
+	_ [len(bpf.TcpcloseCounts{}.SuppressedReasons)]uint64 = Counters{}.SuppressedReasons
+)
 
 // Counters are the kernel's exact totals since the programs were loaded,
 // summed over CPUs. They count every event that passed the filters,

@@ -10,23 +10,10 @@ import (
 	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
-const (
-	afInet6 = 10
+const afInet6 = 10
 
-	evfOwner       = 1 << 0
-	evfPeerFIN     = 1 << 1
-	evfShutWR      = 1 << 2
-	evfReason      = 1 << 3
-	evfTimeWait    = 1 << 4
-	evfNoSocket    = 1 << 5
-	evfProvisional = 1 << 6
-	evfLocalAbort  = 1 << 7
-	evfListener    = 1 << 8
-	evfNoStorage   = 1 << 9
-	evfNoStack     = 1 << 10
-
-	reasonUnknown = 63
-)
+// has reports whether a record's flags hold f (bpf/tcpclose.c, enum event_flag).
+func has(flags uint16, f bpf.TcpcloseEventFlag) bool { return bpf.TcpcloseEventFlag(flags)&f != 0 }
 
 // RawEvent is the record the kernel writes to the ring buffer.
 type RawEvent = bpf.TcpcloseEvent
@@ -80,17 +67,17 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 		UnreadBytes:  r.UnreadBytes,
 		UnsentBytes:  r.UnsentBytes,
 		RefusedBytes: r.RefusedBytes,
-		OwnerKnown:   r.Flags&evfOwner != 0,
-		PeerFIN:      r.Flags&evfPeerFIN != 0,
-		ShutWR:       r.Flags&evfShutWR != 0,
-		TimeWait:     r.Flags&evfTimeWait != 0,
-		NoSocket:     r.Flags&evfNoSocket != 0,
-		Listener:     r.Flags&evfListener != 0,
-		NoStorage:    r.Flags&evfNoStorage != 0,
+		OwnerKnown:   has(r.Flags, bpf.TcpcloseEventFlagEVF_OWNER),
+		PeerFIN:      has(r.Flags, bpf.TcpcloseEventFlagEVF_PEER_FIN),
+		ShutWR:       has(r.Flags, bpf.TcpcloseEventFlagEVF_SHUT_WR),
+		TimeWait:     has(r.Flags, bpf.TcpcloseEventFlagEVF_TIME_WAIT),
+		NoSocket:     has(r.Flags, bpf.TcpcloseEventFlagEVF_NO_SOCKET),
+		Listener:     has(r.Flags, bpf.TcpcloseEventFlagEVF_LISTENER),
+		NoStorage:    has(r.Flags, bpf.TcpcloseEventFlagEVF_NO_STORAGE),
 		StackID:      r.Stack,
-		NoStack:      r.Flags&evfNoStack != 0,
-		provisional:  r.Flags&evfProvisional != 0,
-		localAbort:   r.Flags&evfLocalAbort != 0,
+		NoStack:      has(r.Flags, bpf.TcpcloseEventFlagEVF_NO_STACK),
+		provisional:  has(r.Flags, bpf.TcpcloseEventFlagEVF_PROVISIONAL),
+		localAbort:   has(r.Flags, bpf.TcpcloseEventFlagEVF_LOCAL_ABORT),
 	}
 	ev.LAddr = addr(r.Family, &r.Laddr)
 	ev.RAddr = addr(r.Family, &r.Raddr)
@@ -104,7 +91,7 @@ func (d *Decoder) DecodeRaw(r *RawEvent, ev *Event) {
 	}
 	if ev.Kind == KindResetSent || ev.Kind == KindDataAfterClose {
 		switch {
-		case r.Flags&evfReason == 0 || r.Reason == reasonUnknown:
+		case !has(r.Flags, bpf.TcpcloseEventFlagEVF_REASON) || r.Reason == uint16(ReasonUnknownSlot):
 			ev.Reason = "unknown"
 		default:
 			ev.Reason = d.Reasons.Name(r.Reason)

@@ -5,7 +5,18 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
+
+// evf is a record's flags field holding fs.
+func evf(fs ...bpf.TcpcloseEventFlag) uint16 {
+	var flags bpf.TcpcloseEventFlag
+	for _, f := range fs {
+		flags |= f
+	}
+	return uint16(flags)
+}
 
 func rawComm(s string) (c [16]int8) {
 	for i := range len(s) {
@@ -28,7 +39,7 @@ func TestDecode(t *testing.T) {
 			name: "ipv4 unread close with owner",
 			raw: RawEvent{TsNs: 1500, Kind: uint8(KindUnreadClose), Pid: 10, Tid: 11, CgroupId: 5,
 				Netns: 4026531840, Family: 2, Lport: 80, Rport: 5555, Cookie: 77, State: 1,
-				UnreadBytes: 1234, UnsentBytes: 9, Flags: evfOwner,
+				UnreadBytes: 1234, UnsentBytes: 9, Flags: evf(bpf.TcpcloseEventFlagEVF_OWNER),
 				Laddr: [16]uint8{127, 0, 0, 1}, Raddr: [16]uint8{127, 0, 0, 2}, Comm: rawComm("server")},
 			want: Event{Time: boot.Add(1500), Kind: KindUnreadClose, PID: 10, TID: 11, Comm: "server",
 				CgroupID: 5, Netns: 4026531840, LAddr: netip.MustParseAddr("127.0.0.1"), LPort: 80,
@@ -38,32 +49,32 @@ func TestDecode(t *testing.T) {
 		{
 			name: "owner unknown leaves comm empty",
 			raw: RawEvent{Kind: uint8(KindResetReceived), Family: 2, Pid: 0, Comm: rawComm("junk"),
-				Flags: evfProvisional},
+				Flags: evf(bpf.TcpcloseEventFlagEVF_PROVISIONAL)},
 			want: Event{Time: boot, Kind: KindResetReceived, LAddr: netip.AddrFrom4([4]byte{}),
 				RAddr: netip.AddrFrom4([4]byte{}), provisional: true},
 		},
 		{
 			name: "ipv6 reset sent with named reason and no socket",
 			raw: RawEvent{Kind: uint8(KindResetSent), Family: 10, Laddr: v6, Raddr: v6, Reason: 1,
-				Flags: evfReason | evfNoSocket},
+				Flags: evf(bpf.TcpcloseEventFlagEVF_REASON, bpf.TcpcloseEventFlagEVF_NO_SOCKET)},
 			want: Event{Time: boot, Kind: KindResetSent, LAddr: netip.AddrFrom16(v6), RAddr: netip.AddrFrom16(v6),
 				Reason: "NO_SOCKET", NoSocket: true},
 		},
 		{
 			name: "v4-mapped ipv6 shown as ipv4",
-			raw:  RawEvent{Kind: uint8(KindUndrainedClose), Family: 10, Laddr: mapped, Raddr: mapped, Flags: evfShutWR | evfPeerFIN},
+			raw:  RawEvent{Kind: uint8(KindUndrainedClose), Family: 10, Laddr: mapped, Raddr: mapped, Flags: evf(bpf.TcpcloseEventFlagEVF_SHUT_WR, bpf.TcpcloseEventFlagEVF_PEER_FIN)},
 			want: Event{Time: boot, Kind: KindUndrainedClose, LAddr: netip.MustParseAddr("10.1.2.3"),
 				RAddr: netip.MustParseAddr("10.1.2.3"), ShutWR: true, PeerFIN: true},
 		},
 		{
 			name: "reason without kernel names is unknown",
-			raw:  RawEvent{Kind: uint8(KindDataAfterClose), Family: 2, Reason: reasonUnknown, RefusedBytes: 100, Flags: evfTimeWait | evfLocalAbort},
+			raw:  RawEvent{Kind: uint8(KindDataAfterClose), Family: 2, Reason: uint16(ReasonUnknownSlot), RefusedBytes: 100, Flags: evf(bpf.TcpcloseEventFlagEVF_TIME_WAIT, bpf.TcpcloseEventFlagEVF_LOCAL_ABORT)},
 			want: Event{Time: boot, Kind: KindDataAfterClose, LAddr: netip.AddrFrom4([4]byte{}),
 				RAddr: netip.AddrFrom4([4]byte{}), Reason: "unknown", RefusedBytes: 100, TimeWait: true, localAbort: true},
 		},
 		{
 			name: "reason number the kernel does not name",
-			raw:  RawEvent{Kind: uint8(KindResetSent), Family: 2, Reason: 30, Flags: evfReason},
+			raw:  RawEvent{Kind: uint8(KindResetSent), Family: 2, Reason: 30, Flags: evf(bpf.TcpcloseEventFlagEVF_REASON)},
 			want: Event{Time: boot, Kind: KindResetSent, LAddr: netip.AddrFrom4([4]byte{}),
 				RAddr: netip.AddrFrom4([4]byte{}), Reason: "30"},
 		},
@@ -92,7 +103,7 @@ func TestDecodeShortRecord(t *testing.T) {
 }
 
 func TestDecodeDoesNotAllocate(t *testing.T) {
-	raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 2, Flags: evfOwner, Comm: rawComm("nginx")}
+	raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 2, Flags: evf(bpf.TcpcloseEventFlagEVF_OWNER), Comm: rawComm("nginx")}
 	b := unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RawEventSize)
 	d := Decoder{}
 	var ev Event
@@ -107,7 +118,7 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 func TestDecodeComms(t *testing.T) {
 	d := Decoder{}
 	for _, name := range []string{"nginx", "nginx", "curl", "nginx", "", "curl", "curl", "a-15-byte-name!"} {
-		raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 2, Flags: evfOwner, Comm: rawComm(name)}
+		raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 2, Flags: evf(bpf.TcpcloseEventFlagEVF_OWNER), Comm: rawComm(name)}
 		var ev Event
 		if err := d.Decode(unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RawEventSize), &ev); err != nil {
 			t.Fatal(err)
@@ -135,7 +146,7 @@ func TestKindNamesAreStable(t *testing.T) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 10, Flags: evfOwner | evfReason, Comm: rawComm("nginx")}
+	raw := RawEvent{Kind: uint8(KindUnreadClose), Family: 10, Flags: evf(bpf.TcpcloseEventFlagEVF_OWNER, bpf.TcpcloseEventFlagEVF_REASON), Comm: rawComm("nginx")}
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(&raw)), RawEventSize)
 	d := Decoder{Reasons: NewReasons(map[uint16]string{0: "NOT_SPECIFIED"})}
 	var ev Event

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 	"github.com/tcpclose-trace/tcpclose-trace/symbolize"
 )
 
@@ -12,17 +13,17 @@ import (
 // the JSON contract and the metric label value.
 type Kind uint8
 
-// The event kinds, in the kernel's numbering (bpf/tcpclose.c, enum kind).
+// The event kinds: bpf/tcpclose.c's enum event_kind, as bpf2go generates it.
 const (
-	KindNone Kind = iota
-	KindUnreadClose
-	KindUndrainedClose
-	KindDataAfterClose
-	KindAbortClose
-	KindResetReceived
-	KindResetSent
-	KindGracefulClose
-	numKinds
+	KindNone           = Kind(bpf.TcpcloseEventKindKIND_NONE)
+	KindUnreadClose    = Kind(bpf.TcpcloseEventKindKIND_UNREAD_CLOSE)
+	KindUndrainedClose = Kind(bpf.TcpcloseEventKindKIND_UNDRAINED_CLOSE)
+	KindDataAfterClose = Kind(bpf.TcpcloseEventKindKIND_DATA_AFTER_CLOSE)
+	KindAbortClose     = Kind(bpf.TcpcloseEventKindKIND_ABORT_CLOSE)
+	KindResetReceived  = Kind(bpf.TcpcloseEventKindKIND_RESET_RECEIVED)
+	KindResetSent      = Kind(bpf.TcpcloseEventKindKIND_RESET_SENT)
+	KindGracefulClose  = Kind(bpf.TcpcloseEventKindKIND_GRACEFUL_CLOSE)
+	numKinds           = Kind(bpf.TcpcloseEventKindNR_KINDS)
 )
 
 var kindNames = [numKinds]string{

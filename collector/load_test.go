@@ -26,7 +26,7 @@ func TestLoadFunctionHooks(t *testing.T) {
 	}
 	// Every hook whose target this kernel has, needed here or not.
 	var use []hook
-	for _, h := range hooks {
+	for _, h := range objectHooks(t, false) {
 		if h.lookup(kernel) == nil {
 			use = append(use, h)
 		}

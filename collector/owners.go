@@ -8,11 +8,13 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
 // ownersProgram is the iterator over open files that gives sockets made
 // before the tracer their owner (bpf/tcpclose.c, learn_owners).
-const ownersProgram = "learn_owners"
+const ownersProgram = bpf.TcpcloseProgLearnOwners
 
 // withoutOldOwners is what is lost when the iterator cannot run.
 const withoutOldOwners = "sockets made before the tracer show no owner until a process sends, receives or closes on them"

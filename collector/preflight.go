@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
 // Capabilities (include/uapi/linux/capability.h).
@@ -51,11 +54,12 @@ func loadKernelBTF() (*btf.Spec, error) {
 	return spec, nil
 }
 
-// hook is one kernel attachment point the programs use.
+// hook is one kernel attachment point the programs use: a program of
+// bpf/tcpclose.c, what its section attaches it to, and the policy for it.
 type hook struct {
-	program string // program name in bpf/tcpclose.c
-	what    string // "tracepoint" or "function"
-	target  string // tracepoint or kernel function name
+	program string // program name in bpf/tcpclose.c (bpf.TcpcloseProg*)
+	what    string // "tracepoint" or "function": the program's section (tp_btf/, fentry/)
+	target  string // tracepoint or kernel function name: the rest of the section
 	// lost says what goes undetected without this hook; empty for a hook
 	// the tracer cannot run without.
 	lost string
@@ -81,33 +85,67 @@ func lacksAllResets(k *kernelFeatures) bool { return !k.allResets }
 func hasLengths(k *kernelFeatures) bool     { return k.lengths }
 func lacksLengths(k *kernelFeatures) bool   { return !k.lengths }
 
-// hooks lists every attachment, in attach order. The tracepoints are BTF
-// tracepoints; the functions (fentry) stand in for tracepoints that older
-// kernels lack or that are silent there.
-var hooks = []hook{
-	{program: "on_set_state", what: "tracepoint", target: "inet_sock_set_state"},
-	{program: "on_send_length", what: "tracepoint", target: "sock_send_length", needed: hasLengths},
-	{program: "on_recv_length", what: "tracepoint", target: "sock_recv_length", needed: hasLengths},
-	{program: "on_tcp_sendmsg", what: "function", target: "tcp_sendmsg", needed: lacksLengths, lost: ownerOfAccepted},
-	{program: "on_tcp_recvmsg", what: "function", target: "tcp_recvmsg", needed: lacksLengths, lost: ownerOfAccepted},
-	{program: "on_receive_reset", what: "tracepoint", target: "tcp_receive_reset"},
-	{program: "on_send_reset", what: "tracepoint", target: "tcp_send_reset"},
-	{program: "on_destroy", what: "tracepoint", target: "tcp_destroy_sock"},
-	{program: "on_v4_send_reset", what: "function", target: "tcp_v4_send_reset", needed: lacksAllResets,
+// policy lists every program that is attached, in attach order, with what
+// is lost without it and which kernels need it; where each attaches comes
+// from the object (hooksOf). The tracepoints are BTF tracepoints; the
+// functions (fentry) stand in for tracepoints that older kernels lack or
+// that are silent there.
+var policy = []hook{
+	{program: bpf.TcpcloseProgOnSetState},
+	{program: bpf.TcpcloseProgOnSendLength, needed: hasLengths},
+	{program: bpf.TcpcloseProgOnRecvLength, needed: hasLengths},
+	{program: bpf.TcpcloseProgOnTcpSendmsg, needed: lacksLengths, lost: ownerOfAccepted},
+	{program: bpf.TcpcloseProgOnTcpRecvmsg, needed: lacksLengths, lost: ownerOfAccepted},
+	{program: bpf.TcpcloseProgOnReceiveReset},
+	{program: bpf.TcpcloseProgOnSendReset},
+	{program: bpf.TcpcloseProgOnDestroy},
+	{program: bpf.TcpcloseProgOnV4SendReset, needed: lacksAllResets,
 		lost: "IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
-	{program: "on_v6_send_reset", what: "function", target: "tcp_v6_send_reset", needed: lacksAllResets,
+	{program: bpf.TcpcloseProgOnV6SendReset, needed: lacksAllResets,
 		lost: "IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
 }
 
+// attachKinds names the program types the hooks use, by attach type.
+var attachKinds = map[ebpf.AttachType]string{
+	ebpf.AttachTraceRawTp:  "tracepoint", // SEC("tp_btf/NAME")
+	ebpf.AttachTraceFEntry: "function",   // SEC("fentry/NAME")
+}
+
+// hooksOf returns the policy's hooks with the kind and target of each
+// program in spec, as its section names them.
+func hooksOf(spec *ebpf.CollectionSpec) ([]hook, error) {
+	hs := slices.Clone(policy)
+	for i := range hs {
+		ps, ok := spec.Programs[hs[i].program]
+		if !ok {
+			return nil, fmt.Errorf("BPF object has no program %s", hs[i].program)
+		}
+		what, ok := attachKinds[ps.AttachType]
+		if !ok || ps.AttachTo == "" {
+			return nil, fmt.Errorf("BPF program %s: section %q is not a tp_btf or fentry hook", ps.Name, ps.SectionName)
+		}
+		hs[i].what, hs[i].target = what, ps.AttachTo
+	}
+	return hs, nil
+}
+
 // Tracepoints lists the tracepoints the programs may attach to.
-func Tracepoints() []string {
+func Tracepoints() ([]string, error) {
+	spec, err := bpf.LoadTcpclose()
+	if err != nil {
+		return nil, err
+	}
+	hs, err := hooksOf(spec)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	for _, h := range hooks {
+	for _, h := range hs {
 		if h.what == "tracepoint" {
 			names = append(names, h.target)
 		}
 	}
-	return names
+	return names, nil
 }
 
 // probeFeatures reads the features the hooks depend on from kernel BTF.
@@ -145,7 +183,7 @@ func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
 // planHooks checks, from BTF, every hook this kernel needs: it returns the
 // hooks to attach and, for each optional one the kernel lacks, what is lost.
 // A missing required hook is an error that names it.
-func planHooks(spec *btf.Spec) (use []hook, lost []string, err error) {
+func planHooks(spec *btf.Spec, hooks []hook) (use []hook, lost []string, err error) {
 	k, err := probeFeatures(spec)
 	if err != nil {
 		return nil, nil, err
@@ -230,17 +268,14 @@ func ProbeKernel() (*Support, error) {
 	return s, nil
 }
 
-// ForceCompatEnv, set to 1, makes the tracer load the compat build of its
-// programs on any kernel: the tests run it where the kernel does not need it.
-const ForceCompatEnv = "TCPCLOSE_FORCE_COMPAT"
-
 // kernelPlan is what the tracer will do on the running kernel.
 type kernelPlan struct {
 	btf     *btf.Spec
-	compat  bool     // load the compat build (no socket storage or cookies in tracing programs)
-	use     []hook   // the hooks to attach
-	lost    []string // what the kernel cannot show, and why
-	reasons *Reasons // empty before 6.10
+	compat  bool                 // load the compat build (no socket storage or cookies in tracing programs)
+	object  *ebpf.CollectionSpec // the build to load
+	use     []hook               // the hooks to attach
+	lost    []string             // what the kernel cannot show, and why
+	reasons *Reasons             // empty before 6.10
 }
 
 // planKernel reads the running kernel's BTF, raises the locked-memory limit
@@ -257,7 +292,7 @@ func planKernel() (*kernelPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if os.Getenv(ForceCompatEnv) == "1" {
+	if forceCompat {
 		h = helpers{}
 	}
 	p, err := planFor(spec, h)
@@ -275,7 +310,14 @@ func planKernel() (*kernelPlan, error) {
 func planFor(spec *btf.Spec, h helpers) (*kernelPlan, error) {
 	p := &kernelPlan{btf: spec, compat: h.compat()}
 	var err error
-	if p.use, p.lost, err = planHooks(spec); err != nil {
+	if p.object, err = loadSpec(p.compat); err != nil {
+		return nil, fmt.Errorf("load BPF spec: %w", err)
+	}
+	hooks, err := hooksOf(p.object)
+	if err != nil {
+		return nil, err
+	}
+	if p.use, p.lost, err = planHooks(spec, hooks); err != nil {
 		return nil, err
 	}
 	if p.compat {

@@ -73,7 +73,7 @@ const maxBudget = 10_000_000
 
 func (f *collectorFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.pid, "pid", "only sockets of this process (thread-group id)")
-	fs.StringVar(&f.opts.Comm, "comm", "", "only sockets of processes with this name (exact, at most 15 bytes)")
+	fs.StringVar(&f.opts.Comm, "comm", "", fmt.Sprintf("only sockets of processes with this name (exact, at most %d bytes)", collector.MaxComm))
 	fs.Var(&f.port, "port", "only connections with this TCP port at either end")
 	fs.Var(&f.netns, "netns", "only this network namespace (inode number, as in /proc/PID/ns/net)")
 	fs.BoolVar(&f.all, "all", false, "show every event kind, undrained and graceful closes too")
@@ -107,15 +107,14 @@ func (f *collectorFlags) options() (collector.Options, output.Selection, error) 
 		return o, show, fmt.Errorf("--port %d is out of range (1-65535)", f.port.v)
 	case f.netns.v > 1<<32-1:
 		return o, show, fmt.Errorf("--netns %d is out of range", f.netns.v)
-	case len(o.Comm) > 15:
-		return o, show, fmt.Errorf("--comm %q is longer than 15 bytes: the kernel keeps only 15", o.Comm)
 	case f.budget < 0 || f.budget > maxBudget:
 		return o, show, fmt.Errorf("--budget %d is out of range (0-%d; 0: no budget)", f.budget, maxBudget)
-	case f.ringSize.v != 0 && (f.ringSize.v < 4096 || f.ringSize.v > 1<<30 || f.ringSize.v&(f.ringSize.v-1) != 0):
-		return o, show, fmt.Errorf("--ring-size %d is not a power of two between 4K and 1G", f.ringSize.v)
 	}
 	o.PID, o.Port, o.Netns, o.RingBytes = uint32(f.pid.v), uint16(f.port.v), uint32(f.netns.v), int(f.ringSize.v)
 	o.Budget = f.budget
+	if err := o.Validate(); err != nil {
+		return o, show, err
+	}
 	return o, show, nil
 }
 

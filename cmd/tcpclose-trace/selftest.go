@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
-	"github.com/tcpclose-trace/tcpclose-trace/collector"
 	"github.com/tcpclose-trace/tcpclose-trace/internal/selftest"
 )
 
@@ -29,10 +27,13 @@ verdict (pass or fail) and error (set if the run was interrupted).
 Flags:
 `
 
-// envSelftestDrop names an event kind the self-test discards before
-// checking. Only the tests set it: it shows that a broken detection makes
-// the self-test fail.
-const envSelftestDrop = "TCPCLOSE_SELFTEST_DROP"
+// runChecks runs the self-test's checks. The command's tests replace it, to
+// see how a failed detection is reported; the e2e suite breaks a detection
+// for real in-process (selftest.Options.Drop).
+var runChecks = selftest.Run
+
+// checkPrivileges fails unless the self-test may run; replaced with runChecks.
+var checkPrivileges = selftest.CheckPrivileges
 
 // errSelftestFailed is returned when a detection does not work; the report
 // has said which.
@@ -56,14 +57,7 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	default:
 		return usageError{fmt.Errorf("--family must be ipv4, ipv6 or both, not %q", *family)}
 	}
-	if kind := os.Getenv(envSelftestDrop); kind != "" {
-		k, err := collector.ParseKind(kind)
-		if err != nil {
-			return fmt.Errorf("%s: %w", envSelftestDrop, err)
-		}
-		opts.Drop = k
-	}
-	if err := selftest.CheckPrivileges(); err != nil {
+	if err := checkPrivileges(); err != nil {
 		return err // one line instead of a report of failures
 	}
 	// The namespace must go whatever ends the run: SIGINT, SIGTERM and
@@ -72,7 +66,7 @@ func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *format == "table" {
 		fmt.Fprintf(stdout, "tcpclose-trace selftest on Linux %s\n", selftest.Release())
 	}
-	rep, err := selftest.Run(ctx, opts)
+	rep, err := runChecks(ctx, opts)
 	var werr error
 	if *format == "json" {
 		werr = rep.Document(err).Write(stdout)

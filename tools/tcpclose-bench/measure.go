@@ -173,7 +173,11 @@ func (e *emptyProgram) Close() {
 // runHooks attaches an empty program to each of tcpclose-trace's
 // tracepoints, prints "attached" and waits for ctx to end.
 func runHooks(ctx context.Context) error {
-	for _, tp := range collector.Tracepoints() {
+	tracepoints, err := collector.Tracepoints()
+	if err != nil {
+		return err
+	}
+	for _, tp := range tracepoints {
 		e, err := newEmptyProgram(tp)
 		if err != nil {
 			return fmt.Errorf("%s: %w", tp, err)
