@@ -64,6 +64,7 @@ func runLoad(ctx context.Context, args []string) error {
 // bench is one benchmark run's settings and results.
 type bench struct {
 	tracer  string
+	ringlib string // the tracer built with -tags ringlib; "" for no ring reader A/B
 	out     string
 	reps    int
 	conns   int
@@ -75,6 +76,8 @@ type bench struct {
 	dir     string
 	samples []sample
 	bpf     []bpfStat
+	bpfRuns []bpfRun
+	benches map[string]goBench // the Go benchmarks of the A/B, by name
 	floor   time.Duration // bpf_stats run time of an empty program
 	peers   []peerNote
 	steady  []sample // the sustained-rate runs
@@ -87,13 +90,14 @@ func runBench(ctx context.Context, args []string) error {
 	b := &bench{}
 	fs := flag.NewFlagSet("tcpclose-bench", flag.ContinueOnError)
 	fs.StringVar(&b.tracer, "tracer", "bin/tcpclose-trace", "the tcpclose-trace binary to measure")
+	fs.StringVar(&b.ringlib, "tracer-ringlib", "", "the tracer built with -tags ringlib (cilium/ebpf's ringbuf.Reader), for the A/B of the ring reader; empty to skip it")
 	fs.StringVar(&b.out, "o", "BENCHMARKS.md", "report file ('-' for stdout)")
 	fs.IntVar(&b.reps, "reps", 3, "repetitions of each (workload, tool) pair, interleaved")
 	fs.IntVar(&b.conns, "conns", 20000, "connections per run of W1-W4")
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables), storms (W3 and W4 with and without the budget), stacks (W1 and W2 with and without --stacks) or peers (which peer tools run here)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program and per connection), sustained (the paced runs), ab (written by hand vs the library), tables (memory with full tables), storms (W3 and W4 with and without the budget), stacks (W1 and W2 with and without --stacks) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +109,11 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if _, err := os.Stat(b.tracer); err != nil {
 		return fmt.Errorf("tracer binary: %w (run make build)", err)
+	}
+	if b.ringlib != "" {
+		if _, err := os.Stat(b.ringlib); err != nil {
+			return fmt.Errorf("ringlib tracer binary: %w", err)
+		}
 	}
 	var err error
 	if b.dir, err = os.MkdirTemp("", "tcpclose-bench-"); err != nil {
@@ -136,13 +145,32 @@ func runBench(ctx context.Context, args []string) error {
 	ts := tools(b)
 	switch b.only {
 	case "bpf":
-		if err := b.measureBPF(ctx, ts[1]); err != nil {
+		if err := b.measureBPF(ctx, ts); err != nil {
 			return err
 		}
 		b.writeBPF(os.Stdout)
+		b.writeCPUTime(os.Stdout, nil)
+		return nil
+	case "ab":
+		if err := b.runGoBenchmarks(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "tcpclose-bench: the encoders' Go benchmarks did not run: %v\n", err)
+		}
+		if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
+			return err
+		}
+		var part []tool
+		for _, t := range ts {
+			if t.name == "none" || t.name == noBudgetTool || t.name == ringlibTool || t.name == "tcpclose-trace (serve)" {
+				part = append(part, t)
+			}
+		}
+		if err := b.throughput(ctx, part, []loadgen.Workload{loadgen.Unread, loadgen.ClosedPort}); err != nil {
+			return err
+		}
+		b.writeAB(os.Stdout, b.groups())
 		return nil
 	case "sustained":
-		if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+		if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
 			return err
 		}
 		b.writeSustained(os.Stdout)
@@ -182,9 +210,12 @@ func runBench(ctx context.Context, args []string) error {
 		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf, sustained, tables, storms, stacks or peers", b.only)
+		return fmt.Errorf("-only %q: want bpf, ab, sustained, tables, storms, stacks or peers", b.only)
 	}
-	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+	if err := b.runGoBenchmarks(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "tcpclose-bench: the encoders' Go benchmarks did not run: %v\n", err)
+	}
+	if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
 		return err
 	}
 	if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
@@ -193,7 +224,7 @@ func runBench(ctx context.Context, args []string) error {
 	if err := b.throughput(ctx, ts, loadgen.Workloads); err != nil {
 		return err
 	}
-	if err := b.measureBPF(ctx, ts[1]); err != nil {
+	if err := b.measureBPF(ctx, ts); err != nil {
 		return err
 	}
 	if !b.quick {
@@ -220,7 +251,7 @@ func (b *bench) throughput(ctx context.Context, ts []tool, workloads []loadgen.W
 					return ctx.Err()
 				}
 				s, err := b.runOne(ctx, t, w, rep)
-				if err != nil && i >= numOwnTools && t.name != noBudgetTool && t.name != stacksTool {
+				if err != nil && i >= numOwnTools && t.name != noBudgetTool && t.name != stacksTool && t.name != ringlibTool {
 					// A peer that cannot run here is reported, not fatal.
 					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
 					failed[i] = true
@@ -307,7 +338,7 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 	r.mu.Lock()
 	s.events, s.latency = r.lines, r.latency
 	r.mu.Unlock()
-	if r.metrics == "" && r.cmd.Path == b.tracer {
+	if r.metrics == "" && (r.cmd.Path == b.tracer || r.cmd.Path == b.ringlib) {
 		s.lost = summaryCount(r.stderr.String(), "ring records lost")
 		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
 		s.undrained = summaryCount(r.stderr.String(), "undrained_close")

@@ -89,6 +89,7 @@ func (b *bench) writeReport(took time.Duration) error {
 	fmt.Fprintf(&w, ". *ring lost*: records the kernel counted but found no room for in the ring; "+
 		"*dropped*: events read but dropped because the tracer's output fell behind; '-' where the tool has no such count.\n\n")
 
+	b.writeAB(&w, gs)
 	b.writeSustained(&w)
 	b.writeTables(&w)
 
@@ -109,6 +110,8 @@ func (b *bench) writeReport(took time.Duration) error {
 
 	fmt.Fprintf(&w, "\n## BPF run time (kernel.bpf_stats_enabled, one run each)\n\n")
 	b.writeBPF(&w)
+	fmt.Fprintf(&w, "\n")
+	b.writeCPUTime(&w, gs)
 
 	b.writePeers(&w)
 	out := w.String()
@@ -286,7 +289,7 @@ func (b *bench) writeTargets(w io.Writer, gs []group) {
 	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread} {
 		var rt, runs float64
 		for _, s := range b.bpf {
-			if s.workload == wl {
+			if s.workload == wl && s.tool == traceTool {
 				rt += float64(s.runtime.Nanoseconds())
 				runs += float64(s.runs)
 			}
@@ -362,6 +365,13 @@ func (b *bench) writeTargets(w io.Writer, gs []group) {
 	if p99Where != "" {
 		row("event latency p99 <= 200 ms", p99.Round(time.Millisecond).String(), p99 <= 200*time.Millisecond, "worst of W2-W5: "+p99Where)
 	}
+	b.cpuTargets(func(why, target, measured string, met bool, context string) {
+		if why == "" {
+			row(target, measured, met, context)
+			return
+		}
+		rowWhy(why, target, measured, met, context)
+	}, gs)
 	fmt.Fprintf(w, "\n")
 	b.writeWhy(w, gs, unmet)
 }
@@ -411,6 +421,7 @@ func (b *bench) writeWhy(w io.Writer, gs []group, unmet map[string]bool) {
 			"cache hit. W2 streams two records per connection, each a boot-clock read (slow in this VM) and a ring reservation.\n",
 			b.floor.Nanoseconds(), max(0, 100-b.floor.Nanoseconds()))
 	}
+	b.writeWhyCPUTime(w, gs, unmet)
 	if unmet["cpu"] {
 		var steady string
 		for _, s := range b.steady {
@@ -445,13 +456,10 @@ func (b *bench) idleCPU(gs []group) time.Duration {
 // costContext explains a throughput ratio: what the tracer costs per
 // connection against the CPU time one connection has without it.
 func (b *bench) costContext(wl loadgen.Workload, g group, baseRate float64) string {
-	var rt float64
-	for _, s := range b.bpf {
-		if s.workload == wl {
-			rt += float64(s.runtime.Nanoseconds())
-		}
+	bpfPerConn := 0.0
+	if r, ok := b.bpfRun(wl, traceTool); ok {
+		bpfPerConn = r.perConn(r.runtime) / 1000
 	}
-	bpfPerConn := rt / float64(b.conns) / 1000
 	var cpu time.Duration
 	var conns int64
 	for _, s := range g.samples {
@@ -496,23 +504,23 @@ func (b *bench) writeBPF(w io.Writer) {
 	}
 	totals := map[loadgen.Workload]total{}
 	for _, s := range b.bpf {
-		if s.runs == 0 {
+		if s.runs == 0 || s.tool != traceTool {
 			continue
 		}
 		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %d |\n", s.workload, s.program, s.runs, float64(s.runtime.Nanoseconds())/float64(s.runs), s.misses)
 		t := totals[s.workload]
 		totals[s.workload] = total{t.ns + float64(s.runtime.Nanoseconds()), t.runs + float64(s.runs), t.misses + s.misses}
 	}
-	for _, wl := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread, loadgen.PingPong} {
+	for _, wl := range bpfWorkloads {
 		if t := totals[wl]; t.runs > 0 {
 			fmt.Fprintf(w, "| %s | **all** | %.0f | **%.0f** | %d |\n", wl, t.runs, t.ns/t.runs, t.misses)
 		}
 	}
 	if b.floor > 0 {
-		fmt.Fprintf(w, "| W1 | (an empty program, for scale) | | %d | |\n", b.floor.Nanoseconds())
+		fmt.Fprintf(w, "| all | (an empty program, for scale) | | %d | |\n", b.floor.Nanoseconds())
 	}
-	fmt.Fprintf(w, "\nW8 runs only the send and receive programs (one each per send and per receive on a persistent "+
-		"connection): its ns per run minus the empty program's is the tracer's cost per call there.\n")
+	fmt.Fprintf(w, "\nThe trace mode's programs. W8 and W9 run only the send and receive programs (one each per send and per receive on a persistent "+
+		"connection): their ns per run minus the empty program's is the tracer's cost per call there.\n")
 	fmt.Fprintf(w, "\nbpf_stats times each run with the scheduler clock, which itself costs: the empty program's figure "+
 		"is that floor on this machine. *recursion misses*: runs the kernel skipped because a BPF program was already running on that CPU "+
 		"(the event is then neither counted nor streamed).\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tcpclose-trace/tcpclose-trace/internal/testsupport/loadgen"
@@ -19,6 +20,18 @@ func (b *bench) sustainedRate() float64 {
 		return 10000
 	}
 	return 100000
+}
+
+// sustainedTools are the tools of the sustained runs: our two modes, and
+// the trace mode without a budget with each ring reader.
+func sustainedTools(ts []tool) []tool {
+	var st []tool
+	for _, t := range ts {
+		if strings.HasPrefix(t.name, "tcpclose-trace") && t.name != stacksTool {
+			st = append(st, t)
+		}
+	}
+	return st
 }
 
 // sustained runs W4 paced at sustainedRate events per second for ten
