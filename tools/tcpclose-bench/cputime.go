@@ -39,7 +39,7 @@ func (r bpfRun) perConn(v any) float64 {
 // aboveFloor is the run time per connection above what bpf_stats itself
 // costs each run (the empty program's run time, times the runs).
 func (b *bench) aboveFloor(r bpfRun) float64 {
-	return r.perConn(r.runtime) - r.perConn(r.runs)*float64(b.floor.Nanoseconds())
+	return r.perConn(r.runtime) - r.perConn(r.runs)*b.floorNs()
 }
 
 // perCall is the per-call programs' run time per run above the floor; ok
@@ -48,7 +48,7 @@ func (b *bench) perCall(r bpfRun) (float64, bool) {
 	if r.calls == 0 {
 		return 0, false
 	}
-	return float64(r.callTime.Nanoseconds())/float64(r.calls) - float64(b.floor.Nanoseconds()), true
+	return float64(r.callTime.Nanoseconds())/float64(r.calls) - b.floorNs(), true
 }
 
 // findGroup is the throughput group of a tool (by name prefix) under a workload.
@@ -71,11 +71,11 @@ func (b *bench) writeCPUTime(w io.Writer, gs []group) {
 	fmt.Fprintf(w, "## CPU time per connection and per call (kernel.bpf_stats_enabled, one run each)\n\n")
 	fmt.Fprintf(w, "Each workload once with each tool, %d connections (W8, W9: exchanges) or %s. *runs*: BPF program runs "+
 		"per connection; *BPF ns*: their run time per connection as bpf_stats counts it; *above the floor*: that less what bpf_stats "+
-		"itself adds to each run (an empty program's run time, %d ns here, times the runs): the programs' own work. "+
+		"itself adds to each run (the empty programs' run time per run over all workloads, %d ns here, times the runs): the programs' own work. "+
 		"*per send/recv*: our per-call programs (sock_send_length/sock_recv_length), runs per exchange and ns per run above the floor. "+
 		"*tracer CPU per event*: the tracer process's CPU over the events it wrote, from the throughput runs above "+
 		"(the trace mode streams at most its budget per kind and second: W2-W5 with the default budget divide by fewer events).\n\n",
-		b.conns, b.runFor, b.floor.Nanoseconds())
+		b.conns, b.runFor, int64(b.floorNs()))
 	fmt.Fprintf(w, "| workload | tool | runs | BPF ns | above the floor | send/recv runs | ns per send/recv above the floor | tracer CPU per event |\n")
 	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range b.bpfRuns {
@@ -120,7 +120,7 @@ func ratioRange(gs []group, wl loadgen.Workload, prefix string) string {
 // cpuTargets adds the targets of issues 17 (CPU time, serve mode), 18
 // (--stacks) and 19 (event storms).
 func (b *bench) cpuTargets(row targetRow, gs []group) {
-	floorNote := fmt.Sprintf("bpf_stats adds %d ns to each run here (an empty program)", b.floor.Nanoseconds())
+	floorNote := fmt.Sprintf("bpf_stats adds %d ns to each run here (the empty programs)", int64(b.floorNs()))
 	for _, wl := range []loadgen.Workload{loadgen.PingPong, loadgen.Bulk} {
 		if r, ok := b.bpfRun(wl, traceTool); ok {
 			if ns, ok := b.perCall(r); ok {
@@ -223,7 +223,7 @@ func (b *bench) writeWhyCPUTime(w io.Writer, gs []group, unmet map[string]bool) 
 	if unmet["perconn"] {
 		fmt.Fprintf(w, "- **BPF per connection.** See the CPU-time table: the runs per connection times what bpf_stats adds to each "+
 			"(%d ns) is most of the gap; the rest is the programs' own work (the socket storage created at connect, cookies, the close's "+
-			"classification, and on W2 the two records' reservations).\n", b.floor.Nanoseconds())
+			"classification, and on W2 the two records' reservations).\n", int64(b.floorNs()))
 	}
 	if unmet["serve"] {
 		fmt.Fprintf(w, "- **Serve vs trace mode.** Both modes load the same programs with the same budget (the CPU-time table is one "+
@@ -240,4 +240,22 @@ func (b *bench) writeWhyCPUTime(w io.Writer, gs []group, unmet map[string]bool) 
 		fmt.Fprintf(w, "- **--stacks without anomalies.** The stack is captured only on a close that loses data; the W1 rows "+
 			"compare run counts and run time per connection with and without it.\n")
 	}
+}
+
+// floorNs is what bpf_stats adds to each run: the run time per run of the
+// empty programs on our tracepoints, over all workloads (else the single
+// empty program's).
+func (b *bench) floorNs() float64 {
+	var runs uint64
+	var rt time.Duration
+	for _, r := range b.bpfRuns {
+		if r.tool == hooksTool {
+			runs += r.runs
+			rt += r.runtime
+		}
+	}
+	if runs > 0 {
+		return float64(rt.Nanoseconds()) / float64(runs)
+	}
+	return float64(b.floor.Nanoseconds())
 }

@@ -78,7 +78,7 @@ type bench struct {
 	bpf     []bpfStat
 	bpfRuns []bpfRun
 	benches map[string]goBench // the Go benchmarks of the A/B, by name
-	floor   time.Duration // bpf_stats run time of an empty program
+	floor   time.Duration      // bpf_stats run time of an empty program
 	peers   []peerNote
 	steady  []sample // the sustained-rate runs
 	tables  []sample // the full-tables runs
