@@ -179,8 +179,24 @@ func (b *bench) cpuTargets(row targetRow, gs []group) {
 		}
 		if r, ok := b.bpfRun(wl, traceTool); ok {
 			ctx := fmt.Sprintf("%.1f runs per connection", r.perConn(r.runs))
+			if n, ok := b.bpfRun(wl, noBudgetTool); ok {
+				ctx += fmt.Sprintf("; no budget: %.2f us (%.0f ns above the floor)", n.perConn(n.runtime)/1000, b.aboveFloor(n))
+			}
 			if h, ok := b.bpfRun(wl, hooksTool); ok {
 				ctx += fmt.Sprintf("; empty programs %.0f ns per connection", h.perConn(h.runtime))
+			}
+			for _, t := range []string{traceTool, noBudgetTool} {
+				if g, ok := findGroup(gs, wl, t); ok {
+					var cpu time.Duration
+					var conns int64
+					for _, s := range g.samples {
+						cpu, conns = cpu+s.cpu, conns+s.result.Conns
+					}
+					if conns > 0 {
+						ctx += fmt.Sprintf("; tracer process %.2f us per connection (%s)", float64(cpu.Nanoseconds())/float64(conns)/1000,
+							map[bool]string{true: "default budget", false: "no budget"}[t == traceTool])
+					}
+				}
 			}
 			row("", fmt.Sprintf("%s BPF per connection (record)", wl), fmt.Sprintf("%.2f us (%.0f ns above the floor)",
 				r.perConn(r.runtime)/1000, b.aboveFloor(r)), true, ctx)

@@ -85,7 +85,8 @@ func perCallProgram(name string) bool {
 }
 
 // measureBPF runs each workload, once, with kernel.bpf_stats_enabled under
-// the trace mode, the trace mode with --stacks (W1, W2), the empty programs
+// the trace mode, the trace mode with --stacks (W1, W2) and with no budget
+// (W3, W4), the empty programs
 // and the bpftrace script, and records each program's run count and run
 // time, and the connections the load completed.
 func (b *bench) measureBPF(ctx context.Context, ts []tool) error {
@@ -105,7 +106,11 @@ func (b *bench) measureBPF(ctx context.Context, ts []tool) error {
 	defer floor.Close()
 	var measured []tool
 	for _, t := range ts {
-		if t.name == "tcpclose-trace (trace, NDJSON)" || t.name == stacksTool || t.name == hooksTool || strings.HasPrefix(t.name, "bpftrace") {
+		if t.name == traceTool || t.name == stacksTool || t.name == hooksTool || strings.HasPrefix(t.name, "bpftrace") {
+			measured = append(measured, t)
+		}
+		if t.name == noBudgetTool { // on the storms only: what the budget saves in the kernel
+			t.only = []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}
 			measured = append(measured, t)
 		}
 	}
