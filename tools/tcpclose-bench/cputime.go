@@ -202,6 +202,12 @@ func (b *bench) cpuTargets(row targetRow, gs []group) {
 				r.perConn(r.runtime)/1000, b.aboveFloor(r)), true, ctx)
 		}
 	}
+	for _, s := range b.low {
+		p99 := percentile(s.latency, 0.99)
+		row("storm", fmt.Sprintf("at a low rate nothing is suppressed and event latency p99 <= 200 ms (%s)", s.tool),
+			fmt.Sprintf("%d suppressed, p99 %s", s.suppressed, p99.Round(time.Millisecond)), s.suppressed == 0 && p99 <= 200*time.Millisecond && len(s.latency) > 0,
+			fmt.Sprintf("W2 paced at %d connections/s, %d connections, %d events written, %d timed", lowRateConns, s.result.Conns, s.events, len(s.latency)))
+	}
 	// Issue 18: --stacks.
 	if s, ok := b.bpfRun(loadgen.Graceful, stacksTool); ok {
 		if t, ok := b.bpfRun(loadgen.Graceful, traceTool); ok {

@@ -82,6 +82,7 @@ type bench struct {
 	peers   []peerNote
 	steady  []sample // the sustained-rate runs
 	tables  []sample // the full-tables runs
+	low     []sample // the low-rate runs
 }
 
 func (b *bench) tmp(name string) string { return filepath.Join(b.dir, name) }
@@ -182,6 +183,11 @@ func runBench(ctx context.Context, args []string) error {
 		b.writeTables(os.Stdout)
 		return nil
 	case "storms", "stacks":
+		if b.only == "storms" {
+			if err := b.lowRate(ctx, ts[1]); err != nil {
+				return err
+			}
+		}
 		// The throughput table of the tools that run on these workloads.
 		wls := []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}
 		if b.only == "stacks" {
@@ -198,6 +204,10 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		b.writeThroughput(os.Stdout, b.groups())
+		fmt.Fprintf(os.Stdout, "\n| target | measured | met | context |\n| --- | --- | --- | --- |\n")
+		b.cpuTargets(func(why, target, measured string, met bool, context string) {
+			fmt.Fprintf(os.Stdout, "| %s | %s | %s | %s |\n", target, measured, map[bool]string{true: "yes", false: "**no**"}[met], context)
+		}, b.groups())
 		return nil
 	case "peers":
 		unmount, err := mountTracefs()
@@ -216,6 +226,9 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "tcpclose-bench: the encoders' Go benchmarks did not run: %v\n", err)
 	}
 	if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
+		return err
+	}
+	if err := b.lowRate(ctx, ts[1]); err != nil {
 		return err
 	}
 	if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
@@ -286,6 +299,7 @@ type sample struct {
 	// The kernel's count of undrained closes, and the correlation entries
 	// the tracer evicted for lack of room; -1 where unread.
 	undrained, evicted int64
+	suppressed         int64 // events the budget kept from the stream (trace mode's summary); -1 where unread
 }
 
 func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int) (sample, error) {
@@ -306,7 +320,7 @@ type loadArgs struct {
 
 // runLoad runs the workload with the tool (if any) attached and measures both.
 func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int, la loadArgs) (sample, error) {
-	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1, undrained: -1, evicted: -1}
+	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1, undrained: -1, evicted: -1, suppressed: -1}
 	var r *running
 	if t.start != nil {
 		var err error
@@ -343,6 +357,7 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
 		s.undrained = summaryCount(r.stderr.String(), "undrained_close")
 		s.evicted = summaryCount(r.stderr.String(), "correlation entries evicted")
+		s.suppressed = summarySuppressed(r.stderr.String())
 	}
 	return s, nil
 }

@@ -52,6 +52,25 @@ func summaryCount(stderr, label string) int64 {
 	return -1
 }
 
+// summarySuppressed sums the trace mode's exit summary lines of events the
+// budget suppressed: 0 if the summary has none, -1 if there is no summary.
+func summarySuppressed(stderr string) int64 {
+	if summaryCount(stderr, "ring records lost") < 0 {
+		return -1
+	}
+	var n int64
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, "suppressed (over the budget)") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {
+			n += v
+		}
+	}
+	return n
+}
+
 // bpfStat is one program's run time under one workload, with one tool.
 type bpfStat struct {
 	workload loadgen.Workload

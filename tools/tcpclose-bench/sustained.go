@@ -34,6 +34,26 @@ func sustainedTools(ts []tool) []tool {
 	return st
 }
 
+// lowRate runs W2 paced at lowRateConns connections per second (two
+// events each, under the default budget) with the trace mode: at low rates
+// nothing is suppressed and the latency is the drain period's.
+func (b *bench) lowRate(ctx context.Context, t tool) error {
+	n := lowRateConns * 10
+	if b.quick {
+		n = lowRateConns
+	}
+	s, err := b.runLoad(ctx, t, loadgen.Unread, 1, loadArgs{conns: n, duration: 30 * time.Second, rate: lowRateConns, workers: 1})
+	if err != nil {
+		return fmt.Errorf("low rate: %w", err)
+	}
+	b.low = append(b.low, s)
+	fmt.Fprintf(os.Stderr, "low rate %s: events %d suppressed %d\n", t.name, s.events, s.suppressed)
+	return nil
+}
+
+// lowRateConns is the low-rate run's connections per second.
+const lowRateConns = 100
+
 // sustained runs W4 paced at sustainedRate events per second for ten
 // seconds (quick: one) under each of our modes, for the ring loss and drops
 // at a steady high rate rather than a burst.
