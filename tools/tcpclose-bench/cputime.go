@@ -39,7 +39,7 @@ func (r bpfRun) perConn(v any) float64 {
 // aboveFloor is the run time per connection above what bpf_stats itself
 // costs each run (the empty program's run time, times the runs).
 func (b *bench) aboveFloor(r bpfRun) float64 {
-	return r.perConn(r.runtime) - r.perConn(r.runs)*b.floorNs()
+	return r.perConn(r.runtime) - r.perConn(r.runs)*b.floorFor(r.workload)
 }
 
 // perCall is the per-call programs' run time per run above the floor; ok
@@ -48,7 +48,7 @@ func (b *bench) perCall(r bpfRun) (float64, bool) {
 	if r.calls == 0 {
 		return 0, false
 	}
-	return float64(r.callTime.Nanoseconds())/float64(r.calls) - b.floorNs(), true
+	return float64(r.callTime.Nanoseconds())/float64(r.calls) - b.floorFor(r.workload), true
 }
 
 // findGroup is the throughput group of a tool (by name prefix) under a workload.
@@ -71,7 +71,7 @@ func (b *bench) writeCPUTime(w io.Writer, gs []group) {
 	fmt.Fprintf(w, "## CPU time per connection and per call (kernel.bpf_stats_enabled, one run each)\n\n")
 	fmt.Fprintf(w, "Each workload once with each tool, %d connections (W8, W9: exchanges) or %s. *runs*: BPF program runs "+
 		"per connection; *BPF ns*: their run time per connection as bpf_stats counts it; *above the floor*: that less what bpf_stats "+
-		"itself adds to each run (the empty programs' run time per run over all workloads, %d ns here, times the runs): the programs' own work. "+
+		"itself adds to each run (the empty programs' run time per run under the same workload, times the runs; %d ns on average here): the programs' own work. "+
 		"*per send/recv*: our per-call programs (sock_send_length/sock_recv_length), runs per exchange and ns per run above the floor. "+
 		"*tracer CPU per event*: the tracer process's CPU over the events it wrote, from the throughput runs above "+
 		"(the trace mode streams at most its budget per kind and second: W2-W5 with the default budget divide by fewer events).\n\n",
@@ -120,13 +120,12 @@ func ratioRange(gs []group, wl loadgen.Workload, prefix string) string {
 // cpuTargets adds the targets of issues 17 (CPU time, serve mode), 18
 // (--stacks) and 19 (event storms).
 func (b *bench) cpuTargets(row targetRow, gs []group) {
-	floorNote := fmt.Sprintf("bpf_stats adds %d ns to each run here (the empty programs)", int64(b.floorNs()))
 	for _, wl := range []loadgen.Workload{loadgen.PingPong, loadgen.Bulk} {
 		if r, ok := b.bpfRun(wl, traceTool); ok {
 			if ns, ok := b.perCall(r); ok {
 				row("percall", fmt.Sprintf("%s BPF per send/recv <= 15 ns above the floor", wl), fmt.Sprintf("%.0f ns", ns), ns <= 15,
-					fmt.Sprintf("%.1f send/recv runs per exchange, %.0f ns per run; %s", r.perConn(r.calls),
-						float64(r.callTime.Nanoseconds())/float64(r.calls), floorNote))
+					fmt.Sprintf("%.1f send/recv runs per exchange, %.0f ns per run; the empty programs %.0f ns per run under %s", r.perConn(r.calls),
+						float64(r.callTime.Nanoseconds())/float64(r.calls), b.floorFor(wl), wl))
 			}
 		}
 	}
@@ -206,7 +205,8 @@ func (b *bench) cpuTargets(row targetRow, gs []group) {
 		p99 := percentile(s.latency, 0.99)
 		row("storm", fmt.Sprintf("at a low rate nothing is suppressed and event latency p99 <= 200 ms (%s)", s.tool),
 			fmt.Sprintf("%d suppressed, p99 %s", s.suppressed, p99.Round(time.Millisecond)), s.suppressed == 0 && p99 <= 200*time.Millisecond && len(s.latency) > 0,
-			fmt.Sprintf("W2 paced at %d connections/s, %d connections, %d events written, %d timed", lowRateConns, s.result.Conns, s.events, len(s.latency)))
+			fmt.Sprintf("W2 paced at %d connections/s, %d connections, %d events written, %d timed; the trace mode with its default budget, "+
+				"--netns the benchmark's namespace (the host's other traffic would spend the budget)", lowRateConns, s.result.Conns, s.events, len(s.latency)))
 	}
 	// Issue 18: --stacks.
 	if s, ok := b.bpfRun(loadgen.Graceful, stacksTool); ok {
@@ -262,6 +262,16 @@ func (b *bench) writeWhyCPUTime(w io.Writer, gs []group, unmet map[string]bool) 
 		fmt.Fprintf(w, "- **--stacks without anomalies.** The stack is captured only on a close that loses data; the W1 rows "+
 			"compare run counts and run time per connection with and without it.\n")
 	}
+}
+
+// floorFor is what bpf_stats adds to each run under a workload: the empty
+// programs' run time per run under that workload (the same tracepoints, the
+// same load), else floorNs.
+func (b *bench) floorFor(wl loadgen.Workload) float64 {
+	if h, ok := b.bpfRun(wl, hooksTool); ok && h.runs > 0 {
+		return float64(h.runtime.Nanoseconds()) / float64(h.runs)
+	}
+	return b.floorNs()
 }
 
 // floorNs is what bpf_stats adds to each run: the run time per run of the

@@ -42,6 +42,11 @@ func (b *bench) lowRate(ctx context.Context, t tool) error {
 	if b.quick {
 		n = lowRateConns
 	}
+	// Only the benchmark's namespace: the host's other traffic (this
+	// machine is shared) would spend the budget.
+	t.start = func(ctx context.Context, b *bench) (*running, error) {
+		return b.startTrace(ctx, "--netns", fmt.Sprint(b.ns.Inode))
+	}
 	s, err := b.runLoad(ctx, t, loadgen.Unread, 1, loadArgs{conns: n, duration: 30 * time.Second, rate: lowRateConns, workers: 1})
 	if err != nil {
 		return fmt.Errorf("low rate: %w", err)
