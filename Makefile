@@ -179,7 +179,8 @@ deb-packages:
 bench: build
 	@bash .ci/deps bench
 	$(GO) build -o bin/tcpclose-bench ./tools/tcpclose-bench
-	bin/tcpclose-bench -tracer $(BIN) -o BENCHMARKS.md
+	$(GO) build -tags ringlib -o bin/tcpclose-trace-ringlib ./cmd/tcpclose-trace
+	bin/tcpclose-bench -tracer $(BIN) -tracer-ringlib bin/tcpclose-trace-ringlib -o BENCHMARKS.md
 
 # Boots Debian's linux-image-$(KERNEL).*-cloud-amd64-unsigned (downloaded with
 # apt-get, cached in $(VMTEST_CACHE)) under qemu with software emulation and runs

@@ -1,3 +1,5 @@
+//go:build !ringlib
+
 package collector
 
 import (

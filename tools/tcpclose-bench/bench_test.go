@@ -25,12 +25,16 @@ func TestQuickBench(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", tracer, "../../cmd/tcpclose-trace").CombinedOutput(); err != nil {
 		t.Fatalf("build tracer: %v\n%s", err, out)
 	}
+	ringlib := filepath.Join(dir, "tcpclose-trace-ringlib")
+	if out, err := exec.Command("go", "build", "-tags", "ringlib", "-o", ringlib, "../../cmd/tcpclose-trace").CombinedOutput(); err != nil {
+		t.Fatalf("build tracer with ringlib: %v\n%s", err, out)
+	}
 	self := filepath.Join(dir, "tcpclose-bench")
 	if out, err := exec.Command("go", "build", "-o", self, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build bench: %v\n%s", err, out)
 	}
 	report := filepath.Join(dir, "BENCHMARKS.md")
-	cmd := exec.CommandContext(context.Background(), self, "-quick", "-tracer", tracer, "-o", report)
+	cmd := exec.CommandContext(context.Background(), self, "-quick", "-tracer", tracer, "-tracer-ringlib", ringlib, "-o", report)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("tcpclose-bench -quick: %v\n%s", err, out)
 	}
@@ -42,7 +46,12 @@ func TestQuickBench(t *testing.T) {
 	for _, want := range []string{"| W1 | none |", "| W2 | tcpclose-trace (trace, NDJSON) |", "| W4 | tcpclose-trace (serve) |",
 		"| W6 | tcpclose-trace (trace, NDJSON) |", "| W2 | on_set_state |", "## Event latency",
 		"| W1 | empty programs on the same tracepoints |", "## Sustained rate", "## Targets",
-		"## Memory with full tables", "| peak RSS with full tables <= 40 MB |"} {
+		"## Memory with full tables", "| peak RSS with full tables <= 40 MB |",
+		"## Written by hand vs the library", "| ring reader + drain clock | W2, 1 runs each |",
+		"| W4 | " + ringlibTool + " |", "## CPU time per connection and per call",
+		"| W8 | tcpclose-trace (trace, NDJSON) |", "| W8 BPF per send/recv <= 15 ns above the floor |",
+		"| W1 BPF per connection <= 1.0 us |", "| W3 trace mode >= 0.90 of none (default budget) |",
+		"| at a low rate nothing is suppressed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
@@ -89,6 +98,48 @@ func TestKeptSection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := keptSection(tt.doc, soakHeading); got != tt.want {
 				t.Errorf("keptSection = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := []byte(`goos: linux
+BenchmarkAppendRecord-2   	 4395189	       228.6 ns/op	       0 B/op	       0 allocs/op
+BenchmarkAppendRecord-2   	 4395189	       300.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkAppendRecord-2   	 4395189	       200.0 ns/op	       0 B/op	       0 allocs/op
+BenchmarkEncodingJSON-2   	  960367	      1157 ns/op	     416 B/op	       4 allocs/op
+PASS
+`)
+	got := parseGoBench(out)
+	tests := []struct {
+		name   string
+		ns     float64
+		allocs int64
+	}{{"BenchmarkAppendRecord", 228.6, 0}, {"BenchmarkEncodingJSON", 1157, 4}}
+	for _, tt := range tests {
+		if g, ok := got[tt.name]; !ok || g.ns != tt.ns || g.allocs != tt.allocs {
+			t.Errorf("%s: got %+v (%v), want %v ns, %d allocs", tt.name, g, ok, tt.ns, tt.allocs)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("got %d benchmarks, want 2: %+v", len(got), got)
+	}
+}
+
+func TestSummarySuppressed(t *testing.T) {
+	tests := []struct {
+		name, stderr string
+		want         int64
+	}{
+		{"no summary", "error: something\n", -1},
+		{"none suppressed", "unread_close  10\nring records lost  0\n", 0},
+		{"two kinds", "ring records lost  0\nreset_sent suppressed (over the budget)  41230\nreset_received suppressed (over the budget)  7\n", 41237},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarySuppressed(tt.stderr); got != tt.want {
+				t.Errorf("summarySuppressed = %d, want %d", got, tt.want)
 			}
 		})
 	}

@@ -64,6 +64,7 @@ func runLoad(ctx context.Context, args []string) error {
 // bench is one benchmark run's settings and results.
 type bench struct {
 	tracer  string
+	ringlib string // the tracer built with -tags ringlib; "" for no ring reader A/B
 	out     string
 	reps    int
 	conns   int
@@ -75,10 +76,13 @@ type bench struct {
 	dir     string
 	samples []sample
 	bpf     []bpfStat
-	floor   time.Duration // bpf_stats run time of an empty program
+	bpfRuns []bpfRun
+	benches map[string]goBench // the Go benchmarks of the A/B, by name
+	floor   time.Duration      // bpf_stats run time of an empty program
 	peers   []peerNote
 	steady  []sample // the sustained-rate runs
 	tables  []sample // the full-tables runs
+	low     []sample // the low-rate runs
 }
 
 func (b *bench) tmp(name string) string { return filepath.Join(b.dir, name) }
@@ -87,13 +91,14 @@ func runBench(ctx context.Context, args []string) error {
 	b := &bench{}
 	fs := flag.NewFlagSet("tcpclose-bench", flag.ContinueOnError)
 	fs.StringVar(&b.tracer, "tracer", "bin/tcpclose-trace", "the tcpclose-trace binary to measure")
+	fs.StringVar(&b.ringlib, "tracer-ringlib", "", "the tracer built with -tags ringlib (cilium/ebpf's ringbuf.Reader), for the A/B of the ring reader; empty to skip it")
 	fs.StringVar(&b.out, "o", "BENCHMARKS.md", "report file ('-' for stdout)")
 	fs.IntVar(&b.reps, "reps", 3, "repetitions of each (workload, tool) pair, interleaved")
 	fs.IntVar(&b.conns, "conns", 20000, "connections per run of W1-W4")
 	fs.IntVar(&b.burst, "burst", 200000, "connections of the W5 burst")
 	fs.DurationVar(&b.runFor, "duration", 5*time.Second, "time bound of each run (W5: 4x)")
 	fs.BoolVar(&b.quick, "quick", false, "smoke run: 1 repetition, 500 connections, no peers")
-	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program), sustained (the paced runs), tables (memory with full tables), storms (W3 and W4 with and without the budget), stacks (W1 and W2 with and without --stacks) or peers (which peer tools run here)")
+	fs.StringVar(&b.only, "only", "", "run one part and print it: bpf (run time per program and per connection), sustained (the paced runs), ab (written by hand vs the library), tables (memory with full tables), storms (W3 and W4 with and without the budget), stacks (W1 and W2 with and without --stacks) or peers (which peer tools run here)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +110,11 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if _, err := os.Stat(b.tracer); err != nil {
 		return fmt.Errorf("tracer binary: %w (run make build)", err)
+	}
+	if b.ringlib != "" {
+		if _, err := os.Stat(b.ringlib); err != nil {
+			return fmt.Errorf("ringlib tracer binary: %w", err)
+		}
 	}
 	var err error
 	if b.dir, err = os.MkdirTemp("", "tcpclose-bench-"); err != nil {
@@ -136,13 +146,32 @@ func runBench(ctx context.Context, args []string) error {
 	ts := tools(b)
 	switch b.only {
 	case "bpf":
-		if err := b.measureBPF(ctx, ts[1]); err != nil {
+		if err := b.measureBPF(ctx, ts); err != nil {
 			return err
 		}
 		b.writeBPF(os.Stdout)
+		b.writeCPUTime(os.Stdout, nil)
+		return nil
+	case "ab":
+		if err := b.runGoBenchmarks(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "tcpclose-bench: the encoders' Go benchmarks did not run: %v\n", err)
+		}
+		if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
+			return err
+		}
+		var part []tool
+		for _, t := range ts {
+			if t.name == "none" || t.name == noBudgetTool || t.name == ringlibTool || t.name == "tcpclose-trace (serve)" {
+				part = append(part, t)
+			}
+		}
+		if err := b.throughput(ctx, part, []loadgen.Workload{loadgen.Unread, loadgen.ClosedPort}); err != nil {
+			return err
+		}
+		b.writeAB(os.Stdout, b.groups())
 		return nil
 	case "sustained":
-		if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+		if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
 			return err
 		}
 		b.writeSustained(os.Stdout)
@@ -154,6 +183,11 @@ func runBench(ctx context.Context, args []string) error {
 		b.writeTables(os.Stdout)
 		return nil
 	case "storms", "stacks":
+		if b.only == "storms" {
+			if err := b.lowRate(ctx, ts[1]); err != nil {
+				return err
+			}
+		}
 		// The throughput table of the tools that run on these workloads.
 		wls := []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}
 		if b.only == "stacks" {
@@ -170,6 +204,10 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		b.writeThroughput(os.Stdout, b.groups())
+		fmt.Fprintf(os.Stdout, "\n| target | measured | met | context |\n| --- | --- | --- | --- |\n")
+		b.cpuTargets(func(why, target, measured string, met bool, context string) {
+			fmt.Fprintf(os.Stdout, "| %s | %s | %s | %s |\n", target, measured, map[bool]string{true: "yes", false: "**no**"}[met], context)
+		}, b.groups())
 		return nil
 	case "peers":
 		unmount, err := mountTracefs()
@@ -182,9 +220,15 @@ func runBench(ctx context.Context, args []string) error {
 		return nil
 	case "":
 	default:
-		return fmt.Errorf("-only %q: want bpf, sustained, tables, storms, stacks or peers", b.only)
+		return fmt.Errorf("-only %q: want bpf, ab, sustained, tables, storms, stacks or peers", b.only)
 	}
-	if err := b.sustained(ctx, ts[1:numOwnTools]); err != nil {
+	if err := b.runGoBenchmarks(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "tcpclose-bench: the encoders' Go benchmarks did not run: %v\n", err)
+	}
+	if err := b.sustained(ctx, sustainedTools(ts)); err != nil {
+		return err
+	}
+	if err := b.lowRate(ctx, ts[1]); err != nil {
 		return err
 	}
 	if err := b.fullTables(ctx, ts[1:numOwnTools]); err != nil {
@@ -193,7 +237,7 @@ func runBench(ctx context.Context, args []string) error {
 	if err := b.throughput(ctx, ts, loadgen.Workloads); err != nil {
 		return err
 	}
-	if err := b.measureBPF(ctx, ts[1]); err != nil {
+	if err := b.measureBPF(ctx, ts); err != nil {
 		return err
 	}
 	if !b.quick {
@@ -220,7 +264,7 @@ func (b *bench) throughput(ctx context.Context, ts []tool, workloads []loadgen.W
 					return ctx.Err()
 				}
 				s, err := b.runOne(ctx, t, w, rep)
-				if err != nil && i >= numOwnTools && t.name != noBudgetTool && t.name != stacksTool {
+				if err != nil && i >= numOwnTools && t.name != noBudgetTool && t.name != stacksTool && t.name != ringlibTool {
 					// A peer that cannot run here is reported, not fatal.
 					b.peers = append(b.peers, peerNote{name: t.name, problem: oneLine(err.Error())})
 					failed[i] = true
@@ -255,6 +299,7 @@ type sample struct {
 	// The kernel's count of undrained closes, and the correlation entries
 	// the tracer evicted for lack of room; -1 where unread.
 	undrained, evicted int64
+	suppressed         int64 // events the budget kept from the stream (trace mode's summary); -1 where unread
 }
 
 func (b *bench) runOne(ctx context.Context, t tool, w loadgen.Workload, rep int) (sample, error) {
@@ -275,7 +320,7 @@ type loadArgs struct {
 
 // runLoad runs the workload with the tool (if any) attached and measures both.
 func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int, la loadArgs) (sample, error) {
-	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1, undrained: -1, evicted: -1}
+	s := sample{tool: t.name, workload: w, rep: rep, lost: -1, dropped: -1, undrained: -1, evicted: -1, suppressed: -1}
 	var r *running
 	if t.start != nil {
 		var err error
@@ -307,11 +352,12 @@ func (b *bench) runLoad(ctx context.Context, t tool, w loadgen.Workload, rep int
 	r.mu.Lock()
 	s.events, s.latency = r.lines, r.latency
 	r.mu.Unlock()
-	if r.metrics == "" && r.cmd.Path == b.tracer {
+	if r.metrics == "" && (r.cmd.Path == b.tracer || r.cmd.Path == b.ringlib) {
 		s.lost = summaryCount(r.stderr.String(), "ring records lost")
 		s.dropped = summaryCount(r.stderr.String(), "events dropped (slow output)")
 		s.undrained = summaryCount(r.stderr.String(), "undrained_close")
 		s.evicted = summaryCount(r.stderr.String(), "correlation entries evicted")
+		s.suppressed = summarySuppressed(r.stderr.String())
 	}
 	return s, nil
 }

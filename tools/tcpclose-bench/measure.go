@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,18 +52,63 @@ func summaryCount(stderr, label string) int64 {
 	return -1
 }
 
-// bpfStat is one program's run time under one workload.
+// summarySuppressed sums the trace mode's exit summary lines of events the
+// budget suppressed: 0 if the summary has none, -1 if there is no summary.
+func summarySuppressed(stderr string) int64 {
+	if summaryCount(stderr, "ring records lost") < 0 {
+		return -1
+	}
+	var n int64
+	for _, line := range strings.Split(stderr, "\n") {
+		if !strings.Contains(line, "suppressed (over the budget)") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {
+			n += v
+		}
+	}
+	return n
+}
+
+// bpfStat is one program's run time under one workload, with one tool.
 type bpfStat struct {
 	workload loadgen.Workload
+	tool     string
 	program  string
 	runs     uint64
 	runtime  time.Duration
 	misses   uint64 // runs skipped because a BPF program was already running on the CPU
 }
 
-// measureBPF runs the tracer under W1 and W2 with kernel.bpf_stats_enabled
-// and records each program's run count and run time.
-func (b *bench) measureBPF(ctx context.Context, t tool) error {
+// bpfRun is one tool's run under one workload with bpf_stats on: what the
+// load did, and its programs' totals.
+type bpfRun struct {
+	workload loadgen.Workload
+	tool     string
+	conns    int64 // connections (W8, W9: exchanges) the load completed
+	runs     uint64
+	runtime  time.Duration
+	calls    uint64        // runs of the per-call programs (send and receive)
+	callTime time.Duration // their run time
+}
+
+// bpfWorkloads are the workloads of the run-time measurement.
+var bpfWorkloads = []loadgen.Workload{loadgen.Graceful, loadgen.Unread, loadgen.LingerZero, loadgen.ClosedPort, loadgen.Burst,
+	loadgen.PingPong, loadgen.Bulk}
+
+// perCallProgram says whether a program of ours runs on every send or receive.
+func perCallProgram(name string) bool {
+	return strings.Contains(name, "send_length") || strings.Contains(name, "recv_length") ||
+		strings.Contains(name, "sendmsg") || strings.Contains(name, "recvmsg")
+}
+
+// measureBPF runs each workload, once, with kernel.bpf_stats_enabled under
+// the trace mode, the trace mode with --stacks (W1, W2) and with no budget
+// (W3, W4), the empty programs
+// and the bpftrace script, and records each program's run count and run
+// time, and the connections the load completed.
+func (b *bench) measureBPF(ctx context.Context, ts []tool) error {
 	const sysctl = "/proc/sys/kernel/bpf_stats_enabled"
 	old, err := os.ReadFile(sysctl)
 	if err != nil {
@@ -77,32 +123,66 @@ func (b *bench) measureBPF(ctx context.Context, t tool) error {
 		return err
 	}
 	defer floor.Close()
-	// W1 and W2 per connection; W8 per send and receive on a persistent
-	// connection, where nothing closes.
-	for _, w := range []loadgen.Workload{loadgen.Graceful, loadgen.Unread, loadgen.PingPong} {
-		r, err := t.start(ctx, b)
-		if err != nil {
-			return err
+	var measured []tool
+	for _, t := range ts {
+		if t.name == traceTool || t.name == stacksTool || t.name == hooksTool || strings.HasPrefix(t.name, "bpftrace") {
+			measured = append(measured, t)
 		}
-		before := programStats(w, r.cmd.Process.Pid)
-		f0, _ := floor.prog.Stats()
-		if _, err := b.load(ctx, w, loadArgs{conns: b.conns, duration: b.runFor}); err != nil {
-			r.stop()
-			return err
-		}
-		after := programStats(w, r.cmd.Process.Pid)
-		f1, _ := floor.prog.Stats()
-		r.stop()
-		for name, a := range after {
-			p := before[name]
-			b.bpf = append(b.bpf, bpfStat{workload: w, program: name, runs: a.runs - p.runs,
-				runtime: a.runtime - p.runtime, misses: a.misses - p.misses})
-		}
-		if f0 != nil && f1 != nil && f1.RunCount > f0.RunCount && w == loadgen.Graceful {
-			b.floor = (f1.Runtime - f0.Runtime) / time.Duration(f1.RunCount-f0.RunCount)
+		if t.name == noBudgetTool { // on the storms only: what the budget saves in the kernel
+			t.only = []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort}
+			measured = append(measured, t)
 		}
 	}
-	sort.Slice(b.bpf, func(i, j int) bool {
+	var floorRuns uint64
+	var floorTime time.Duration
+	for _, w := range bpfWorkloads {
+		for _, t := range measured {
+			if t.only != nil && !slices.Contains(t.only, w) {
+				continue
+			}
+			r, err := t.start(ctx, b)
+			if err != nil {
+				if strings.HasPrefix(t.name, "bpftrace") {
+					continue // a peer that cannot run here is reported by the throughput runs
+				}
+				return err
+			}
+			before := programStats(w, r.cmd.Process.Pid)
+			f0, _ := floor.prog.Stats()
+			res, err := b.load(ctx, w, loadArgs{conns: b.conns, duration: b.runFor})
+			if err != nil {
+				r.stop()
+				return err
+			}
+			after := programStats(w, r.cmd.Process.Pid)
+			f1, _ := floor.prog.Stats()
+			r.stop()
+			run := bpfRun{workload: w, tool: t.name, conns: res.Conns}
+			for name, a := range after {
+				p := before[name]
+				st := bpfStat{workload: w, tool: t.name, program: name, runs: a.runs - p.runs,
+					runtime: a.runtime - p.runtime, misses: a.misses - p.misses}
+				b.bpf = append(b.bpf, st)
+				run.runs += st.runs
+				run.runtime += st.runtime
+				if perCallProgram(name) {
+					run.calls += st.runs
+					run.callTime += st.runtime
+				}
+			}
+			b.bpfRuns = append(b.bpfRuns, run)
+			if f0 != nil && f1 != nil && f1.RunCount > f0.RunCount {
+				floorRuns += f1.RunCount - f0.RunCount
+				floorTime += f1.Runtime - f0.Runtime
+			}
+			fmt.Fprintf(os.Stderr, "bpf %s %-36s runs/conn %.1f  ns/conn %.0f\n", w, t.name,
+				float64(run.runs)/float64(max(1, run.conns)), float64(run.runtime.Nanoseconds())/float64(max(1, run.conns)))
+		}
+	}
+	if floorRuns > 0 {
+		b.floor = floorTime / time.Duration(floorRuns)
+	}
+	sort.SliceStable(b.bpf, func(i, j int) bool {
 		if b.bpf[i].workload != b.bpf[j].workload {
 			return b.bpf[i].workload < b.bpf[j].workload
 		}

@@ -60,6 +60,15 @@ tracepoint:tcp:tcp_receive_reset { printf("rst-recv %d %d\n", args->sport, args-
 // on the event storms only: what the budget saves.
 const noBudgetTool = "tcpclose-trace --budget 0 (trace, NDJSON)"
 
+// ringlibTool is noBudgetTool built with -tags ringlib: the ring read with
+// cilium/ebpf's ringbuf.Reader and drained on a Go timer, in place of the
+// collector's own reader and drain clock (the A/B of issue 17).
+const ringlibTool = "tcpclose-trace --budget 0, ringbuf.Reader (trace, NDJSON)"
+
+// streaming lists the workloads where every connection streams events:
+// where the no-budget runs and the ring reader's A/B run.
+var streaming = []loadgen.Workload{loadgen.Unread, loadgen.LingerZero, loadgen.ClosedPort, loadgen.Burst}
+
 // stacksTool is the trace mode with --stacks: nothing more without
 // anomalies (W1), a stack per bad close (W2).
 const stacksTool = "tcpclose-trace --stacks (trace, NDJSON)"
@@ -90,10 +99,15 @@ func tools(b *bench) []tool {
 				return resp.StatusCode == http.StatusOK
 			})
 		}},
-		{name: noBudgetTool, only: []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort},
+		{name: noBudgetTool, only: streaming,
 			start: func(ctx context.Context, b *bench) (*running, error) { return b.startTrace(ctx, "--budget", "0") }},
 		{name: stacksTool, only: []loadgen.Workload{loadgen.Graceful, loadgen.Unread},
 			start: func(ctx context.Context, b *bench) (*running, error) { return b.startTrace(ctx, "--stacks") }},
+	}
+	if b.ringlib != "" {
+		ts = append(ts, tool{name: ringlibTool, only: streaming, start: func(ctx context.Context, b *bench) (*running, error) {
+			return b.startTraceWith(ctx, b.ringlib, "--budget", "0")
+		}})
 	}
 	ts = append(ts, tool{name: hooksTool, start: func(ctx context.Context, b *bench) (*running, error) {
 		self, err := os.Executable()
@@ -347,9 +361,14 @@ func peakRSS(pid int) int64 {
 // startTrace starts the trace mode writing NDJSON, with extra flags, and
 // returns once its programs are attached.
 func (b *bench) startTrace(ctx context.Context, extra ...string) (*running, error) {
+	return b.startTraceWith(ctx, b.tracer, extra...)
+}
+
+// startTraceWith is startTrace with another build of the tracer.
+func (b *bench) startTraceWith(ctx context.Context, tracer string, extra ...string) (*running, error) {
 	ready := b.tmp("ready")
 	os.Remove(ready)
-	r, err := launch(ctx, b.tracer, append([]string{"-o", "json", "--ready-file", ready}, extra...), true)
+	r, err := launch(ctx, tracer, append([]string{"-o", "json", "--ready-file", ready}, extra...), true)
 	if err != nil {
 		return nil, err
 	}
