@@ -58,10 +58,10 @@ DEB_BENCH  := bpftrace bpfcc-tools
 # end-to-end suite before it).
 MATRIX_KERNELS := 5.10,6.1,6.12
 # make vmtest-arm64: the selftest on Debian 12's arm64 cloud kernels under
-# qemu-system-aarch64 (software emulation; arm64 static binaries; about 4
-# minutes for 6.12, 6 for 6.1). make test runs MATRIX_ARM64, the ones that pass:
-# on 6.1 arm64 the kernel refuses BPF trampolines (fentry), which the tracer
-# needs there for three detections.
+# qemu-system-aarch64 (software emulation; arm64 static binaries; about 2 to 3
+# minutes per kernel once cached). make test runs MATRIX_ARM64, the ones that
+# pass: Debian's 6.1 arm64 kernel has no ftrace direct calls, so it refuses the
+# BPF trampolines (fentry) the tracer needs there for three detections.
 ARM64_KERNELS := 6.1-arm64,6.12-arm64
 MATRIX_ARM64  := 6.12-arm64
 KERNEL       ?= 6.1
@@ -202,7 +202,7 @@ vmtest: vmtest-deps
 vmtest-matrix: vmtest-deps
 	$(GO) run ./tools/tcpclose-vmtest run -kernels $(MATRIX_KERNELS) -host -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix.md
 
-# The selftest on arm64 guests (root; about 4 to 6 minutes per kernel); the
+# The selftest on arm64 guests (root; about 2 to 3 minutes per kernel); the
 # detections table also goes to $(VMTEST_CACHE)/matrix-arm64.md.
 vmtest-arm64: vmtest-deps
 	$(GO) run ./tools/tcpclose-vmtest run -kernels $(ARM64_KERNELS) -suite=false -cache $(VMTEST_CACHE) -o $(VMTEST_CACHE)/matrix-arm64.md
