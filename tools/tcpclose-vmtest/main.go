@@ -6,6 +6,7 @@
 // second table shows which detection works on which kernel.
 //
 //	tcpclose-vmtest run -kernels 6.1,6.12 -host   # boot, run, print the matrix
+//	tcpclose-vmtest run -kernels 6.1-arm64        # an arm64 guest (qemu-system-aarch64)
 //	tcpclose-vmtest matrix RESULT.json...         # print saved results again
 package main
 
@@ -19,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -67,8 +69,9 @@ func runMain(ctx context.Context, args []string) error {
 
 // config is what run needs.
 type config struct {
-	kernels []string
+	kernels []vmtest.Target
 	host    bool
+	suite   bool // run the e2e suite before the self-test
 	cache   string
 	run     string
 	timeout time.Duration
@@ -81,7 +84,8 @@ func runCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage); fs.PrintDefaults() }
 	var cfg config
-	kernels := fs.String("kernels", "6.1,6.12", "comma-separated Debian kernel series to boot (empty: none)")
+	kernels := fs.String("kernels", "6.1,6.12", "comma-separated Debian kernel series to boot, SERIES for the host's architecture or SERIES-ARCH (e.g. 6.1-arm64); empty: none")
+	fs.BoolVar(&cfg.suite, "suite", true, "run the end-to-end suite before the selftest (false: only the selftest)")
 	fs.BoolVar(&cfg.host, "host", false, "also run the suite on the host kernel (a column of its own)")
 	fs.StringVar(&cfg.cache, "cache", ".cache/vmtest", "cache: downloaded packages, kernels, builds, results")
 	fs.StringVar(&cfg.run, "run", "", "run only the tests matching this regular expression (go test -run)")
@@ -97,7 +101,11 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	for _, k := range strings.Split(*kernels, ",") {
 		if k = strings.TrimSpace(k); k != "" {
-			cfg.kernels = append(cfg.kernels, k)
+			t, err := vmtest.ParseTarget(k)
+			if err != nil {
+				return err
+			}
+			cfg.kernels = append(cfg.kernels, t)
 		}
 	}
 	if len(cfg.kernels) == 0 && !cfg.host {
@@ -112,10 +120,36 @@ func runCmd(ctx context.Context, args []string) error {
 	return runAll(ctx, &cfg)
 }
 
-// guestTools are the commands the suite runs, with their Debian packages.
-var guestTools = []struct{ name, pkg string }{
-	{"ip", "iproute2"}, {"nstat", "iproute2"}, {"sysctl", "procps"}, {"setpriv", "util-linux"},
-	{"prometheus", "prometheus"}, {"promtool", "prometheus"},
+// guestTools are the commands the suite runs, with their Debian packages;
+// selftest marks those the self-test needs too (the scenarios' namespace).
+var guestTools = []struct {
+	name, pkg string
+	selftest  bool
+}{
+	{"ip", "iproute2", true}, {"nstat", "iproute2", true}, {"sysctl", "procps", true}, {"setpriv", "util-linux", false},
+	{"prometheus", "prometheus", false}, {"promtool", "prometheus", false},
+}
+
+// guestToolsFor are the names of guestTools a guest needs: all of them
+// with the suite, the self-test's only without.
+func guestToolsFor(suite bool) []string {
+	var names []string
+	for _, t := range guestTools {
+		if suite || t.selftest {
+			names = append(names, t.name)
+		}
+	}
+	return names
+}
+
+// toolPackage is the Debian package of a guest tool.
+func toolPackage(name string) string {
+	for _, t := range guestTools {
+		if t.name == name {
+			return t.pkg
+		}
+	}
+	return ""
 }
 
 func runAll(ctx context.Context, cfg *config) error {
@@ -124,28 +158,46 @@ func runAll(ctx context.Context, cfg *config) error {
 			return err
 		}
 	}
-	t0 := time.Now()
-	b, err := build(ctx, filepath.Join(cfg.cache, "build"))
-	if err != nil {
-		return err
+	builds := map[string]*binaries{} // by GOARCH
+	binariesFor := func(arch string) (*binaries, error) {
+		if b := builds[arch]; b != nil {
+			return b, nil
+		}
+		dir := filepath.Join(cfg.cache, "build")
+		if arch != vmtest.HostArch {
+			dir = filepath.Join(dir, arch)
+		}
+		t0 := time.Now()
+		b, err := build(ctx, dir, arch)
+		if err != nil {
+			return nil, err
+		}
+		logf("built the suite and the tracer (static, %s) in %v", arch, since(t0))
+		builds[arch] = b
+		return b, nil
 	}
-	logf("built the suite and the tracer (static) in %v", since(t0))
 
 	var cols []testmatrix.Column
-	if len(cfg.kernels) > 0 {
-		for _, series := range cfg.kernels {
-			col, err := runKernel(ctx, cfg, b, series)
-			if err != nil {
-				if ctx.Err() != nil {
-					return err
-				}
-				col = &testmatrix.Column{Name: series, Error: err.Error()}
-				logf("%s: %v", series, err)
-			}
-			cols = append(cols, *col)
+	for _, t := range cfg.kernels {
+		b, err := binariesFor(t.Arch.Name)
+		if err != nil {
+			return err
 		}
+		col, err := runKernel(ctx, cfg, b, t)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			col = &testmatrix.Column{Name: t.Name(), Error: err.Error()}
+			logf("%s: %v", t.Name(), err)
+		}
+		cols = append(cols, *col)
 	}
 	if cfg.host {
+		b, err := binariesFor(vmtest.HostArch)
+		if err != nil {
+			return err
+		}
 		col, err := runHost(ctx, cfg, b)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -164,14 +216,19 @@ type binaries struct {
 	repo          string // the module's root
 }
 
-func build(ctx context.Context, dir string) (*binaries, error) {
+// build builds the suite and the tracer, static, for the architecture arch
+// (a GOARCH) into dir.
+func build(ctx context.Context, dir, arch string) (*binaries, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	root, err := output(ctx, "", nil, "go", "list", "-m", "-f", "{{.Dir}}")
 	if err != nil {
 		return nil, fmt.Errorf("find the module root: %w", err)
 	}
 	b := &binaries{suite: filepath.Join(dir, "e2e.test"), tracer: filepath.Join(dir, "tcpclose-trace"),
 		repo: strings.TrimSpace(string(root))}
-	env := []string{"CGO_ENABLED=0"}
+	env := []string{"CGO_ENABLED=0", "GOARCH=" + arch}
 	if _, err := output(ctx, b.repo, env, "go", "test", "-c", "-o", b.suite, "./e2e"); err != nil {
 		return nil, fmt.Errorf("build the e2e suite: %w", err)
 	}
@@ -216,21 +273,67 @@ func suiteArgs(cfg *config) []string {
 	return args
 }
 
-func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Kernel, out string) error {
-	busybox, err := exec.LookPath("busybox")
-	if err != nil {
-		return errors.New("busybox not found (Debian package busybox-static)")
-	}
-	if o, _ := exec.CommandContext(ctx, "ldd", busybox).CombinedOutput(); !strings.Contains(string(o), "not a dynamic executable") {
-		return fmt.Errorf("%s is not static: install Debian's busybox-static", busybox)
-	}
-	var progs []string
-	for _, t := range guestTools {
-		p, err := lookTool(t.name)
-		if err != nil {
-			return fmt.Errorf("%s not found (Debian package %s)", t.name, t.pkg)
+// guestPackages are the Debian packages of the tools (guestToolsFor) and
+// busybox-static, once each: a foreign guest's userland.
+func guestPackages(suite bool) []string {
+	pkgs := []string{"busybox-static"}
+	for _, name := range guestToolsFor(suite) {
+		if p := toolPackage(name); !slices.Contains(pkgs, p) {
+			pkgs = append(pkgs, p)
 		}
-		progs = append(progs, p)
+	}
+	return pkgs
+}
+
+// guestUserland returns the initramfs's busybox and programs: the host's
+// for a guest of the host's architecture, otherwise the userland tree of
+// the target's architecture (FetchUserland).
+func guestUserland(ctx context.Context, cfg *config, t vmtest.Target) (f *vmtest.Initramfs, err error) {
+	f = &vmtest.Initramfs{}
+	tools := guestToolsFor(cfg.suite)
+	if t.Foreign() {
+		if f.Userland, err = vmtest.FetchUserland(ctx, cfg.cache, t, guestPackages(cfg.suite)); err != nil {
+			return nil, err
+		}
+		f.Busybox = filepath.Join(f.Userland, "bin", "busybox")
+		for _, name := range tools {
+			if _, err := userlandTool(f.Userland, name); err != nil {
+				return nil, fmt.Errorf("%s: %w (Debian package %s, %s)", t.Name(), err, toolPackage(name), t.Arch.Name)
+			}
+		}
+		return f, nil
+	}
+	if f.Busybox, err = exec.LookPath("busybox"); err != nil {
+		return nil, errors.New("busybox not found (Debian package busybox-static)")
+	}
+	if o, _ := exec.CommandContext(ctx, "ldd", f.Busybox).CombinedOutput(); !strings.Contains(string(o), "not a dynamic executable") {
+		return nil, fmt.Errorf("%s is not static: install Debian's busybox-static", f.Busybox)
+	}
+	for _, name := range tools {
+		p, err := lookTool(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s not found (Debian package %s)", name, toolPackage(name))
+		}
+		f.Programs = append(f.Programs, p)
+	}
+	return f, nil
+}
+
+// userlandTool finds a command in a userland tree.
+func userlandTool(root, name string) (string, error) {
+	for _, d := range []string{"usr/sbin", "usr/bin", "sbin", "bin"} {
+		p := filepath.Join(root, d, name)
+		if _, err := os.Lstat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not in the guest's packages", name)
+}
+
+func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Kernel, t vmtest.Target, out string) error {
+	f, err := guestUserland(ctx, cfg, t)
+	if err != nil {
+		return err
 	}
 	files := map[string]string{
 		strings.TrimPrefix(guestSuiteDir, "/") + "/e2e.test": b.suite,
@@ -249,13 +352,13 @@ func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Ker
 		files[guest[1:]] = m
 		modules = append(modules, guest)
 	}
-	f := &vmtest.Initramfs{
-		Busybox:  busybox,
-		Applets:  []string{"sh", "mount", "mkdir", "cat", "echo", "uname", "poweroff", "reboot", "sleep", "ls", "dmesg", "insmod", "timeout"},
-		Programs: progs,
-		Files:    files,
-		Init:     guestInit(modules, suiteArgs(cfg)),
+	f.Applets = []string{"sh", "mount", "mkdir", "cat", "echo", "uname", "poweroff", "reboot", "sleep", "ls", "dmesg", "insmod", "timeout"}
+	f.Files = files
+	var args []string
+	if cfg.suite {
+		args = suiteArgs(cfg)
 	}
+	f.Init = guestInit(modules, t.Arch.Output, args)
 	tree := out + ".d"
 	if err := os.RemoveAll(tree); err != nil {
 		return err
@@ -264,14 +367,20 @@ func buildInitramfs(ctx context.Context, cfg *config, b *binaries, k *vmtest.Ker
 	return f.Build(ctx, tree, out)
 }
 
-// guestInit is the guest's /init for these modules and suite flags.
-func guestInit(modules, args []string) string {
-	var quoted []string
-	for _, a := range args {
-		quoted = append(quoted, shellQuote(a))
+// guestInit is the guest's /init for these modules, output device and
+// suite flags; no flags: no suite, only the self-test.
+func guestInit(modules []string, out string, args []string) string {
+	suite := ": no suite, only the selftest"
+	if len(args) > 0 {
+		var quoted []string
+		for _, a := range args {
+			quoted = append(quoted, shellQuote(a))
+		}
+		suite = fmt.Sprintf("cd %s\nTCPCLOSE_TRACE_BIN=%s TCPCLOSE_REQUIRE_TOOLS=1 ./e2e.test %s >$out 2>&1",
+			guestSuiteDir, guestTracer, strings.Join(quoted, " "))
 	}
-	return fmt.Sprintf(initScript, strings.Join(modules, " "), guestTimeScale, guestSuiteDir, guestTracer,
-		strings.Join(quoted, " "), int(selftestLimit.Seconds()), guestTracer)
+	return fmt.Sprintf(initScript, strings.Join(modules, " "), guestTimeScale, out, suite,
+		int(selftestLimit.Seconds()), guestTracer)
 }
 
 // shellQuote quotes s for sh.
@@ -295,8 +404,9 @@ func lookTool(name string) (string, error) {
 // loopback up, run the suite with its output on the second serial port
 // between markers, then `tcpclose-trace selftest -o json` with its report
 // between markers of its own (its progress goes to the console), power off.
-// Arguments: modules, time scale (for the suite and the self-test), suite
-// dir, tracer, suite flags, the self-test's limit in seconds, tracer.
+// Arguments: modules, time scale (for the suite and the self-test), the
+// output device, the suite's commands, the self-test's limit in seconds,
+// tracer.
 const initScript = `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TMPDIR=/tmp
 mount -t proc proc /proc
@@ -309,10 +419,9 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 for m in %s; do insmod $m || echo "insmod $m failed"; done
 ip link set lo up
 export TCPCLOSE_TIME_SCALE=%d
-out=/dev/ttyS1
+out=%s
 echo "VMTEST-BEGIN $(uname -r)" >$out
-cd %s
-TCPCLOSE_TRACE_BIN=%s TCPCLOSE_REQUIRE_TOOLS=1 ./e2e.test %s >$out 2>&1
+%s
 echo "VMTEST-EXIT $?" >$out
 echo "VMTEST-SELFTEST-BEGIN" >$out
 timeout %d %s selftest -o json >$out
@@ -322,17 +431,18 @@ sleep 5
 reboot -f
 `
 
-// runKernel boots one kernel series and returns its column.
-func runKernel(ctx context.Context, cfg *config, b *binaries, series string) (*testmatrix.Column, error) {
+// runKernel boots one kernel and returns its column.
+func runKernel(ctx context.Context, cfg *config, b *binaries, t vmtest.Target) (*testmatrix.Column, error) {
+	series := t.Name()
 	t0 := time.Now()
-	k, err := vmtest.FetchKernel(ctx, cfg.cache, series)
+	k, err := vmtest.FetchKernel(ctx, cfg.cache, t)
 	if err != nil {
 		return nil, err
 	}
 	logf("%s: %s (vmlinuz and modules ready in %v)", series, k.Package, since(t0))
 	t0 = time.Now()
 	initrd := filepath.Join(cfg.cache, "build", "initramfs-"+series+".cpio")
-	if err := buildInitramfs(ctx, cfg, b, k, initrd); err != nil {
+	if err := buildInitramfs(ctx, cfg, b, k, t, initrd); err != nil {
 		return nil, err
 	}
 	st, err := os.Stat(initrd)
@@ -346,17 +456,19 @@ func runKernel(ctx context.Context, cfg *config, b *binaries, series string) (*t
 		return nil, err
 	}
 	defer f.Close()
-	m := &vmtest.Machine{Kernel: k.Vmlinuz, Initramfs: initrd, Memory: cfg.memory, CPUs: cfg.cpus,
+	m := &vmtest.Machine{Arch: t.Arch, Kernel: k.Vmlinuz, Initramfs: initrd, Memory: cfg.memory, CPUs: cfg.cpus,
 		Console: filepath.Join(cfg.cache, "results", series+".console"), Timeout: cfg.timeout}
-	logf("%s: booting under qemu (TCG, %d CPUs, %s); console log in %s", series, cfg.cpus, cfg.memory, m.Console)
+	logf("%s: booting under %s (TCG, %d CPUs, %s); console log in %s", series, t.Arch.QEMU, cfg.cpus, cfg.memory, m.Console)
 	o, runErr := m.Run(ctx, io.MultiWriter(f, liveOutput{os.Stdout}))
 	if o != nil {
 		logf("%s: guest %s: boot %v, suite %v, exit %d", series, o.Release, o.Boot.Round(100*time.Millisecond),
 			o.Suite.Round(100*time.Millisecond), o.ExitCode)
 	}
-	col, err := column(ctx, series, raw)
-	if err != nil {
-		return nil, err
+	col := &testmatrix.Column{Name: series}
+	if cfg.suite {
+		if col, err = column(ctx, series, raw); err != nil {
+			return nil, err
+		}
 	}
 	if o != nil {
 		col.Kernel, col.Seconds = o.Release, o.Suite.Seconds()

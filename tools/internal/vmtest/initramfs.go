@@ -23,6 +23,11 @@ type Initramfs struct {
 	Programs []string
 	// Files are copied as they are: guest path -> host path.
 	Files map[string]string
+	// Userland, if set, is a tree of unpacked packages (FetchUserland)
+	// merged into the root without its documentation (usr/share): its
+	// top-level bin, sbin and lib go under usr as in a merged-/usr Debian,
+	// links stay links, and what the other fields put there wins.
+	Userland string
 	// Init is the /init script.
 	Init string
 }
@@ -95,10 +100,88 @@ func (f *Initramfs) Build(ctx context.Context, dir, out string) error {
 			return err
 		}
 	}
+	if f.Userland != "" {
+		if err := mergeUserland(f.Userland, dir); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "init"), []byte(f.Init), 0o755); err != nil {
 		return fmt.Errorf("write /init: %w", err)
 	}
 	return writeCpio(ctx, dir, out)
+}
+
+// userlandSkip are the parts of a userland tree the guest does not need.
+var userlandSkip = []string{"usr/share", "usr/include", "var", "boot", ".packages"}
+
+// userlandPath is where a path of a userland tree goes in the guest's
+// root: under usr for the top-level links of a merged /usr; "" to skip it.
+func userlandPath(rel string) string {
+	for _, s := range userlandSkip {
+		if rel == s || strings.HasPrefix(rel, s+"/") {
+			return ""
+		}
+	}
+	top, rest, _ := strings.Cut(rel, "/")
+	if target, ok := mergedUsr[top]; ok {
+		if rest == "" {
+			return target
+		}
+		return target + "/" + rest
+	}
+	return rel
+}
+
+// mergeUserland copies the tree src into the root dir (see
+// Initramfs.Userland); existing paths are kept.
+func mergeUserland(src, dir string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		guest := userlandPath(filepath.ToSlash(rel))
+		if guest == "" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		dst := filepath.Join(dir, guest)
+		if d.IsDir() {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return fmt.Errorf("userland %s: %w", rel, err)
+			}
+			return nil
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			return nil
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			if _, ok := mergedUsr[rel]; ok {
+				return nil // a merged /usr's own link
+			}
+			target, err := os.Readlink(path)
+			if err != nil {
+				return fmt.Errorf("userland %s: %w", rel, err)
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return fmt.Errorf("userland %s: %w", rel, err)
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return copyFile(path, dst, info.Mode().Perm())
+	})
 }
 
 // lddLine matches "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)"

@@ -20,11 +20,12 @@ import (
 // Kernel is one Debian kernel image, extracted.
 type Kernel struct {
 	Series  string // as asked, e.g. "6.1"
+	Arch    *Arch
 	Package string // e.g. linux-image-6.1.0-56-cloud-amd64-unsigned
 	Release string // uname -r, e.g. 6.1.0-56-cloud-amd64
 	Vmlinuz string // path of the extracted kernel image
-	// Modules are the extracted, uncompressed modules of GuestModules, in
-	// load order.
+	// Modules are the extracted, uncompressed modules of the
+	// architecture's Modules and GuestModules, in load order.
 	Modules []string
 }
 
@@ -32,19 +33,20 @@ type Kernel struct {
 // build as modules, in load order: sock_diag for TCP (inet_diag, tcp_diag).
 var GuestModules = []string{"kernel/net/ipv4/inet_diag", "kernel/net/ipv4/tcp_diag"}
 
-// packagePattern matches the unsigned cloud images of a series; the series
-// is followed by a dot, so "6.1" does not match 6.12.
-func packagePattern(series string) (*regexp.Regexp, error) {
-	if !regexp.MustCompile(`^[0-9]+\.[0-9]+$`).MatchString(series) {
+// packagePattern matches the unsigned cloud images of a series for an
+// architecture; the series is followed by a dot, so "6.1" does not match
+// 6.12.
+func packagePattern(series, arch string) (*regexp.Regexp, error) {
+	if !seriesRE.MatchString(series) {
 		return nil, fmt.Errorf("kernel series %q: want MAJOR.MINOR, e.g. 6.1", series)
 	}
-	return regexp.MustCompile(`^linux-image-(` + regexp.QuoteMeta(series) + `\.[0-9][^ ]*-cloud-amd64)-unsigned$`), nil
+	return regexp.MustCompile(`^linux-image-(` + regexp.QuoteMeta(series) + `\.[0-9][^ ]*-cloud-` + regexp.QuoteMeta(arch) + `)-unsigned$`), nil
 }
 
 // newestPackage picks, from apt-cache search output, the newest package of
-// the series by natural order of the name.
-func newestPackage(searchOutput []byte, series string) (pkg, release string, err error) {
-	re, err := packagePattern(series)
+// the series for the architecture by natural order of the name.
+func newestPackage(searchOutput []byte, series, arch string) (pkg, release string, err error) {
+	re, err := packagePattern(series, arch)
 	if err != nil {
 		return "", "", err
 	}
@@ -56,7 +58,7 @@ func newestPackage(searchOutput []byte, series string) (pkg, release string, err
 		}
 	}
 	if len(names) == 0 {
-		return "", "", fmt.Errorf("no package linux-image-%s.*-cloud-amd64-unsigned in the apt lists (apt-get update?)", series)
+		return "", "", fmt.Errorf("no package linux-image-%s.*-cloud-%s-unsigned in the apt lists (apt-get update?)", series, arch)
 	}
 	slices.SortFunc(names, naturalCompare)
 	pkg = names[len(names)-1]
@@ -101,46 +103,92 @@ func splitDigits(s string) (string, string) {
 	return s[:i], s[i:]
 }
 
-// FetchKernel finds the newest linux-image-SERIES.*-cloud-amd64-unsigned in
+// kernelModules are the modules a guest of the architecture loads, in load
+// order, given the kernel's configuration (its /boot/config): the
+// architecture's drivers the kernel builds as modules, then GuestModules.
+// A driver neither built in nor a module is an error.
+func kernelModules(a *Arch, config []byte) ([]string, error) {
+	var mods []string
+	for _, m := range a.Modules {
+		switch v := configValue(config, m.Config); v {
+		case "y":
+		case "m":
+			mods = append(mods, m.Path)
+		default:
+			return nil, fmt.Errorf("the kernel lacks %s (%s=%s), which the %s guest needs", filepath.Base(m.Path), m.Config, v, a.Name)
+		}
+	}
+	return append(mods, GuestModules...), nil
+}
+
+// configValue is a symbol's value in a kernel configuration: "y", "m",
+// a string or number as written, or "" when not set.
+func configValue(config []byte, symbol string) string {
+	for _, line := range strings.Split(string(config), "\n") {
+		if v, ok := strings.CutPrefix(line, symbol+"="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// FetchKernel finds the newest linux-image-SERIES.*-cloud-ARCH-unsigned in
 // the apt lists (those of the Debian release that ships the series, see
-// OtherSuites), downloads it with apt-get into cache/debs (unless there
-// already) and extracts its vmlinuz into cache/kernels/RELEASE.
-func FetchKernel(ctx context.Context, cache, series string) (*Kernel, error) {
-	if _, err := packagePattern(series); err != nil {
+// OtherSuites, for the target's architecture), downloads it with apt-get
+// into cache/debs (unless there already) and extracts its vmlinuz and the
+// guest's modules into cache/kernels/RELEASE.
+func FetchKernel(ctx context.Context, cache string, t Target) (*Kernel, error) {
+	series, arch := t.Series, t.Arch.Name
+	if _, err := packagePattern(series, arch); err != nil {
 		return nil, err
 	}
-	apt, err := aptOptions(ctx, cache, series)
+	apt, err := aptOptions(ctx, cache, t)
 	if err != nil {
 		return nil, err
 	}
-	query := `^linux-image-` + regexp.QuoteMeta(series) + `\..*-cloud-amd64-unsigned$`
+	query := `^linux-image-` + regexp.QuoteMeta(series) + `\..*-cloud-` + regexp.QuoteMeta(arch) + `-unsigned$`
 	out, err := run(ctx, "", "apt-cache", append(apt, "search", "--names-only", query)...)
 	if err != nil {
 		return nil, err
 	}
-	pkg, release, err := newestPackage(out, series)
+	pkg, release, err := newestPackage(out, series, arch)
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(cache, "kernels", release)
-	k := &Kernel{Series: series, Package: pkg, Release: release, Vmlinuz: filepath.Join(dir, "vmlinuz")}
-	for _, m := range GuestModules {
-		k.Modules = append(k.Modules, filepath.Join(dir, "modules", filepath.Base(m)+".ko"))
+	k := &Kernel{Series: series, Arch: t.Arch, Package: pkg, Release: release, Vmlinuz: filepath.Join(dir, "vmlinuz")}
+	setModules := func(config []byte) ([]string, error) {
+		modules, err := kernelModules(t.Arch, config)
+		if err != nil {
+			return nil, err
+		}
+		k.Modules = nil
+		for _, m := range modules {
+			k.Modules = append(k.Modules, filepath.Join(dir, "modules", filepath.Base(m)+".ko"))
+		}
+		return modules, nil
 	}
 	if _, err := os.Stat(k.Vmlinuz); err == nil {
+		config, err := os.ReadFile(filepath.Join(dir, "config"))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := setModules(config); err != nil {
+			return nil, err
+		}
 		return k, nil
 	}
 	debs := filepath.Join(cache, "debs")
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, fmt.Errorf("create deb cache: %w", err)
 	}
-	deb, err := findDeb(debs, pkg)
+	deb, err := findDeb(debs, pkg, arch)
 	if err != nil {
 		// The sandbox user of apt cannot write into a root-owned cache.
 		if _, err := run(ctx, debs, "apt-get", append(apt, "download", "-q", "-o", "APT::Sandbox::User=root", pkg)...); err != nil {
 			return nil, err
 		}
-		if deb, err = findDeb(debs, pkg); err != nil {
+		if deb, err = findDeb(debs, pkg, arch); err != nil {
 			return nil, err
 		}
 	}
@@ -149,19 +197,31 @@ func FetchKernel(ctx context.Context, cache, series string) (*Kernel, error) {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	// The image, its config and the few modules the guest loads.
-	members := []string{"./boot/vmlinuz-" + release, "./boot/config-" + release}
-	for _, m := range GuestModules {
+	// The image and its config, then the few modules the guest loads
+	// (which the config tells).
+	script := `deb=$1 dir=$2; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards "$@"`
+	if _, err := run(ctx, "", "sh", "-c", script, "sh", deb, tmp, "./boot/vmlinuz-"+release, "./boot/config-"+release); err != nil {
+		return nil, fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
+	}
+	config, err := os.ReadFile(filepath.Join(tmp, "boot", "config-"+release))
+	if err != nil {
+		return nil, err
+	}
+	modules, err := setModules(config)
+	if err != nil {
+		return nil, err
+	}
+	var members []string
+	for _, m := range modules {
 		members = append(members, "./lib/modules/"+release+"/"+m+".ko*")
 	}
-	script := `deb=$1 dir=$2; shift 2; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir" --wildcards "$@"`
 	if _, err := run(ctx, "", "sh", append([]string{"-c", script, "sh", deb, tmp}, members...)...); err != nil {
 		return nil, fmt.Errorf("extract %s: %w", filepath.Base(deb), err)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "modules"), 0o755); err != nil {
 		return nil, fmt.Errorf("create kernel cache: %w", err)
 	}
-	for i, m := range GuestModules {
+	for i, m := range modules {
 		if err := uncompressModule(ctx, filepath.Join(tmp, "lib/modules", release, m), k.Modules[i]); err != nil {
 			return nil, err
 		}
@@ -190,9 +250,9 @@ func uncompressModule(ctx context.Context, base, dst string) error {
 	return os.WriteFile(dst, out, 0o644)
 }
 
-// findDeb returns the downloaded .deb of pkg in dir.
-func findDeb(dir, pkg string) (string, error) {
-	m, err := filepath.Glob(filepath.Join(dir, pkg+"_*_amd64.deb"))
+// findDeb returns the downloaded .deb of pkg for arch in dir.
+func findDeb(dir, pkg, arch string) (string, error) {
+	m, err := filepath.Glob(filepath.Join(dir, pkg+"_*_"+arch+".deb"))
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,7 @@ const (
 
 // Machine is one qemu run.
 type Machine struct {
+	Arch      *Arch         // the emulator and its devices
 	Kernel    string        // vmlinuz
 	Initramfs string        // cpio archive
 	Memory    string        // e.g. "2G"
@@ -51,19 +53,7 @@ type Outcome struct {
 func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.Timeout)
 	defer cancel()
-	args := []string{
-		// Software emulation: KVM guests hang on these hosts. One host
-		// thread for all vCPUs: with multi-threaded TCG, 6.12 oopses at boot
-		// (int3 in run_timer_softirq while another vCPU patches kernel text).
-		"-accel", "tcg,thread=single", "-cpu", "max",
-		"-smp", strconv.Itoa(m.CPUs), "-m", m.Memory,
-		"-nographic", "-monitor", "none", "-no-reboot",
-		"-kernel", m.Kernel, "-initrd", m.Initramfs,
-		"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init",
-		"-serial", "file:" + m.Console, // ttyS0
-		"-serial", "stdio", // ttyS1: the suite, then the self-test
-	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
+	cmd := exec.Command(m.Arch.QEMU, m.args()...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -111,6 +101,19 @@ func (m *Machine) Run(ctx context.Context, out io.Writer) (*Outcome, error) {
 		return o, errors.New("the suite did not end (see the console log)")
 	}
 	return o, nil
+}
+
+// args are qemu's arguments: software emulation (KVM guests hang on these
+// hosts), the kernel's console in the console log, the guest's output
+// device on qemu's stdout.
+func (m *Machine) args() []string {
+	args := append(slices.Clip(m.Arch.Machine),
+		"-smp", strconv.Itoa(m.CPUs), "-m", m.Memory,
+		"-nographic", "-monitor", "none", "-no-reboot",
+		"-kernel", m.Kernel, "-initrd", m.Initramfs,
+		"-append", "console="+m.Arch.Console+" panic=-1 loglevel=4 rdinit=/init",
+		"-serial", "file:"+m.Console)
+	return append(args, m.Arch.OutputArgs...)
 }
 
 // guestOutput follows what the guest's /init writes on the second serial

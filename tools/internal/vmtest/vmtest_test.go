@@ -34,7 +34,7 @@ func TestNewestPackage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.series, func(t *testing.T) {
-			pkg, rel, err := newestPackage([]byte(search), tt.series)
+			pkg, rel, err := newestPackage([]byte(search), tt.series, "amd64")
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -58,7 +58,7 @@ func TestNewestPackageBullseye(t *testing.T) {
 	if OtherSuites["5.10"] != "bullseye" {
 		t.Fatalf("5.10 comes from %q, want bullseye", OtherSuites["5.10"])
 	}
-	pkg, rel, err := newestPackage([]byte(searchBullseye), "5.10")
+	pkg, rel, err := newestPackage([]byte(searchBullseye), "5.10", "amd64")
 	if err != nil || pkg != "linux-image-5.10.0-32-cloud-amd64-unsigned" || rel != "5.10.0-32-cloud-amd64" {
 		t.Fatalf("got %q %q %v", pkg, rel, err)
 	}
