@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/tcpclose-trace/tcpclose-trace/internal/expect"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ func TestSelftestFailedDetection(t *testing.T) {
 		for _, row := range selftest.Rows() {
 			r.Cells[row] = map[string]*selftest.Cell{"ipv4": {Status: selftest.OK}}
 		}
-		r.Cells[selftest.RowUnread]["ipv4"] = &selftest.Cell{Status: status, Why: "no unread_close event"}
+		r.Cells[expect.RowUnread]["ipv4"] = &selftest.Cell{Status: status, Why: "no unread_close event"}
 		return r
 	}
 	defer func(run func(context.Context, selftest.Options) (*selftest.Report, error), check func() error) {
@@ -34,7 +35,7 @@ func TestSelftestFailedDetection(t *testing.T) {
 		want    []string
 	}{
 		{"table, failed", selftest.Failed, "table", errSelftestFailed,
-			[]string{"in network namespace tct-0123", "FAIL: 1 of", "FAIL " + selftest.RowUnread + "/ipv4: no unread_close event"}},
+			[]string{"in network namespace tct-0123", "FAIL: 1 of", "FAIL " + expect.RowUnread + "/ipv4: no unread_close event"}},
 		{"json, failed", selftest.Failed, "json", errSelftestFailed, []string{`"verdict":"fail"`}},
 		{"table, passed", selftest.OK, "table", nil, []string{"PASS: every detection"}},
 	} {
