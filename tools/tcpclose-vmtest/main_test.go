@@ -30,14 +30,7 @@ func TestGuestInit(t *testing.T) {
 		`echo "VMTEST-SELFTEST-EXIT $?" >$out`,
 		"poweroff -f",
 	}
-	at := 0
-	for _, want := range order {
-		i := strings.Index(init[at:], want)
-		if i < 0 {
-			t.Fatalf("init lacks %q after byte %d:\n%s", want, at, init)
-		}
-		at += i + len(want)
-	}
+	requireInOrder(t, init, order)
 }
 
 // TestGuestInitSelftestOnly checks the /init of a run without the suite
@@ -56,14 +49,7 @@ func TestGuestInitSelftestOnly(t *testing.T) {
 		`echo "VMTEST-EXIT $?" >$out`,
 		"timeout 480 /usr/local/bin/tcpclose-trace selftest -o json >$out\n",
 	}
-	at := 0
-	for _, want := range order {
-		i := strings.Index(init[at:], want)
-		if i < 0 {
-			t.Fatalf("init lacks %q after byte %d:\n%s", want, at, init)
-		}
-		at += i + len(want)
-	}
+	requireInOrder(t, init, order)
 }
 
 func TestGuestPackages(t *testing.T) {
@@ -83,5 +69,19 @@ func TestGuestPackages(t *testing.T) {
 		if got := guestPackages(tt.suite); !slices.Equal(got, tt.pkgs) {
 			t.Errorf("suite %v: packages %v, want %v", tt.suite, got, tt.pkgs)
 		}
+	}
+}
+
+// requireInOrder fails unless every string of order occurs in init, each
+// after the end of the one before.
+func requireInOrder(t *testing.T, init string, order []string) {
+	t.Helper()
+	at := 0
+	for _, want := range order {
+		i := strings.Index(init[at:], want)
+		if i < 0 {
+			t.Fatalf("init lacks %q after byte %d:\n%s", want, at, init)
+		}
+		at += i + len(want)
 	}
 }
