@@ -199,29 +199,28 @@ func TestStopBlockedStdout(t *testing.T) {
 			defer probe.Close()
 			w.Close()
 
-			conns := 300
-			if tt.tty {
-				conns = 1500 // a terminal holds more than the smallest pipe
-			}
-			mixed, err := scenario.RunMixed(ns, "ipv4", conns)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Full: no room for another write (a write that does not fit
-			// in the page in use waits, however few bytes that holds).
-			full := time.Now().Add(10 * time.Second)
-			for {
-				fds := []unix.PollFd{{Fd: int32(probe.Fd()), Events: unix.POLLOUT}}
-				if _, err := unix.Poll(fds, 0); err != nil {
+			// Connections in rounds until stdout is full: how many bytes a
+			// round writes depends on the lines' widths, and a terminal
+			// holds the pty's buffer (hundreds of kilobytes) where the
+			// pipe holds a page. Bounded in rounds and time.
+			const rounds, conns = 12, 300
+			unread, round := 0, 1
+			for ; ; round++ {
+				mixed, err := scenario.RunMixed(ns, "ipv4", conns)
+				if err != nil {
 					t.Fatal(err)
 				}
-				if fds[0].Revents&unix.POLLOUT == 0 {
+				unread += mixed.Count[scenario.MixedUnread]
+				// Full: no room for another write (a write that does not
+				// fit in the page in use waits, however few bytes that
+				// holds). The tracer shows events within 100 ms.
+				if waitFull(t, probe, 2*time.Second) {
 					break
 				}
-				if time.Now().After(full) {
-					t.Fatalf("stdout has room after %d connections: the output did not block", conns)
+				if round == rounds {
+					t.Fatalf("stdout has room after %d rounds of %d connections: the output did not block; the tracer's stderr:\n%s",
+						rounds, conns, s.stderr.String())
 				}
-				time.Sleep(20 * time.Millisecond)
 			}
 			probe.Close() // so that the pipe ends with the process
 			took := s.signal(t, syscall.SIGTERM)
@@ -240,8 +239,8 @@ func TestStopBlockedStdout(t *testing.T) {
 				}
 				unwritten = summaryCount(t, stderr, "events not written (stuck output)")
 				// The kernel's counters are exact whatever the output did.
-				if got := summaryCount(t, stderr, "unread_close"); got != uint64(mixed.Count[scenario.MixedUnread]) {
-					t.Errorf("unread_close %d in the kernel counters, want the run's %d", got, mixed.Count[scenario.MixedUnread])
+				if got := summaryCount(t, stderr, "unread_close"); got != uint64(unread) {
+					t.Errorf("unread_close %d in the kernel counters, want the runs' %d", got, unread)
 				}
 			}
 			if tt.name == "trace json" {
@@ -260,8 +259,28 @@ func TestStopBlockedStdout(t *testing.T) {
 			if unwritten == 0 {
 				t.Errorf("nothing counted as not written, with stdout full:\n%s", stderr)
 			}
-			t.Logf("stopped in %v; %d events not written", took, unwritten)
+			t.Logf("full after %d rounds of %d connections; stopped in %v; %d events not written", round, conns, took, unwritten)
 		})
+	}
+}
+
+// waitFull reports whether the pipe or terminal behind probe has no room
+// for another write within wait.
+func waitFull(t *testing.T, probe *os.File, wait time.Duration) bool {
+	t.Helper()
+	until := time.Now().Add(wait)
+	for {
+		fds := []unix.PollFd{{Fd: int32(probe.Fd()), Events: unix.POLLOUT}}
+		if _, err := unix.Poll(fds, 0); err != nil {
+			t.Fatal(err)
+		}
+		if fds[0].Revents&unix.POLLOUT == 0 {
+			return true
+		}
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -2,10 +2,10 @@
 package testenv
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +28,11 @@ func RequireTool(t testing.TB, name, pkg string) string {
 
 // OpenPTY returns the two ends of a new pseudo-terminal, neither made the
 // controlling terminal, closed when the test ends (closing one earlier is
-// fine). Without pseudo-terminals (a minimal guest) it skips the test.
+// fine). The slave is opened from the master (TIOCGPTPEER), never by its
+// /dev/pts path, which may name another terminal where more than one devpts
+// is mounted, and a byte written to it is read back from the master before
+// it is returned. Without pseudo-terminals (a minimal guest) it skips the
+// test.
 func OpenPTY(t testing.TB) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
@@ -39,14 +43,22 @@ func OpenPTY(t testing.TB) (master, slave *os.File) {
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		t.Fatal(err)
 	}
-	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
+	fd, _, errno := unix.Syscall(unix.SYS_IOCTL, m.Fd(), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	if errno != 0 {
+		t.Fatalf("open the pseudo-terminal's slave: %v", errno)
 	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := os.NewFile(fd, "pty-slave")
 	t.Cleanup(func() { s.Close() })
+	if _, err := s.Write([]byte{'.'}); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 1)
+	if err := m.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	defer m.SetReadDeadline(time.Time{})
+	if _, err := m.Read(got); err != nil || got[0] != '.' {
+		t.Fatalf("the pseudo-terminal's master did not read what its slave wrote: %q, %v", got, err)
+	}
 	return m, s
 }
