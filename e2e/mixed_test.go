@@ -69,36 +69,42 @@ func TestMixedLoad(t *testing.T) {
 					t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
 				}
 			}
-			missingGraceful(t, r, events)
+			missingCloses(t, r, events)
 			t.Logf("%d connections: %v; %d events; MIB deltas AbortOnClose=%d AbortOnData=%d OutRsts=%d",
 				perFamily, r.Count, len(events), mib["TcpExtTCPAbortOnClose"], mib["TcpExtTCPAbortOnData"], mib["TcpOutRsts"])
 		})
 	}
 }
 
-// missingGraceful names each graceful connection of the run whose close was
-// not streamed at one end: the closer's (local port = its port) or the
-// peer's (local port = the listening port, remote = the closer's port).
-func missingGraceful(t *testing.T, r *scenario.MixedResult, events []collector.Event) {
+// missingCloses names each connection of the run whose close was not
+// streamed: a graceful one at either end, the closer's (local port = its
+// port) or the peer's (local port = the listening port, remote = the
+// closer's port), and an undrained one at the closer's end.
+func missingCloses(t *testing.T, r *scenario.MixedResult, events []collector.Event) {
 	t.Helper()
 	type end struct {
+		kind         collector.Kind
 		lport, rport uint16
 	}
 	seen := map[end]int{}
 	for _, ev := range events {
-		if ev.Kind == collector.KindGracefulClose {
-			seen[end{ev.LPort, ev.RPort}]++
-		}
+		seen[end{ev.Kind, ev.LPort, ev.RPort}]++
 	}
 	for i, port := range r.GracefulPorts {
 		for _, e := range []struct {
 			who string
 			end end
-		}{{"closer", end{port, r.PeerPort}}, {"peer", end{r.PeerPort, port}}} {
+		}{{"closer", end{collector.KindGracefulClose, port, r.PeerPort}}, {"peer", end{collector.KindGracefulClose, r.PeerPort, port}}} {
 			if seen[e.end] == 0 {
 				t.Errorf("graceful connection %d of %d (closer port %d): no graceful_close from the %s's end",
 					i+1, len(r.GracefulPorts), port, e.who)
 			}
+		}
+	}
+	for i, port := range r.UndrainedPorts {
+		if seen[end{collector.KindUndrainedClose, port, r.PeerPort}] == 0 {
+			t.Errorf("undrained connection %d of %d (closer port %d): no undrained_close; its data_after_close events: %d",
+				i+1, len(r.UndrainedPorts), port, seen[end{collector.KindDataAfterClose, port, r.PeerPort}])
 		}
 	}
 }

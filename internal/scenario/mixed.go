@@ -39,7 +39,10 @@ type MixedResult struct {
 	// order, and PeerPort the peer's listening port they connected to: a
 	// count that falls short names the connection whose close went missing.
 	GracefulPorts []uint16
-	PeerPort      uint16
+	// UndrainedPorts are the closer's ports of the undrained connections,
+	// in order, for the same purpose.
+	UndrainedPorts []uint16
+	PeerPort       uint16
 }
 
 // RunMixed runs n connections (1 to MaxMixed, within 60 s times the time
@@ -84,6 +87,7 @@ func runMixed(d *driver, n int) *MixedResult {
 			d.do(p, "write S %d", refused)
 			d.do(p, "waitclosed S")
 			d.do(p, "close S")
+			r.UndrainedPorts = append(r.UndrainedPorts, cport)
 			if mini {
 				r.Count[MixedTimeWait]++
 			} else {
