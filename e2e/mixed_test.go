@@ -103,8 +103,13 @@ func missingCloses(t *testing.T, r *scenario.MixedResult, events []collector.Eve
 	}
 	for i, port := range r.UndrainedPorts {
 		if seen[end{collector.KindUndrainedClose, port, r.PeerPort}] == 0 {
-			t.Errorf("undrained connection %d of %d (closer port %d): no undrained_close; its data_after_close events: %d",
-				i+1, len(r.UndrainedPorts), port, seen[end{collector.KindDataAfterClose, port, r.PeerPort}])
+			t.Errorf("undrained connection %d of %d (closer port %d): no undrained_close; its other events:",
+				i+1, len(r.UndrainedPorts), port)
+			for _, ev := range events {
+				if (ev.LPort == port && ev.RPort == r.PeerPort) || (ev.LPort == r.PeerPort && ev.RPort == port) {
+					t.Errorf("  %+v", ev)
+				}
+			}
 		}
 	}
 }
