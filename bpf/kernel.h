@@ -216,6 +216,21 @@ struct socket {
 	struct sock *sk;
 } __attribute__((preserve_access_index));
 
+/*
+ * A kprobe's context, the registers of the probed call, as each
+ * architecture names them; CO-RE tells which one the running kernel has.
+ * x86-64 passes the first two arguments in di and si, arm64 in regs[0] and
+ * regs[1] (in an anonymous member of its struct pt_regs).
+ */
+struct pt_regs___x86 {
+	unsigned long di;
+	unsigned long si;
+} __attribute__((preserve_access_index));
+
+struct pt_regs___arm64 {
+	__u64 regs[31];
+} __attribute__((preserve_access_index));
+
 struct net_device {
 	possible_net_t nd_net;
 } __attribute__((preserve_access_index));

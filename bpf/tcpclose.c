@@ -225,6 +225,26 @@ struct {
 } tw_owner SEC(".maps");
 
 /*
+ * Where the kernel refuses trampolines (fentry), kprobes on tcp_sendmsg and
+ * tcp_recvmsg stand in for the send and receive hooks. A kprobe cannot reach
+ * socket storage: it leaves the first user of a socket here, by the
+ * socket's address, and the hooks that read an owner take it from here when
+ * the socket's own owner is unsettled (owner_of), then delete it; the
+ * socket's destruction deletes what is left. Sized from Go: one entry
+ * unless the kernel may need the kprobes; least recently used entries go
+ * first when full.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, struct owner);
+} probed_users SEC(".maps");
+
+/* Set from Go once a kprobe on tcp_sendmsg or tcp_recvmsg is attached. */
+__u32 users_probed = 0;
+
+/*
  * Owners of sockets made before the tracer, by the socket's address, as the
  * iterator found them (learn_owners: it cannot reach a socket's storage),
  * with what names the connection: a later socket at the same address (the
@@ -518,9 +538,42 @@ static __always_inline struct owner *old_owner(struct sock *sk)
 	return &o->owner;
 }
 
-/* The socket's owner: the one recorded, or the one the iterator found. */
+/* Whether the socket's owner is unknown or inherited from its listener. */
+static __always_inline bool owner_unsettled(const struct sk_info *info)
+{
+	return !(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED);
+}
+
+/*
+ * The first user a kprobe recorded for the socket (probed_users), or NULL;
+ * with storage, it becomes the socket's owner there and leaves the map.
+ */
+static __always_inline struct owner *probed_user(struct sock *sk, struct sk_info *info)
+{
+	__u64 key = (__u64)sk;
+	struct owner *o = bpf_map_lookup_elem(&probed_users, &key);
+
+	if (!o || !info)
+		return o;
+	info->owner = *o;
+	info->flags = (info->flags & ~SKF_INHERITED) | SKF_OWNER;
+	bpf_map_delete_elem(&probed_users, &key);
+	return &info->owner;
+}
+
+/*
+ * The socket's owner: the one recorded, its first user as a kprobe saw it
+ * (where kprobes stand in for the send and receive hooks), or the one the
+ * iterator found.
+ */
 static __always_inline struct owner *owner_of(struct sock *sk, struct sk_info *info)
 {
+	if (users_probed && (!info || owner_unsettled(info))) {
+		struct owner *o = probed_user(sk, info);
+
+		if (o)
+			return o;
+	}
 	if (info && (info->flags & SKF_OWNER))
 		return &info->owner;
 	return old_owner(sk);
@@ -701,21 +754,59 @@ static __always_inline void fill_from_sock(struct event *e, struct sock *sk)
 }
 
 /*
- * Addresses of a reset sent with no socket, or by a listener: local is the
- * offending segment's destination.
+ * fill_from_sock for a mini-socket (TIME_WAIT, request) a kprobe passed:
+ * probe reads; the port is skc_num's, which a mini-socket keeps.
  */
-static __always_inline void fill_from_skb(struct event *e, const struct sk_buff *skb)
+static __always_inline void fill_from_mini(struct event *e, const struct sock *sk)
 {
-	unsigned char *head = skb->head;
+	const struct sock_common *skc = &sk->__sk_common;
+
+	e->family = BPF_CORE_READ(skc, skc_family);
+	e->state = BPF_CORE_READ(skc, skc_state);
+	e->lport = BPF_CORE_READ(skc, skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(skc, skc_dport));
+	e->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	e->cookie = BPF_CORE_READ(skc, skc_cookie.counter);
+	if (e->family == AF_INET6) {
+		bpf_core_read(e->laddr, 16, &skc->skc_v6_rcv_saddr);
+		bpf_core_read(e->raddr, 16, &skc->skc_v6_daddr);
+	} else {
+		bpf_core_read(e->laddr, 4, &skc->skc_rcv_saddr);
+		bpf_core_read(e->raddr, 4, &skc->skc_daddr);
+	}
+#ifdef TCPCLOSE_COMPAT
+	e->cookie = tuple_id(e);
+#endif
+}
+
+/*
+ * Addresses of a reset sent with no socket, or by a listener: local is the
+ * offending segment's destination. probed: skb came from a kprobe, whose
+ * pointers are read with probe reads (a tracepoint's with plain loads).
+ */
+static __always_inline void fill_from_skb(struct event *e, const struct sk_buff *skb, bool probed)
+{
+	__u16 network_header, transport_header;
 	struct tcphdr tcp = {};
+	unsigned char *head;
 	union {
 		struct iphdr v4;
 		struct ipv6hdr v6;
 	} ip;
 
-	e->netns = skb->dev->nd_net.net->ns.inum;
+	if (probed) {
+		head = BPF_CORE_READ(skb, head);
+		network_header = BPF_CORE_READ(skb, network_header);
+		transport_header = BPF_CORE_READ(skb, transport_header);
+		e->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	} else {
+		head = skb->head;
+		network_header = skb->network_header;
+		transport_header = skb->transport_header;
+		e->netns = skb->dev->nd_net.net->ns.inum;
+	}
 	/* An IPv4 header is followed by at least a TCP header: 40 bytes are there. */
-	if (bpf_probe_read_kernel(&ip, sizeof(ip.v6), head + skb->network_header))
+	if (bpf_probe_read_kernel(&ip, sizeof(ip.v6), head + network_header))
 		return;
 	if ((ip.v4.ihl_version >> 4) == 6) {
 		e->family = AF_INET6;
@@ -726,7 +817,7 @@ static __always_inline void fill_from_skb(struct event *e, const struct sk_buff 
 		__builtin_memcpy(e->laddr, &ip.v4.daddr, 4);
 		__builtin_memcpy(e->raddr, &ip.v4.saddr, 4);
 	}
-	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + skb->transport_header))
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + transport_header))
 		return;
 	e->lport = bpf_ntohs(tcp.dest);
 	e->rport = bpf_ntohs(tcp.source);
@@ -961,12 +1052,6 @@ static __always_inline bool close_transition(int oldstate, int newstate)
 	return (newstate == TCP_FIN_WAIT1 &&
 		(oldstate == TCP_ESTABLISHED || oldstate == TCP_SYN_RECV)) ||
 	       (newstate == TCP_LAST_ACK && oldstate == TCP_CLOSE_WAIT);
-}
-
-/* Whether the socket's owner is unknown or inherited from its listener. */
-static __always_inline bool owner_unsettled(const struct sk_info *info)
-{
-	return !(info->flags & SKF_OWNER) || (info->flags & SKF_INHERITED);
 }
 
 /* The current task becomes the socket's owner; how: flags to set with it. */
@@ -1271,9 +1356,11 @@ static __always_inline bool abort_on_data_reason(struct sk_buff *skb, __u16 reas
 /*
  * Every RST this host sends. has_reason: the kernel passed an enum
  * sk_rst_reason (6.10+); before that the reason is unknown, never guessed.
+ * probed: a kprobe passed sk and skb (probe reads, no storage), and sk is
+ * a mini-socket or NULL: what only full sockets need is left out.
  */
 static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u16 reason,
-				      bool has_reason)
+				      bool has_reason, bool probed)
 {
 	struct event e = {.kind = KIND_RESET_SENT, .reason = REASON_UNKNOWN};
 	struct sk_info *info = NULL;
@@ -1291,7 +1378,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 	 * counted. With no filter to apply it needs no addresses, owner or
 	 * storage.
 	 */
-	if (!any_filter() && sk) {
+	if (!probed && !any_filter() && sk) {
 		__u64 cookie = due_key(sk, sk->__sk_common.skc_cookie.counter);
 		__u32 zero = 0;
 		__u64 *due = bpf_map_lookup_elem(&reset_due, &zero);
@@ -1305,8 +1392,10 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 	if (!sk) {
 		if (!skb)
 			return 0;
-		fill_from_skb(&e, skb);
+		fill_from_skb(&e, skb, probed);
 		e.flags |= EVF_NO_SOCKET;
+	} else if (probed) {
+		fill_from_mini(&e, sk);
 	} else {
 		e.cookie = sk->__sk_common.skc_cookie.counter;
 		fill_from_sock(&e, sk);
@@ -1320,7 +1409,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			 */
 			__u32 netns = e.netns;
 
-			fill_from_skb(&e, skb);
+			fill_from_skb(&e, skb, false);
 			/* The segment's device is no longer set here: the socket's netns. */
 			e.netns = netns;
 			e.flags |= EVF_LISTENER;
@@ -1353,7 +1442,8 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			e.flags |= EVF_LOCAL_ABORT;
 		}
 		info_reset_sent(sk, info);
-	} else if (sk && e.state == TCP_CLOSE && skb && !(info && (info->flags & SKF_WAS_RESET))) {
+	} else if (!probed && sk && e.state == TCP_CLOSE && skb &&
+		   !(info && (info->flags & SKF_WAS_RESET))) {
 		/*
 		 * A full socket already closed answers a segment, and tcp_reset()
 		 * did not run on it: tcp_rcv_state_process() has just called
@@ -1390,7 +1480,7 @@ static __always_inline int send_reset(struct sock *sk, struct sk_buff *skb, __u1
 			if (c)
 				count(&c->time_wait_refusals, 1);
 		}
-	} else if (sk && is_full_sock(e.state) && in_final_close(sk)) {
+	} else if (!probed && sk && is_full_sock(e.state) && in_final_close(sk)) {
 		/*
 		 * The reset of an unread or zero-linger close: part of that
 		 * event (also when the socket has no storage).
@@ -1407,8 +1497,8 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
 {
 	/* The third argument, enum sk_rst_reason, exists from 6.10 on. */
 	if (bpf_core_type_exists(enum sk_rst_reason))
-		return send_reset(sk, skb, (__u16)ctx[2], true);
-	return send_reset(sk, skb, 0, false);
+		return send_reset(sk, skb, (__u16)ctx[2], true, false);
+	return send_reset(sk, skb, 0, false, false);
 }
 
 /*
@@ -1416,34 +1506,124 @@ int BPF_PROG(on_send_reset, struct sock *sk, struct sk_buff *skb)
  * sockets and segments with no socket: these take their resets here. Loaded
  * only on such kernels; full sockets are left to the tracepoint.
  */
-static __always_inline int send_reset_not_full(struct sock *sk, struct sk_buff *skb)
+static __always_inline int send_reset_not_full(struct sock *sk, struct sk_buff *skb, bool probed)
 {
+	unsigned char *segment = NULL;
 	__u8 tcp_flags = 0;
+	int state;
 
-	if (sk && is_full_sock(sk->__sk_common.skc_state))
-		return 0;
+	if (sk) {
+		state =
+		    probed ? BPF_CORE_READ(sk, __sk_common.skc_state) : sk->__sk_common.skc_state;
+		if (is_full_sock(state))
+			return 0;
+	}
 	/*
 	 * The function is entered for a reset arriving with no socket too,
 	 * and returns at once: a reset is never answered.
 	 */
-	if (skb &&
-	    !bpf_probe_read_kernel(&tcp_flags, sizeof(tcp_flags),
-				   skb->head + skb->transport_header + 13) &&
+	if (skb && probed)
+		segment = BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, transport_header);
+	else if (skb)
+		segment = skb->head + skb->transport_header;
+	if (segment && !bpf_probe_read_kernel(&tcp_flags, sizeof(tcp_flags), segment + 13) &&
 	    (tcp_flags & TCPHDR_RST))
 		return 0;
-	return send_reset(sk, skb, 0, false);
+	return send_reset(sk, skb, 0, false, probed);
 }
 
 SEC("fentry/tcp_v4_send_reset")
 int BPF_PROG(on_v4_send_reset, struct sock *sk, struct sk_buff *skb)
 {
-	return send_reset_not_full(sk, skb);
+	return send_reset_not_full(sk, skb, false);
 }
 
 SEC("fentry/tcp_v6_send_reset")
 int BPF_PROG(on_v6_send_reset, struct sock *sk, struct sk_buff *skb)
 {
-	return send_reset_not_full(sk, skb);
+	return send_reset_not_full(sk, skb, false);
+}
+
+/*
+ * The argument n (0 or 1) of a kprobe's function, from the registers as
+ * the running kernel's architecture names them (x86-64 or arm64; CO-RE
+ * leaves the other branch dead). On another architecture the program does
+ * not load, and the tracer says what is lost.
+ */
+static __always_inline __u64 kprobe_arg(void *ctx, int n)
+{
+	__u64 v;
+
+	/*
+	 * The context is read with plain loads at relocated offsets; the
+	 * barriers keep the compiler from merging the two loads into one from
+	 * a computed address, which the verifier refuses for a context.
+	 */
+	if (bpf_core_field_exists(((struct pt_regs___arm64 *)0)->regs)) {
+		v = n ? ((struct pt_regs___arm64 *)ctx)->regs[1]
+		      : ((struct pt_regs___arm64 *)ctx)->regs[0];
+		barrier_var(v);
+	} else {
+		v = n ? ((struct pt_regs___x86 *)ctx)->si : ((struct pt_regs___x86 *)ctx)->di;
+		barrier_var(v);
+	}
+	return v;
+}
+
+/*
+ * Where the kernel refuses trampolines (arm64 before 6.0, or without ftrace
+ * direct calls), kprobes on the same functions stand in for the four fentry
+ * programs; the collector attaches one only where the fentry program was
+ * refused. A kprobe reads the arguments with probe reads and cannot reach
+ * socket storage: the user of a socket goes to probed_users (record_user
+ * does the rest from the storage's side), and resets take send_reset's
+ * paths that need no storage, which are the only ones here (mini-sockets
+ * and no socket).
+ */
+static __always_inline void record_user_probed(struct sock *sk)
+{
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	__u64 *slot = cookie ? settled_slot(cookie) : NULL;
+	__u64 key = (__u64)sk;
+	struct owner o;
+
+	if (slot && *slot == cookie)
+		return;
+	if (!bpf_map_lookup_elem(&probed_users, &key)) {
+		owner_from_current(&o);
+		if (bpf_map_update_elem(&probed_users, &key, &o, BPF_NOEXIST))
+			return;
+	}
+	if (slot)
+		*slot = cookie;
+}
+
+SEC("kprobe/tcp_sendmsg")
+int kp_tcp_sendmsg(void *ctx)
+{
+	record_user_probed((struct sock *)kprobe_arg(ctx, 0));
+	return 0;
+}
+
+SEC("kprobe/tcp_recvmsg")
+int kp_tcp_recvmsg(void *ctx)
+{
+	record_user_probed((struct sock *)kprobe_arg(ctx, 0));
+	return 0;
+}
+
+SEC("kprobe/tcp_v4_send_reset")
+int kp_v4_send_reset(void *ctx)
+{
+	return send_reset_not_full((struct sock *)kprobe_arg(ctx, 0),
+				   (struct sk_buff *)kprobe_arg(ctx, 1), true);
+}
+
+SEC("kprobe/tcp_v6_send_reset")
+int kp_v6_send_reset(void *ctx)
+{
+	return send_reset_not_full((struct sock *)kprobe_arg(ctx, 0),
+				   (struct sk_buff *)kprobe_arg(ctx, 1), true);
 }
 
 /*
@@ -1482,6 +1662,11 @@ int BPF_PROG(on_destroy, struct sock *sk)
 		info = info_of(sk, false);
 		if (!info || !(info->flags & (SKF_CLASSIFIED | SKF_WAS_RESET)))
 			classify_dead_close(sk);
+	}
+	if (users_probed) {
+		__u64 key = (__u64)sk;
+
+		bpf_map_delete_elem(&probed_users, &key);
 	}
 	info_gone(sk);
 	return 0;

@@ -164,12 +164,17 @@ const (
 	TcpcloseMapCounters        = "counters"
 	TcpcloseMapEvents          = "events"
 	TcpcloseMapOldOwners       = "old_owners"
+	TcpcloseMapProbedUsers     = "probed_users"
 	TcpcloseMapResetDue        = "reset_due"
 	TcpcloseMapSettled         = "settled"
 	TcpcloseMapSkInfo          = "sk_info"
 	TcpcloseMapStacks          = "stacks"
 	TcpcloseMapStorm           = "storm"
 	TcpcloseMapTwOwner         = "tw_owner"
+	TcpcloseProgKpTcpRecvmsg   = "kp_tcp_recvmsg"
+	TcpcloseProgKpTcpSendmsg   = "kp_tcp_sendmsg"
+	TcpcloseProgKpV4SendReset  = "kp_v4_send_reset"
+	TcpcloseProgKpV6SendReset  = "kp_v6_send_reset"
 	TcpcloseProgLearnOwners    = "learn_owners"
 	TcpcloseProgOnDestroy      = "on_destroy"
 	TcpcloseProgOnReceiveReset = "on_receive_reset"
@@ -184,6 +189,7 @@ const (
 	TcpcloseVarCfg             = "cfg"
 	TcpcloseVarContract        = "contract"
 	TcpcloseVarOldKnown        = "old_known"
+	TcpcloseVarUsersProbed     = "users_probed"
 )
 
 // LoadTcpclose returns the embedded CollectionSpec for Tcpclose.
@@ -228,6 +234,10 @@ type TcpcloseSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseProgramSpecs struct {
+	KpTcpRecvmsg   *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg   *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
+	KpV4SendReset  *ebpf.ProgramSpec `ebpf:"kp_v4_send_reset"`
+	KpV6SendReset  *ebpf.ProgramSpec `ebpf:"kp_v6_send_reset"`
 	LearnOwners    *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.ProgramSpec `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
@@ -245,25 +255,27 @@ type TcpcloseProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseMapSpecs struct {
-	Budgets   *ebpf.MapSpec `ebpf:"budgets"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	OldOwners *ebpf.MapSpec `ebpf:"old_owners"`
-	ResetDue  *ebpf.MapSpec `ebpf:"reset_due"`
-	Settled   *ebpf.MapSpec `ebpf:"settled"`
-	SkInfo    *ebpf.MapSpec `ebpf:"sk_info"`
-	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
-	Storm     *ebpf.MapSpec `ebpf:"storm"`
-	TwOwner   *ebpf.MapSpec `ebpf:"tw_owner"`
+	Budgets     *ebpf.MapSpec `ebpf:"budgets"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	OldOwners   *ebpf.MapSpec `ebpf:"old_owners"`
+	ProbedUsers *ebpf.MapSpec `ebpf:"probed_users"`
+	ResetDue    *ebpf.MapSpec `ebpf:"reset_due"`
+	Settled     *ebpf.MapSpec `ebpf:"settled"`
+	SkInfo      *ebpf.MapSpec `ebpf:"sk_info"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Storm       *ebpf.MapSpec `ebpf:"storm"`
+	TwOwner     *ebpf.MapSpec `ebpf:"tw_owner"`
 }
 
 // TcpcloseVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseVariableSpecs struct {
-	Cfg      *ebpf.VariableSpec `ebpf:"cfg"`
-	Contract *ebpf.VariableSpec `ebpf:"contract"`
-	OldKnown *ebpf.VariableSpec `ebpf:"old_known"`
+	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
+	Contract    *ebpf.VariableSpec `ebpf:"contract"`
+	OldKnown    *ebpf.VariableSpec `ebpf:"old_known"`
+	UsersProbed *ebpf.VariableSpec `ebpf:"users_probed"`
 }
 
 // TcpcloseObjects contains all objects after they have been loaded into the kernel.
@@ -286,16 +298,17 @@ func (o *TcpcloseObjects) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseMaps struct {
-	Budgets   *ebpf.Map `ebpf:"budgets"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Events    *ebpf.Map `ebpf:"events"`
-	OldOwners *ebpf.Map `ebpf:"old_owners"`
-	ResetDue  *ebpf.Map `ebpf:"reset_due"`
-	Settled   *ebpf.Map `ebpf:"settled"`
-	SkInfo    *ebpf.Map `ebpf:"sk_info"`
-	Stacks    *ebpf.Map `ebpf:"stacks"`
-	Storm     *ebpf.Map `ebpf:"storm"`
-	TwOwner   *ebpf.Map `ebpf:"tw_owner"`
+	Budgets     *ebpf.Map `ebpf:"budgets"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Events      *ebpf.Map `ebpf:"events"`
+	OldOwners   *ebpf.Map `ebpf:"old_owners"`
+	ProbedUsers *ebpf.Map `ebpf:"probed_users"`
+	ResetDue    *ebpf.Map `ebpf:"reset_due"`
+	Settled     *ebpf.Map `ebpf:"settled"`
+	SkInfo      *ebpf.Map `ebpf:"sk_info"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Storm       *ebpf.Map `ebpf:"storm"`
+	TwOwner     *ebpf.Map `ebpf:"tw_owner"`
 }
 
 func (m *TcpcloseMaps) Close() error {
@@ -304,6 +317,7 @@ func (m *TcpcloseMaps) Close() error {
 		m.Counters,
 		m.Events,
 		m.OldOwners,
+		m.ProbedUsers,
 		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
@@ -317,15 +331,20 @@ func (m *TcpcloseMaps) Close() error {
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseVariables struct {
-	Cfg      *ebpf.Variable `ebpf:"cfg"`
-	Contract *ebpf.Variable `ebpf:"contract"`
-	OldKnown *ebpf.Variable `ebpf:"old_known"`
+	Cfg         *ebpf.Variable `ebpf:"cfg"`
+	Contract    *ebpf.Variable `ebpf:"contract"`
+	OldKnown    *ebpf.Variable `ebpf:"old_known"`
+	UsersProbed *ebpf.Variable `ebpf:"users_probed"`
 }
 
 // TcpclosePrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadTcpcloseObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpclosePrograms struct {
+	KpTcpRecvmsg   *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg   *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
+	KpV4SendReset  *ebpf.Program `ebpf:"kp_v4_send_reset"`
+	KpV6SendReset  *ebpf.Program `ebpf:"kp_v6_send_reset"`
 	LearnOwners    *ebpf.Program `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.Program `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.Program `ebpf:"on_receive_reset"`
@@ -341,6 +360,10 @@ type TcpclosePrograms struct {
 
 func (p *TcpclosePrograms) Close() error {
 	return _TcpcloseClose(
+		p.KpTcpRecvmsg,
+		p.KpTcpSendmsg,
+		p.KpV4SendReset,
+		p.KpV6SendReset,
 		p.LearnOwners,
 		p.OnDestroy,
 		p.OnReceiveReset,

@@ -171,12 +171,17 @@ const (
 	TcpcloseCompatMapEvents          = "events"
 	TcpcloseCompatMapListeners       = "listeners"
 	TcpcloseCompatMapOldOwners       = "old_owners"
+	TcpcloseCompatMapProbedUsers     = "probed_users"
 	TcpcloseCompatMapResetDue        = "reset_due"
 	TcpcloseCompatMapSettled         = "settled"
 	TcpcloseCompatMapSkInfo          = "sk_info"
 	TcpcloseCompatMapStacks          = "stacks"
 	TcpcloseCompatMapStorm           = "storm"
 	TcpcloseCompatMapTwOwner         = "tw_owner"
+	TcpcloseCompatProgKpTcpRecvmsg   = "kp_tcp_recvmsg"
+	TcpcloseCompatProgKpTcpSendmsg   = "kp_tcp_sendmsg"
+	TcpcloseCompatProgKpV4SendReset  = "kp_v4_send_reset"
+	TcpcloseCompatProgKpV6SendReset  = "kp_v6_send_reset"
 	TcpcloseCompatProgLearnOwners    = "learn_owners"
 	TcpcloseCompatProgOnDestroy      = "on_destroy"
 	TcpcloseCompatProgOnReceiveReset = "on_receive_reset"
@@ -191,6 +196,7 @@ const (
 	TcpcloseCompatVarCfg             = "cfg"
 	TcpcloseCompatVarContract        = "contract"
 	TcpcloseCompatVarOldKnown        = "old_known"
+	TcpcloseCompatVarUsersProbed     = "users_probed"
 )
 
 // LoadTcpcloseCompat returns the embedded CollectionSpec for TcpcloseCompat.
@@ -235,6 +241,10 @@ type TcpcloseCompatSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseCompatProgramSpecs struct {
+	KpTcpRecvmsg   *ebpf.ProgramSpec `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg   *ebpf.ProgramSpec `ebpf:"kp_tcp_sendmsg"`
+	KpV4SendReset  *ebpf.ProgramSpec `ebpf:"kp_v4_send_reset"`
+	KpV6SendReset  *ebpf.ProgramSpec `ebpf:"kp_v6_send_reset"`
 	LearnOwners    *ebpf.ProgramSpec `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.ProgramSpec `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.ProgramSpec `ebpf:"on_receive_reset"`
@@ -252,26 +262,28 @@ type TcpcloseCompatProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseCompatMapSpecs struct {
-	Budgets   *ebpf.MapSpec `ebpf:"budgets"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Listeners *ebpf.MapSpec `ebpf:"listeners"`
-	OldOwners *ebpf.MapSpec `ebpf:"old_owners"`
-	ResetDue  *ebpf.MapSpec `ebpf:"reset_due"`
-	Settled   *ebpf.MapSpec `ebpf:"settled"`
-	SkInfo    *ebpf.MapSpec `ebpf:"sk_info"`
-	Stacks    *ebpf.MapSpec `ebpf:"stacks"`
-	Storm     *ebpf.MapSpec `ebpf:"storm"`
-	TwOwner   *ebpf.MapSpec `ebpf:"tw_owner"`
+	Budgets     *ebpf.MapSpec `ebpf:"budgets"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Listeners   *ebpf.MapSpec `ebpf:"listeners"`
+	OldOwners   *ebpf.MapSpec `ebpf:"old_owners"`
+	ProbedUsers *ebpf.MapSpec `ebpf:"probed_users"`
+	ResetDue    *ebpf.MapSpec `ebpf:"reset_due"`
+	Settled     *ebpf.MapSpec `ebpf:"settled"`
+	SkInfo      *ebpf.MapSpec `ebpf:"sk_info"`
+	Stacks      *ebpf.MapSpec `ebpf:"stacks"`
+	Storm       *ebpf.MapSpec `ebpf:"storm"`
+	TwOwner     *ebpf.MapSpec `ebpf:"tw_owner"`
 }
 
 // TcpcloseCompatVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type TcpcloseCompatVariableSpecs struct {
-	Cfg      *ebpf.VariableSpec `ebpf:"cfg"`
-	Contract *ebpf.VariableSpec `ebpf:"contract"`
-	OldKnown *ebpf.VariableSpec `ebpf:"old_known"`
+	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
+	Contract    *ebpf.VariableSpec `ebpf:"contract"`
+	OldKnown    *ebpf.VariableSpec `ebpf:"old_known"`
+	UsersProbed *ebpf.VariableSpec `ebpf:"users_probed"`
 }
 
 // TcpcloseCompatObjects contains all objects after they have been loaded into the kernel.
@@ -294,17 +306,18 @@ func (o *TcpcloseCompatObjects) Close() error {
 //
 // It can be passed to LoadTcpcloseCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseCompatMaps struct {
-	Budgets   *ebpf.Map `ebpf:"budgets"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	Events    *ebpf.Map `ebpf:"events"`
-	Listeners *ebpf.Map `ebpf:"listeners"`
-	OldOwners *ebpf.Map `ebpf:"old_owners"`
-	ResetDue  *ebpf.Map `ebpf:"reset_due"`
-	Settled   *ebpf.Map `ebpf:"settled"`
-	SkInfo    *ebpf.Map `ebpf:"sk_info"`
-	Stacks    *ebpf.Map `ebpf:"stacks"`
-	Storm     *ebpf.Map `ebpf:"storm"`
-	TwOwner   *ebpf.Map `ebpf:"tw_owner"`
+	Budgets     *ebpf.Map `ebpf:"budgets"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Listeners   *ebpf.Map `ebpf:"listeners"`
+	OldOwners   *ebpf.Map `ebpf:"old_owners"`
+	ProbedUsers *ebpf.Map `ebpf:"probed_users"`
+	ResetDue    *ebpf.Map `ebpf:"reset_due"`
+	Settled     *ebpf.Map `ebpf:"settled"`
+	SkInfo      *ebpf.Map `ebpf:"sk_info"`
+	Stacks      *ebpf.Map `ebpf:"stacks"`
+	Storm       *ebpf.Map `ebpf:"storm"`
+	TwOwner     *ebpf.Map `ebpf:"tw_owner"`
 }
 
 func (m *TcpcloseCompatMaps) Close() error {
@@ -314,6 +327,7 @@ func (m *TcpcloseCompatMaps) Close() error {
 		m.Events,
 		m.Listeners,
 		m.OldOwners,
+		m.ProbedUsers,
 		m.ResetDue,
 		m.Settled,
 		m.SkInfo,
@@ -327,15 +341,20 @@ func (m *TcpcloseCompatMaps) Close() error {
 //
 // It can be passed to LoadTcpcloseCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseCompatVariables struct {
-	Cfg      *ebpf.Variable `ebpf:"cfg"`
-	Contract *ebpf.Variable `ebpf:"contract"`
-	OldKnown *ebpf.Variable `ebpf:"old_known"`
+	Cfg         *ebpf.Variable `ebpf:"cfg"`
+	Contract    *ebpf.Variable `ebpf:"contract"`
+	OldKnown    *ebpf.Variable `ebpf:"old_known"`
+	UsersProbed *ebpf.Variable `ebpf:"users_probed"`
 }
 
 // TcpcloseCompatPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadTcpcloseCompatObjects or ebpf.CollectionSpec.LoadAndAssign.
 type TcpcloseCompatPrograms struct {
+	KpTcpRecvmsg   *ebpf.Program `ebpf:"kp_tcp_recvmsg"`
+	KpTcpSendmsg   *ebpf.Program `ebpf:"kp_tcp_sendmsg"`
+	KpV4SendReset  *ebpf.Program `ebpf:"kp_v4_send_reset"`
+	KpV6SendReset  *ebpf.Program `ebpf:"kp_v6_send_reset"`
 	LearnOwners    *ebpf.Program `ebpf:"learn_owners"`
 	OnDestroy      *ebpf.Program `ebpf:"on_destroy"`
 	OnReceiveReset *ebpf.Program `ebpf:"on_receive_reset"`
@@ -351,6 +370,10 @@ type TcpcloseCompatPrograms struct {
 
 func (p *TcpcloseCompatPrograms) Close() error {
 	return _TcpcloseCompatClose(
+		p.KpTcpRecvmsg,
+		p.KpTcpSendmsg,
+		p.KpV4SendReset,
+		p.KpV6SendReset,
 		p.LearnOwners,
 		p.OnDestroy,
 		p.OnReceiveReset,

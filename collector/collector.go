@@ -45,6 +45,13 @@ type Options struct {
 	TrackSockets int           // correlation capacity; 0 for 65536
 	TrackTTL     time.Duration // correlation age limit; 0 for 2m
 	Debug        bool          // show the whole verifier log on rejection
+
+	// ForceKprobes is for tests: the tracer acts as if the kernel lacked
+	// the send and receive length tracepoints (6.3) and refused every
+	// trampoline, so that kprobes stand in for the fentry programs, as on
+	// a kernel without trampolines. Resets keep their tracepoint on kernels
+	// where it fires for every reset (6.10+).
+	ForceKprobes bool
 }
 
 func (o *Options) setDefaults() {
@@ -103,15 +110,22 @@ type Stats struct {
 
 // Collector owns the loaded programs and their links.
 type Collector struct {
-	opts    Options
-	coll    *ebpf.Collection   // the maps and the tracepoint programs
-	extra   []*ebpf.Collection // function programs, loaded one by one
-	progs   map[string]*ebpf.Program
-	hooks   []hook   // attached, in order
-	lost    []string // what this kernel cannot show, and why
-	links   []link.Link
-	decoder Decoder
-	tracker *tracker // the per-socket join
+	opts  Options
+	coll  *ebpf.Collection   // the maps and the tracepoint programs
+	extra []*ebpf.Collection // function programs (fentry or kprobe), loaded one by one
+	// spec and loadOpts load the function programs (attach), with coll's maps.
+	spec     *ebpf.CollectionSpec
+	loadOpts ebpf.CollectionOptions
+	kprobes  bool // take every trampoline as refused (Options.ForceKprobes)
+	// usersProbed: a kprobe records the users of sockets (setUsersProbed).
+	usersProbed bool
+	progs       map[string]*ebpf.Program
+	hooks       []hook   // attached, in order
+	lost        []string // what this kernel cannot show, and why
+	probed      []string // which kprobes stand in for refused trampolines, and why
+	links       []link.Link
+	decoder     Decoder
+	tracker     *tracker // the per-socket join
 	// stormSeen is the storm table as StormSources last read it.
 	stormSeen map[bpf.TcpcloseStormKey]uint64
 	// oldSockets is how many sockets made before the tracer got an owner.
@@ -133,7 +147,7 @@ func Open(opts Options) (_ *Collector, err error) {
 	if err := checkCapabilities(); err != nil {
 		return nil, err
 	}
-	plan, err := planKernel()
+	plan, err := planKernel(opts.ForceKprobes)
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +158,9 @@ func Open(opts Options) (_ *Collector, err error) {
 	}
 	spec.Maps[bpf.TcpcloseMapEvents].MaxEntries = uint32(opts.RingBytes)
 	sizeStacks(spec, &opts)
+	sizeProbedUsers(spec, plan.use)
 
-	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
+	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost, kprobes: opts.ForceKprobes}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -221,10 +236,9 @@ func setVariables(spec *ebpf.CollectionSpec, o *Options) error {
 	return nil
 }
 
-// load creates the maps and loads the programs of the hooks in use. The
-// tracepoint programs load together, or the tracer cannot run; each function
-// program loads on its own, and one the kernel refuses (no trampolines) is
-// reported as lost, not fatal.
+// load creates the maps and loads the tracepoint programs of the hooks in
+// use, which load together, or the tracer cannot run. The function programs
+// load one by one as attach gets to them.
 func (c *Collector) load(spec *ebpf.CollectionSpec, kernel *btf.Spec, use []hook) error {
 	opts := ebpf.CollectionOptions{Programs: ebpf.ProgramOptions{KernelTypes: kernel}}
 	base := spec.Copy()
@@ -239,22 +253,8 @@ func (c *Collector) load(spec *ebpf.CollectionSpec, kernel *btf.Spec, use []hook
 	}
 	c.coll = coll
 	c.progs = maps.Clone(coll.Programs)
-
 	opts.MapReplacements = coll.Maps
-	for _, h := range use {
-		if h.what == "tracepoint" {
-			continue
-		}
-		one := spec.Copy()
-		one.Programs = map[string]*ebpf.ProgramSpec{h.program: spec.Programs[h.program]}
-		extra, err := ebpf.NewCollectionWithOptions(one, opts)
-		if err != nil {
-			c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (%s): %s", h.target, cause(err), h.lost))
-			continue
-		}
-		c.extra = append(c.extra, extra)
-		c.progs[h.program] = extra.Programs[h.program]
-	}
+	c.spec, c.loadOpts = spec, opts
 	return nil
 }
 
@@ -282,19 +282,15 @@ func cause(err error) string {
 	return s
 }
 
-// attach links every loaded program in hook order. A function program that
-// does not attach is reported as lost, like one that did not load.
+// attach links every planned hook in order. A tracepoint that does not
+// attach is an error; a function hook goes to attachFunction.
 func (c *Collector) attach(use []hook) error {
 	for _, h := range use {
-		p, ok := c.progs[h.program]
-		if !ok {
-			continue // an optional program that did not load
-		}
-		l, err := link.AttachTracing(link.TracingOptions{Program: p})
-		if err != nil && h.what != "tracepoint" {
-			c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (attach: %s): %s", h.target, cause(err), h.lost))
+		if h.what != "tracepoint" {
+			c.attachFunction(h, c.attachOne)
 			continue
 		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: c.progs[h.program]})
 		if err != nil {
 			return fmt.Errorf("attach to %s %s: %w", h.what, h.target, err)
 		}
@@ -302,6 +298,104 @@ func (c *Collector) attach(use []hook) error {
 		c.hooks = append(c.hooks, h)
 	}
 	return nil
+}
+
+// attachFunction attaches a function hook h with try: its fentry program;
+// where the kernel refuses that (no trampolines: the program does not load
+// or attach), the hook's kprobe, as the hook "kprobe FUNCTION". What neither
+// gives is reported as lost, not fatal.
+func (c *Collector) attachFunction(h hook, try func(h hook) error) {
+	why := "not tried: Options.ForceKprobes"
+	if !c.kprobes {
+		err := try(h)
+		if err == nil {
+			return
+		}
+		why = err.Error()
+	}
+	if h.probe == "" {
+		c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (%s): %s", h.target, why, h.lost))
+		return
+	}
+	// The tracepoint programs read the users the probe records once this
+	// is set; set first, so that none is missed.
+	had := c.usersProbed
+	if h.users {
+		c.setUsersProbed(true)
+	}
+	kh := h
+	kh.what, kh.program, kh.probe = "kprobe", h.probe, ""
+	if err := try(kh); err != nil {
+		c.setUsersProbed(had)
+		c.lost = append(c.lost, fmt.Sprintf("kernel refused a trampoline on %s (%s) and a kprobe (%s): %s", h.target, why, err, h.lost))
+		return
+	}
+	c.probed = append(c.probed, fmt.Sprintf("kprobe on %s: the kernel refused its trampoline (%s)", h.target, why))
+}
+
+// attachOne loads the program of hook h alone (with the maps of coll) and
+// attaches it: as a kprobe on h.target, or with its own attach type. The
+// error says which step failed, in the kernel's words.
+func (c *Collector) attachOne(h hook) error {
+	one := c.spec.Copy()
+	one.Programs = map[string]*ebpf.ProgramSpec{h.program: c.spec.Programs[h.program]}
+	coll, err := ebpf.NewCollectionWithOptions(one, c.loadOpts)
+	if err != nil {
+		return fmt.Errorf("load: %s", cause(err))
+	}
+	p := coll.Programs[h.program]
+	var l link.Link
+	if h.what == "kprobe" {
+		l, err = link.Kprobe(h.target, p, nil)
+	} else {
+		l, err = link.AttachTracing(link.TracingOptions{Program: p})
+	}
+	if err != nil {
+		coll.Close()
+		return fmt.Errorf("attach: %s", cause(err))
+	}
+	c.extra = append(c.extra, coll)
+	c.progs[h.program] = p
+	c.links = append(c.links, l)
+	c.hooks = append(c.hooks, h)
+	return nil
+}
+
+// setUsersProbed tells the tracepoint programs whether a kprobe records
+// the users of sockets (users_probed in bpf/tcpclose.c).
+func (c *Collector) setUsersProbed(on bool) {
+	if on == c.usersProbed {
+		return
+	}
+	c.usersProbed = on
+	if c.coll == nil {
+		return // a test of attachFunction
+	}
+	var val uint32
+	if on {
+		val = 1
+	}
+	v, ok := c.coll.Variables[bpf.TcpcloseVarUsersProbed]
+	if !ok {
+		c.lost = append(c.lost, "BPF object has no variable "+bpf.TcpcloseVarUsersProbed+": "+ownerOfAccepted)
+		return
+	}
+	if err := v.Set(val); err != nil {
+		c.lost = append(c.lost, fmt.Sprintf("set %s: %v: %s", bpf.TcpcloseVarUsersProbed, err, ownerOfAccepted))
+	}
+}
+
+// probedUserEntries is the room for the users kprobes record, where the
+// kernel may need the kprobes on tcp_sendmsg and tcp_recvmsg (before 6.3):
+// each entry waits for the socket's first event or its end.
+const probedUserEntries = 16384
+
+// sizeProbedUsers gives probed_users its room only where a kprobe may
+// record users: the kernel needs the hooks on tcp_sendmsg and tcp_recvmsg.
+func sizeProbedUsers(spec *ebpf.CollectionSpec, use []hook) {
+	if ms, ok := spec.Maps[bpf.TcpcloseMapProbedUsers]; ok && slices.ContainsFunc(use, func(h hook) bool { return h.users }) {
+		ms.MaxEntries = probedUserEntries
+	}
 }
 
 // bootTime is the wall-clock time at which CLOCK_BOOTTIME was zero.
@@ -319,6 +413,10 @@ func (c *Collector) Counters() (Counters, error) {
 // Lost says what this kernel cannot show and why, one line each: optional
 // hooks it lacks or refused. Empty when every detection works.
 func (c *Collector) Lost() []string { return slices.Clone(c.lost) }
+
+// Kprobes says which kprobes stand in for function hooks whose trampolines
+// the kernel refused, and why, one line each; empty where fentry works.
+func (c *Collector) Kprobes() []string { return slices.Clone(c.probed) }
 
 // Hooks names the attached hooks ("tracepoint inet_sock_set_state", ...).
 func (c *Collector) Hooks() []string {

@@ -13,9 +13,10 @@ import (
 )
 
 // TestLoadFunctionHooks loads every hook, the fentry ones too, whatever this
-// kernel needs: each function program either loads and attaches, or is
-// reported as lost (a kernel without trampolines) while the tracer still
-// runs; nothing is left behind by Close.
+// kernel needs: each function hook either attaches (its fentry program, or
+// its kprobe where the kernel refuses the trampoline), or is reported as
+// lost while the tracer still runs; nothing is left behind by Close. With
+// kprobes forced, the kprobe programs load and attach here too.
 func TestLoadFunctionHooks(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads and attaches BPF programs")
@@ -32,21 +33,24 @@ func TestLoadFunctionHooks(t *testing.T) {
 		}
 	}
 	for _, compat := range []bool{false, true} {
-		t.Run(map[bool]string{false: "default", true: "compat"}[compat], func(t *testing.T) {
-			testLoadHooks(t, kernel, use, compat)
-		})
+		for _, kprobes := range []bool{false, true} {
+			name := map[bool]string{false: "default", true: "compat"}[compat] + map[bool]string{false: "", true: "/kprobes"}[kprobes]
+			t.Run(name, func(t *testing.T) {
+				testLoadHooks(t, kernel, use, compat, kprobes)
+			})
+		}
 	}
 }
 
 // testLoadHooks loads and attaches the hooks of use from the default or the
 // compat build (every kernel that runs the default one runs the compat one
-// too), then closes them.
-func testLoadHooks(t *testing.T, kernel *btf.Spec, use []hook, compat bool) {
+// too), with kprobes in place of fentry if asked, then closes them.
+func testLoadHooks(t *testing.T, kernel *btf.Spec, use []hook, compat, kprobes bool) {
 	spec, err := loadSpec(compat)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{opts: Options{RingBytes: 4096}}
+	c := &Collector{opts: Options{RingBytes: 4096}, kprobes: kprobes}
 	defer c.Close()
 	if err := c.load(spec, kernel, use); err != nil {
 		t.Fatalf("load: %v", err)
@@ -59,13 +63,15 @@ func testLoadHooks(t *testing.T, kernel *btf.Spec, use []hook, compat bool) {
 		t.Fatal(err)
 	}
 	for _, h := range use {
-		attached := slices.ContainsFunc(c.hooks, func(a hook) bool { return a.program == h.program })
+		attached := slices.ContainsFunc(c.hooks, func(a hook) bool { return a.program == h.program || a.program == h.probe })
 		lost := slices.ContainsFunc(c.lost, func(l string) bool { return strings.Contains(l, h.target) })
 		switch {
 		case h.what == "tracepoint" && !attached:
 			t.Errorf("tracepoint %s not attached", h.target)
 		case h.what == "function" && attached == lost:
 			t.Errorf("function %s: attached %v, reported lost %v (want exactly one): %q", h.target, attached, lost, c.lost)
+		case h.what == "function" && kprobes && attached && !slices.Contains(c.Hooks(), "kprobe "+h.target):
+			t.Errorf("function %s: kprobes forced, hooks %q", h.target, c.Hooks())
 		}
 	}
 	for _, l := range c.lost {

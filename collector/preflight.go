@@ -58,8 +58,17 @@ func loadKernelBTF() (*btf.Spec, error) {
 // bpf/tcpclose.c, what its section attaches it to, and the policy for it.
 type hook struct {
 	program string // program name in bpf/tcpclose.c (bpf.TcpcloseProg*)
-	what    string // "tracepoint" or "function": the program's section (tp_btf/, fentry/)
-	target  string // tracepoint or kernel function name: the rest of the section
+	// what: "tracepoint" or "function", the program's section (tp_btf/,
+	// fentry/); "kprobe" once a function hook's probe stands in for it.
+	what   string
+	target string // tracepoint or kernel function name: the rest of the section
+	// probe is the kprobe program (section kprobe/ on the same function)
+	// attached instead where the kernel refuses the function program's
+	// trampoline; empty for none.
+	probe string
+	// users: the probe records the users of sockets (probed_users), which
+	// the tracepoint programs read once users_probed is set.
+	users bool
 	// lost says what goes undetected without this hook; empty for a hook
 	// the tracer cannot run without.
 	lost string
@@ -89,19 +98,23 @@ func lacksLengths(k *kernelFeatures) bool   { return !k.lengths }
 // is lost without it and which kernels need it; where each attaches comes
 // from the object (hooksOf). The tracepoints are BTF tracepoints; the
 // functions (fentry) stand in for tracepoints that older kernels lack or
-// that are silent there.
+// that are silent there, and where the kernel refuses their trampolines
+// (arm64 without ftrace direct calls), a kprobe on the same function
+// stands in for each (probe): never where fentry works.
 var policy = []hook{
 	{program: bpf.TcpcloseProgOnSetState},
 	{program: bpf.TcpcloseProgOnSendLength, needed: hasLengths},
 	{program: bpf.TcpcloseProgOnRecvLength, needed: hasLengths},
-	{program: bpf.TcpcloseProgOnTcpSendmsg, needed: lacksLengths, lost: ownerOfAccepted},
-	{program: bpf.TcpcloseProgOnTcpRecvmsg, needed: lacksLengths, lost: ownerOfAccepted},
+	{program: bpf.TcpcloseProgOnTcpSendmsg, probe: bpf.TcpcloseProgKpTcpSendmsg, users: true,
+		needed: lacksLengths, lost: ownerOfAccepted},
+	{program: bpf.TcpcloseProgOnTcpRecvmsg, probe: bpf.TcpcloseProgKpTcpRecvmsg, users: true,
+		needed: lacksLengths, lost: ownerOfAccepted},
 	{program: bpf.TcpcloseProgOnReceiveReset},
 	{program: bpf.TcpcloseProgOnSendReset},
 	{program: bpf.TcpcloseProgOnDestroy},
-	{program: bpf.TcpcloseProgOnV4SendReset, needed: lacksAllResets,
+	{program: bpf.TcpcloseProgOnV4SendReset, probe: bpf.TcpcloseProgKpV4SendReset, needed: lacksAllResets,
 		lost: "IPv4 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
-	{program: bpf.TcpcloseProgOnV6SendReset, needed: lacksAllResets,
+	{program: bpf.TcpcloseProgOnV6SendReset, probe: bpf.TcpcloseProgKpV6SendReset, needed: lacksAllResets,
 		lost: "IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"},
 }
 
@@ -125,6 +138,16 @@ func hooksOf(spec *ebpf.CollectionSpec) ([]hook, error) {
 			return nil, fmt.Errorf("BPF program %s: section %q is not a tp_btf or fentry hook", ps.Name, ps.SectionName)
 		}
 		hs[i].what, hs[i].target = what, ps.AttachTo
+		if hs[i].probe == "" {
+			continue
+		}
+		pp, ok := spec.Programs[hs[i].probe]
+		if !ok {
+			return nil, fmt.Errorf("BPF object has no program %s", hs[i].probe)
+		}
+		if pp.Type != ebpf.Kprobe || pp.AttachTo != ps.AttachTo || what != "function" {
+			return nil, fmt.Errorf("BPF program %s: section %q is not a kprobe on %s's function %s", pp.Name, pp.SectionName, ps.Name, ps.AttachTo)
+		}
 	}
 	return hs, nil
 }
@@ -149,7 +172,9 @@ func Tracepoints() ([]string, error) {
 }
 
 // probeFeatures reads the features the hooks depend on from kernel BTF.
-func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
+// forceKprobes (tests) takes the send and receive length tracepoints as
+// missing, so that the hooks on tcp_sendmsg and tcp_recvmsg are planned.
+func probeFeatures(spec *btf.Spec, forceKprobes bool) (*kernelFeatures, error) {
 	k := &kernelFeatures{lengths: true}
 	for _, tp := range []string{"sock_send_length", "sock_recv_length"} {
 		var td *btf.Typedef
@@ -158,6 +183,9 @@ func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
 		} else if err != nil {
 			return nil, fmt.Errorf("look up tracepoint %s: %w", tp, err)
 		}
+	}
+	if forceKprobes {
+		k.lengths = false
 	}
 	var td *btf.Typedef
 	err := spec.TypeByName("btf_trace_tcp_send_reset", &td)
@@ -183,8 +211,8 @@ func probeFeatures(spec *btf.Spec) (*kernelFeatures, error) {
 // planHooks checks, from BTF, every hook this kernel needs: it returns the
 // hooks to attach and, for each optional one the kernel lacks, what is lost.
 // A missing required hook is an error that names it.
-func planHooks(spec *btf.Spec, hooks []hook) (use []hook, lost []string, err error) {
-	k, err := probeFeatures(spec)
+func planHooks(spec *btf.Spec, hooks []hook, forceKprobes bool) (use []hook, lost []string, err error) {
+	k, err := probeFeatures(spec, forceKprobes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -254,10 +282,11 @@ type Support struct {
 
 // ProbeKernel reads the running kernel's BTF and says what the tracer can do
 // on it: only two probe programs are loaded (and closed), to see which helpers
-// tracing programs may call. Open may still find a hook it cannot
-// attach; Collector.Lost then says so.
+// tracing programs may call. Open may still find a function hook whose
+// trampoline the kernel refuses: Collector.Hooks then names the kprobe that
+// stands in for it, or Collector.Lost says what is lost.
 func ProbeKernel() (*Support, error) {
-	p, err := planKernel()
+	p, err := planKernel(false)
 	if err != nil {
 		return nil, err
 	}
@@ -279,8 +308,9 @@ type kernelPlan struct {
 }
 
 // planKernel reads the running kernel's BTF, raises the locked-memory limit
-// where the kernel needs it, probes the helpers and plans the hooks.
-func planKernel() (*kernelPlan, error) {
+// where the kernel needs it, probes the helpers and plans the hooks
+// (forceKprobes: see Options.ForceKprobes).
+func planKernel(forceKprobes bool) (*kernelPlan, error) {
 	spec, err := loadKernelBTF()
 	if err != nil {
 		return nil, err
@@ -295,7 +325,7 @@ func planKernel() (*kernelPlan, error) {
 	if forceCompat {
 		h = helpers{}
 	}
-	p, err := planFor(spec, h)
+	p, err := planFor(spec, h, forceKprobes)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +337,7 @@ func planKernel() (*kernelPlan, error) {
 }
 
 // planFor plans the object and the hooks for a kernel's BTF and helpers.
-func planFor(spec *btf.Spec, h helpers) (*kernelPlan, error) {
+func planFor(spec *btf.Spec, h helpers, forceKprobes bool) (*kernelPlan, error) {
 	p := &kernelPlan{btf: spec, compat: h.compat()}
 	var err error
 	if p.object, err = loadSpec(p.compat); err != nil {
@@ -317,7 +347,7 @@ func planFor(spec *btf.Spec, h helpers) (*kernelPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.use, p.lost, err = planHooks(spec, hooks); err != nil {
+	if p.use, p.lost, err = planHooks(spec, hooks, forceKprobes); err != nil {
 		return nil, err
 	}
 	if p.compat {

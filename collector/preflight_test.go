@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpclose-trace/tcpclose-trace/bpf"
 )
 
 // kernelTypes is what a fake kernel's BTF holds.
@@ -75,6 +77,7 @@ func TestPlanHooks(t *testing.T) {
 	tests := []struct {
 		name     string
 		kernel   kernelTypes
+		force    bool // Options.ForceKprobes
 		wantUse  []string
 		wantLost []string
 		wantErr  string
@@ -94,6 +97,17 @@ func TestPlanHooks(t *testing.T) {
 			wantUse: use([]string{"on_set_state"}, base, []string{"on_v4_send_reset"}),
 			wantLost: []string{"kernel lacks function tcp_sendmsg, tcp_recvmsg: " + ownerOfAccepted,
 				"kernel lacks function tcp_v6_send_reset: IPv6 resets sent by TIME_WAIT sockets or for segments with no socket go unseen"}},
+		// Forced kprobes (the e2e test on a 6.10+ host): the send and
+		// receive hooks are planned; resets stay with their tracepoint.
+		{name: "6.18, kprobes forced",
+			kernel:  kernelTypes{tracepoints: allTracepoints, resetArgs: 4, functions: functions},
+			force:   true,
+			wantUse: use([]string{"on_set_state", "on_tcp_sendmsg", "on_tcp_recvmsg"}, base)},
+		{name: "6.1, kprobes forced",
+			kernel: kernelTypes{tracepoints: tracepoints61, resetArgs: 3, functions: functions},
+			force:  true,
+			wantUse: use([]string{"on_set_state", "on_tcp_sendmsg", "on_tcp_recvmsg"}, base,
+				[]string{"on_v4_send_reset", "on_v6_send_reset"})},
 		{name: "tcp_send_reset missing",
 			kernel:  kernelTypes{tracepoints: []string{"inet_sock_set_state", "tcp_receive_reset", "tcp_destroy_sock"}},
 			wantErr: "kernel lacks tracepoint tcp_send_reset"},
@@ -101,7 +115,7 @@ func TestPlanHooks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			use, lost, err := planHooks(fakeKernel(t, tt.kernel), objectHooks(t, false))
+			use, lost, err := planHooks(fakeKernel(t, tt.kernel), objectHooks(t, false), tt.force)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("planHooks() error = %v, want %q", err, tt.wantErr)
@@ -151,7 +165,7 @@ func TestPlanKernels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := planFor(fakeKernel(t, kernel), tt.helpers)
+			p, err := planFor(fakeKernel(t, kernel), tt.helpers, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,8 +188,10 @@ func TestPlanKernels(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, h := range p.use {
-				if _, ok := spec.Programs[h.program]; !ok {
-					t.Errorf("the build (compat %v) lacks program %s", p.compat, h.program)
+				for _, name := range []string{h.program, h.probe} {
+					if _, ok := spec.Programs[name]; name != "" && !ok {
+						t.Errorf("the build (compat %v) lacks program %s", p.compat, name)
+					}
 				}
 			}
 		})
@@ -272,11 +288,28 @@ func TestHooksMatchObject(t *testing.T) {
 	if _, err := hooksOf(&ebpf.CollectionSpec{Programs: map[string]*ebpf.ProgramSpec{}}); err == nil {
 		t.Error("hooksOf an object without the programs: no error")
 	}
+	// Every function hook has a kprobe on the same function, in both builds.
+	for _, compat := range []bool{false, true} {
+		for _, h := range objectHooks(t, compat) {
+			if (h.what == "function") != (h.probe != "") {
+				t.Errorf("compat %v: %s: probe %q", compat, h, h.probe)
+			}
+		}
+	}
+	// A probe on another function than its hook's is refused.
+	spec, err := loadSpec(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Programs[bpf.TcpcloseProgKpTcpSendmsg].AttachTo = "tcp_recvmsg"
+	if _, err := hooksOf(spec); err == nil || !strings.Contains(err.Error(), "not a kprobe on") {
+		t.Errorf("hooksOf with a probe on another function: err = %v", err)
+	}
 }
 
 func hooksMatch(t *testing.T, spec *ebpf.CollectionSpec) {
 	for name := range spec.Programs {
-		if name != ownersProgram && !slices.ContainsFunc(policy, func(h hook) bool { return h.program == name }) {
+		if name != ownersProgram && !slices.ContainsFunc(policy, func(h hook) bool { return h.program == name || h.probe == name }) {
 			t.Errorf("program %s has no hook", name)
 		}
 	}

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tcpclose-trace/tcpclose-trace/collector"
@@ -42,7 +44,52 @@ func expected(k expect.Kernel, name string, r *scenario.Result) []string {
 func TestScenarios(t *testing.T) {
 	requireHost(t)
 	ns := newNamespace(t)
-	tr := startTracer(t, collector.Options{Netns: ns.Inode, All: true})
+	runScenarios(t, ns, startTracer(t, collector.Options{Netns: ns.Inode, All: true}))
+}
+
+// kprobePMU is where the kernel offers kprobes to perf_event_open (the
+// way the tracer attaches them); a kernel built without CONFIG_KPROBES
+// has none.
+const kprobePMU = "/sys/bus/event_source/devices/kprobe"
+
+// TestScenariosKprobes is TestScenarios with kprobes in place of every
+// function hook (Options.ForceKprobes), as on a kernel that refuses
+// trampolines (Debian's arm64 6.1): the send and receive hooks are kprobes
+// on tcp_sendmsg and tcp_recvmsg here whatever the kernel, so the owner of
+// a handed-over socket comes through probed_users; before 6.10 the resets
+// of mini-sockets and of segments with no socket come from kprobes on
+// tcp_v4_send_reset and tcp_v6_send_reset too. From 6.10 tcp_send_reset
+// sees those itself and the reset functions are not hooked: nothing is
+// counted twice. Every scenario's events and counters must be exact.
+func TestScenariosKprobes(t *testing.T) {
+	requireHost(t)
+	if _, err := os.Stat(kprobePMU); err != nil {
+		t.Skipf("this kernel has no kprobes (built without CONFIG_KPROBES: %v)", err)
+	}
+	ns := newNamespace(t)
+	tr := startTracer(t, collector.Options{Netns: ns.Inode, All: true, ForceKprobes: true})
+	hooks := tr.c.Hooks()
+	t.Logf("hooks: %q", hooks)
+	for _, want := range []string{"kprobe tcp_sendmsg", "kprobe tcp_recvmsg"} {
+		if !slices.Contains(hooks, want) {
+			t.Errorf("hooks %q lack %s", hooks, want)
+		}
+	}
+	for _, h := range hooks {
+		if strings.HasPrefix(h, "function ") || h == "tracepoint sock_send_length" || h == "tracepoint sock_recv_length" {
+			t.Errorf("hooks %q: %s attached with kprobes forced", hooks, h)
+		}
+	}
+	for _, l := range tr.c.Lost() {
+		if strings.Contains(l, "kprobe") {
+			t.Errorf("lost: %s", l)
+		}
+	}
+	runScenarios(t, ns, tr)
+}
+
+// runScenarios runs every scenario, IPv4 and IPv6, under tr, which traces ns.
+func runScenarios(t *testing.T, ns *scenario.Namespace, tr *tracer) {
 	kernel := expect.FromReasons(tr.c.Reasons())
 	t.Logf("kernel: %v", kernel)
 

@@ -174,6 +174,9 @@ func logReady(logger *slog.Logger, c *collector.Collector, pods *kubepods.Resolv
 	if pods != nil {
 		podRoot = pods.Root()
 	}
+	for _, n := range c.Kprobes() {
+		logger.Info("a kprobe stands in for a trampoline", "what", n)
+	}
 	for _, lost := range c.Lost() {
 		logger.Warn("this kernel limits detection", "what", lost)
 	}

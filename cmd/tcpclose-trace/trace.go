@@ -42,6 +42,9 @@ func trace(ctx context.Context, cfg *config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
+	for _, n := range c.Kprobes() {
+		fmt.Fprintln(stderr, "note:", n)
+	}
 	for _, w := range append(c.Lost(), podWarnings...) { // once running: an error stays one line
 		fmt.Fprintln(stderr, "warning:", w)
 	}

@@ -30,7 +30,8 @@ type Report struct {
 	// Kernel is the release it ran on (uname -r).
 	Kernel string `json:"kernel"`
 	// Hooks are what the tracer attached on this kernel, each "tracepoint
-	// NAME" or "function NAME" (fentry); planned from BTF when it did not
+	// NAME", "function NAME" (fentry) or "kprobe NAME" (where the kernel
+	// refused the function's trampoline); planned from BTF when it did not
 	// load.
 	Hooks []string `json:"hooks"`
 	// ResetReasons: the kernel names the resets it sends (6.10+);
@@ -170,10 +171,11 @@ func (row *Row) Combined() string {
 const (
 	Tracepoint = "tracepoint"
 	Function   = "function"
+	Kprobe     = "kprobe"
 )
 
 // hookNames groups hook names by kind, tracepoints first.
-func hookNames(hooks []string) (tracepoints, functions, other []string) {
+func hookNames(hooks []string) (tracepoints, functions, kprobes, other []string) {
 	for _, h := range hooks {
 		kind, name, _ := strings.Cut(h, " ")
 		switch kind {
@@ -181,23 +183,28 @@ func hookNames(hooks []string) (tracepoints, functions, other []string) {
 			tracepoints = append(tracepoints, name)
 		case Function:
 			functions = append(functions, name)
+		case Kprobe:
+			kprobes = append(kprobes, name)
 		default:
 			other = append(other, h)
 		}
 	}
-	return tracepoints, functions, other
+	return tracepoints, functions, kprobes, other
 }
 
 // HookSummary counts the hooks by kind: "6 tracepoints", "4 tracepoints
-// + 4 fentry"; "none" for none.
+// + 4 fentry", "4 tracepoints + 4 kprobes"; "none" for none.
 func HookSummary(hooks []string) string {
-	tps, fns, other := hookNames(hooks)
+	tps, fns, kps, other := hookNames(hooks)
 	var parts []string
 	if len(tps) > 0 {
 		parts = append(parts, plural(len(tps), "tracepoint"))
 	}
 	if len(fns) > 0 {
 		parts = append(parts, fmt.Sprintf("%d fentry", len(fns)))
+	}
+	if len(kps) > 0 {
+		parts = append(parts, plural(len(kps), "kprobe"))
 	}
 	if len(other) > 0 {
 		parts = append(parts, fmt.Sprintf("%d other", len(other)))
@@ -208,15 +215,19 @@ func HookSummary(hooks []string) string {
 	return strings.Join(parts, " + ")
 }
 
-// HookList names the hooks by kind: "tracepoints a, b; fentry c, d".
+// HookList names the hooks by kind: "tracepoints a, b; fentry c, d;
+// kprobes e, f".
 func HookList(hooks []string) string {
-	tps, fns, other := hookNames(hooks)
+	tps, fns, kps, other := hookNames(hooks)
 	var parts []string
 	if len(tps) > 0 {
 		parts = append(parts, "tracepoints "+strings.Join(tps, ", "))
 	}
 	if len(fns) > 0 {
 		parts = append(parts, "fentry "+strings.Join(fns, ", "))
+	}
+	if len(kps) > 0 {
+		parts = append(parts, "kprobes "+strings.Join(kps, ", "))
 	}
 	if len(other) > 0 {
 		parts = append(parts, strings.Join(other, ", "))

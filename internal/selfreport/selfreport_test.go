@@ -126,7 +126,12 @@ func TestHooks(t *testing.T) {
 		{k618, "6 tracepoints", "tracepoints inet_sock_set_state, sock_send_length, sock_recv_length, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock"},
 		{k61, "4 tracepoints + 4 fentry",
 			"tracepoints inet_sock_set_state, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock; fentry tcp_sendmsg, tcp_recvmsg, tcp_v4_send_reset, tcp_v6_send_reset"},
-		{[]string{"tracepoint a", "kprobe b"}, "1 tracepoint + 1 other", "tracepoints a; kprobe b"},
+		// arm64 6.1: the kernel refuses trampolines, kprobes stand in.
+		{[]string{"tracepoint inet_sock_set_state", "kprobe tcp_sendmsg", "kprobe tcp_recvmsg",
+			"tracepoint tcp_receive_reset", "tracepoint tcp_send_reset", "tracepoint tcp_destroy_sock",
+			"kprobe tcp_v4_send_reset", "kprobe tcp_v6_send_reset"}, "4 tracepoints + 4 kprobes",
+			"tracepoints inet_sock_set_state, tcp_receive_reset, tcp_send_reset, tcp_destroy_sock; kprobes tcp_sendmsg, tcp_recvmsg, tcp_v4_send_reset, tcp_v6_send_reset"},
+		{[]string{"tracepoint a", "kprobe b", "uprobe c"}, "1 tracepoint + 1 kprobe + 1 other", "tracepoints a; kprobes b; uprobe c"},
 		{nil, "none", "no hooks"},
 	}
 	for _, tt := range tests {
