@@ -218,8 +218,17 @@ func TestStopBlockedStdout(t *testing.T) {
 					break
 				}
 				if round == rounds {
-					t.Fatalf("stdout has room after %d rounds of %d connections: the output did not block; the tracer's stderr:\n%s",
-						rounds, conns, s.stderr.String())
+					// What the other end holds, and whether it is still the
+					// terminal's master (an fd closed twice elsewhere in
+					// this process would have taken it): for the next look.
+					queued, qerr := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+					var st unix.Stat_t
+					serr := unix.Fstat(int(r.Fd()), &st)
+					probe.Close()
+					s.signal(t, syscall.SIGTERM)
+					t.Fatalf("stdout has room after %d rounds of %d connections: the output did not block; "+
+						"the other end (fd %d, rdev %d:%d, %v) holds %d bytes (%v); the tracer's stderr after SIGTERM:\n%s",
+						rounds, conns, r.Fd(), unix.Major(st.Rdev), unix.Minor(st.Rdev), serr, queued, qerr, s.stderr.String())
 				}
 			}
 			probe.Close() // so that the pipe ends with the process
