@@ -46,7 +46,7 @@ func TestAttachFunction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Collector{kprobes: tt.force}
+			c := &Collector{opts: Options{ForceKprobes: tt.force}}
 			var tried []string
 			try := func(h hook) error {
 				tried = append(tried, h.program)

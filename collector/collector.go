@@ -116,7 +116,6 @@ type Collector struct {
 	// spec and loadOpts load the function programs (attach), with coll's maps.
 	spec     *ebpf.CollectionSpec
 	loadOpts ebpf.CollectionOptions
-	kprobes  bool // take every trampoline as refused (Options.ForceKprobes)
 	// usersProbed: a kprobe records the users of sockets (setUsersProbed).
 	usersProbed bool
 	progs       map[string]*ebpf.Program
@@ -160,7 +159,7 @@ func Open(opts Options) (_ *Collector, err error) {
 	sizeStacks(spec, &opts)
 	sizeProbedUsers(spec, plan.use)
 
-	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost, kprobes: opts.ForceKprobes}
+	c := &Collector{opts: opts, tracker: newTracker(opts.TrackSockets, opts.TrackTTL), lost: plan.lost}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -306,7 +305,7 @@ func (c *Collector) attach(use []hook) error {
 // gives is reported as lost, not fatal.
 func (c *Collector) attachFunction(h hook, try func(h hook) error) {
 	why := "not tried: Options.ForceKprobes"
-	if !c.kprobes {
+	if !c.opts.ForceKprobes {
 		err := try(h)
 		if err == nil {
 			return

@@ -50,7 +50,7 @@ func testLoadHooks(t *testing.T, kernel *btf.Spec, use []hook, compat, kprobes b
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Collector{opts: Options{RingBytes: 4096}, kprobes: kprobes}
+	c := &Collector{opts: Options{RingBytes: 4096, ForceKprobes: kprobes}}
 	defer c.Close()
 	if err := c.load(spec, kernel, use); err != nil {
 		t.Fatalf("load: %v", err)
