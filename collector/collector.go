@@ -417,6 +417,11 @@ func (c *Collector) Lost() []string { return slices.Clone(c.lost) }
 // the kernel refused, and why, one line each; empty where fentry works.
 func (c *Collector) Kprobes() []string { return slices.Clone(c.probed) }
 
+// UsersProbed says whether kprobes record the users of sockets in a map of
+// the tracer's own (where the kernel refused the trampolines on tcp_sendmsg
+// and tcp_recvmsg): sockets without storage then still have owners.
+func (c *Collector) UsersProbed() bool { return c.usersProbed }
+
 // Hooks names the attached hooks ("tracepoint inet_sock_set_state", ...).
 func (c *Collector) Hooks() []string {
 	names := make([]string, len(c.hooks))

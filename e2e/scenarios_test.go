@@ -91,6 +91,7 @@ func TestScenariosKprobes(t *testing.T) {
 // runScenarios runs every scenario, IPv4 and IPv6, under tr, which traces ns.
 func runScenarios(t *testing.T, ns *scenario.Namespace, tr *tracer) {
 	kernel := expect.FromReasons(tr.c.Reasons())
+	kernel.UsersProbed = tr.c.UsersProbed()
 	t.Logf("kernel: %v", kernel)
 
 	for _, family := range []string{"ipv4", "ipv6"} {

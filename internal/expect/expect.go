@@ -140,13 +140,18 @@ var scenarioEvents = map[string]func(k Kernel, r *scenario.Result) []Event{
 		return []Event{listenerReset(k, r), peerReceived(r)}
 	},
 	// No socket has storage: the close is counted with its owner (the
-	// closing task), the peer's reset without one.
-	"no_storage": func(_ Kernel, r *scenario.Result) []Event {
+	// closing task), the peer's reset without one, unless kprobes record
+	// the users of sockets in a map, which storage cannot refuse.
+	"no_storage": func(k Kernel, r *scenario.Result) []Event {
 		c, p := r.CloserPort, r.PeerPort
+		peer := None
+		if k.UsersProbed {
+			peer = Peer
+		}
 		return []Event{
 			{Row: RowNoStorage, Kind: collector.KindUnreadClose, Owner: Closer, LPort: c, RPort: p,
 				Unread: r.UnreadBytes, NoStorage: true},
-			{Row: RowNoStorage, Kind: collector.KindResetReceived, Owner: None, LPort: p, RPort: c, NoStorage: true},
+			{Row: RowNoStorage, Kind: collector.KindResetReceived, Owner: peer, LPort: p, RPort: c, NoStorage: true},
 		}
 	},
 	"worker_thread": func(_ Kernel, r *scenario.Result) []Event {

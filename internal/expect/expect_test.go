@@ -287,3 +287,29 @@ func TestRowOf(t *testing.T) {
 		t.Errorf("RowOf(none) = %q, want none", got)
 	}
 }
+
+// TestNoStorageOwners: without socket storage the peer's reset has no
+// owner, unless kprobes record the users of sockets in a map.
+func TestNoStorageOwners(t *testing.T) {
+	probed := linux612
+	probed.UsersProbed = true
+	tests := []struct {
+		kernel Kernel
+		want   Role
+	}{
+		{linux612, None},
+		{linux61, None},
+		{probed, Peer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kernel.String(), func(t *testing.T) {
+			ws := Events(tt.kernel, "no_storage", run)
+			if len(ws) != 2 || ws[1].Kind != collector.KindResetReceived {
+				t.Fatalf("events %v, want an unread_close and a reset_received", ws)
+			}
+			if ws[1].Owner != tt.want || ws[0].Owner != Closer {
+				t.Errorf("owners %q, %q; want %q, %q", ws[0].Owner, ws[1].Owner, Closer, tt.want)
+			}
+		})
+	}
+}

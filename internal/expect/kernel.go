@@ -21,6 +21,11 @@ type Kernel struct {
 	// 6.12+). Before that, kernels with reset reasons pass NOT_SPECIFIED
 	// for them.
 	ActiveResetReasons bool
+	// UsersProbed is true when kprobes on tcp_sendmsg and tcp_recvmsg
+	// record the users of sockets in a map of the tracer's own
+	// (collector.Collector.UsersProbed): a socket without storage then
+	// still has its owner.
+	UsersProbed bool
 }
 
 // activeReasons are the reasons of resets the local kernel decides on its
@@ -67,13 +72,18 @@ func (k Kernel) Reason(name string) string {
 	return name
 }
 
-// String names the kernel generation the features describe.
+// String names the kernel generation the features describe, and says
+// whether kprobes record the users of sockets.
 func (k Kernel) String() string {
+	s := "reset reasons (6.12+)"
 	switch {
 	case !k.ResetReasons:
-		return "no reset reasons (before 6.10)"
+		s = "no reset reasons (before 6.10)"
 	case !k.ActiveResetReasons:
-		return "reset reasons without active ones (6.10, 6.11)"
+		s = "reset reasons without active ones (6.10, 6.11)"
 	}
-	return "reset reasons (6.12+)"
+	if k.UsersProbed {
+		s += ", socket users recorded by kprobes"
+	}
+	return s
 }

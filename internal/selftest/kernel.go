@@ -20,8 +20,9 @@ type Kernel struct {
 	Problem string
 	// Hooks the tracer uses: "tracepoint NAME", "function NAME".
 	Hooks []string
-	// Resets says which reset reasons the kernel names; it decides the
-	// reasons the expected events carry.
+	// Resets says which reset reasons the kernel names and, once loaded,
+	// whether kprobes record the users of sockets; it decides the reasons
+	// and owners the expected events carry.
 	Resets expect.Kernel
 	// Lost says what the kernel cannot show and why, one line each.
 	Lost []string
@@ -48,6 +49,7 @@ func probeKernel() *Kernel {
 // (a function the kernel refused), once Open succeeded.
 func (k *Kernel) loaded(c *collector.Collector) {
 	k.Hooks = c.Hooks()
+	k.Resets.UsersProbed = c.UsersProbed()
 	for _, l := range c.Lost() {
 		if !slices.Contains(k.Lost, l) {
 			k.Lost = append(k.Lost, l)
