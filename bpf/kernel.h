@@ -23,6 +23,7 @@ typedef _Bool bool;
 /* The few UAPI constants used (include/uapi/linux/bpf.h), stable ABI. */
 enum {
 	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_STACK_TRACE = 7,
 	BPF_MAP_TYPE_LRU_HASH = 9,

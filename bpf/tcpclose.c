@@ -271,22 +271,27 @@ struct {
 __u32 old_known = 0;
 
 /*
- * Per CPU, direct-mapped: cookies of sockets whose owner is settled, so that
- * sends and receives on them need no storage lookup. A cookie is unique for
- * the host's uptime, so a stale slot is never wrong, only a miss.
+ * Direct-mapped and shared by the CPUs: sockets whose owner is settled, so
+ * that a send or receive on one needs no storage lookup and no helper call
+ * (the verifier inlines an array's lookup), only a load and a compare. A
+ * socket is known by its address less settled_base's (settled_key):
+ * tracing programs may subtract pointers, not hash them. Its slot is
+ * cleared when it is destroyed (on_destroy), before its memory can hold
+ * another socket; a collision only evicts (a miss, answered from the
+ * storage). A map of its own, not a global: user space writes the
+ * globals, and a rewrite of the whole .bss could bring a cleared slot back.
  */
-#define SETTLED_SLOTS 256
-
-struct settled {
-	__u64 cookie[SETTLED_SLOTS];
-};
+#define SETTLED_SLOTS 2048
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SETTLED_SLOTS);
 	__type(key, __u32);
-	__type(value, struct settled);
+	__type(value, __u64);
 } settled SEC(".maps");
+
+/* Its own address, as a number, for the kprobes (settled_key_probed). */
+__u64 settled_base = 0;
 
 _Static_assert((NR_KINDS & (NR_KINDS - 1)) == 0, "NR_KINDS indexes by mask");
 _Static_assert((NR_REASONS & (NR_REASONS - 1)) == 0, "NR_REASONS indexes by mask");
@@ -644,21 +649,28 @@ static __always_inline __u64 tuple_id(const struct event *e)
 #endif
 
 /*
- * This CPU's settled-cache slot for cookie (see struct settled), or NULL.
- * Compat has no cookie, and an address is reused: no cache.
+ * The settled-cache key of sk: its address less settled_base's, never 0.
+ * The verifier lets programs that may read kernel addresses subtract one
+ * pointer from another, and nothing else.
  */
-static __always_inline __u64 *settled_slot(__u64 cookie)
+static __always_inline __u64 settled_key(const struct sock *sk)
 {
-	struct settled *cache;
-	__u32 zero = 0;
+	return (__u64)sk - (__u64)&settled_base;
+}
 
+/*
+ * The slot of key in settled, or NULL where there is no cache (compat: its
+ * state is a map by address, looked up anyway).
+ */
+static __always_inline __u64 *settled_slot(__u64 key)
+{
 #ifdef TCPCLOSE_COMPAT
 	return NULL;
 #endif
-	cache = bpf_map_lookup_elem(&settled, &zero);
-	if (!cache)
-		return NULL;
-	return &cache->cookie[cookie & (SETTLED_SLOTS - 1)];
+	/* Fibonacci hashing: the top bits of the product mix every bit of the key. */
+	__u32 i = (key * 0x9E3779B97F4A7C15ULL) >> 53;
+
+	return bpf_map_lookup_elem(&settled, &i);
 }
 
 static __always_inline void set_owner(struct event *e, const struct owner *o)
@@ -1175,18 +1187,19 @@ static __always_inline struct sk_info *record_owner(struct sock *sk, __u8 how)
 /*
  * On send and receive: the first task that uses a socket whose owner is
  * unknown or inherited from its listener becomes its owner. Most calls are
- * on sockets already settled, answered from the per-CPU cache.
+ * on sockets already settled, answered from the settled cache.
  */
 static __always_inline void record_user(struct sock *sk)
 {
-	/* Made at connect or ESTABLISHED; now for a socket older than the tracer. */
-	__u64 cookie = cookie_of(sk);
-	__u64 *slot = settled_slot(cookie);
+	__u64 key = settled_key(sk);
+	__u64 *slot = settled_slot(key);
 
-	if (slot && *slot == cookie)
+	if (slot && *slot == key)
 		return;
+	/* Made at connect or ESTABLISHED; now for a socket older than the tracer. */
+	cookie_of(sk);
 	if (record_owner(sk, 0) && slot)
-		*slot = cookie;
+		*slot = key;
 }
 
 /*
@@ -1199,22 +1212,20 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT) {
 		struct sk_info *info;
-		__u64 cookie;
 		__u64 *slot;
 
 		if (sk->sk_protocol != IPPROTO_TCP)
 			return 0;
 		/*
-		 * connect(): process context, the owner is the caller. The
-		 * cookie, made now, marks the owner settled in this CPU's
-		 * cache: the caller's sends and receives skip the storage.
+		 * connect(): process context, the owner is the caller, and
+		 * settled: the caller's sends and receives skip the storage.
 		 */
 		info_new(sk);
 		info = record_owner(sk, 0);
-		cookie = new_cookie(sk);
-		slot = settled_slot(cookie);
+		new_cookie(sk);
+		slot = settled_slot(settled_key(sk));
 		if (info && slot)
-			*slot = cookie;
+			*slot = settled_key(sk);
 		return 0;
 	}
 	if (newstate == TCP_LISTEN) {
@@ -1580,14 +1591,33 @@ static __always_inline __u64 kprobe_arg(void *ctx, int n)
  * paths that need no storage, which are the only ones here (mini-sockets
  * and no socket).
  */
+/*
+ * settled_key for a kprobe, whose socket is a number (a pointer subtracted
+ * from a number is refused): settled_base's address is read once. 0 if it
+ * cannot be.
+ */
+static __always_inline __u64 settled_key_probed(__u64 sk)
+{
+	__u64 base = settled_base;
+
+	if (!base) {
+		void *p = &settled_base;
+
+		if (bpf_probe_read_kernel(&base, sizeof(base), &p) || !base)
+			return 0;
+		settled_base = base;
+	}
+	return sk - base;
+}
+
 static __always_inline void record_user_probed(struct sock *sk)
 {
-	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	__u64 *slot = cookie ? settled_slot(cookie) : NULL;
 	__u64 key = (__u64)sk;
+	__u64 skey = settled_key_probed(key);
+	__u64 *slot = skey ? settled_slot(skey) : NULL;
 	struct owner o;
 
-	if (slot && *slot == cookie)
+	if (slot && *slot == skey)
 		return;
 	if (!bpf_map_lookup_elem(&probed_users, &key)) {
 		owner_from_current(&o);
@@ -1595,7 +1625,7 @@ static __always_inline void record_user_probed(struct sock *sk)
 			return;
 	}
 	if (slot)
-		*slot = cookie;
+		*slot = skey;
 }
 
 SEC("kprobe/tcp_sendmsg")
@@ -1655,7 +1685,12 @@ static __always_inline void classify_dead_close(struct sock *sk)
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(on_destroy, struct sock *sk)
 {
+	__u64 key = settled_key(sk);
+	__u64 *slot = settled_slot(key);
 	struct sk_info *info;
+
+	if (slot && *slot == key)
+		*slot = 0; /* before the memory can hold another socket */
 
 	if (sk->__sk_common.skc_state == TCP_CLOSE &&
 	    sock_flag_set(sk, bpf_core_enum_value(enum sock_flags, SOCK_DONE))) {

@@ -133,11 +133,6 @@ const (
 	TcpcloseReasonSlotNR_REASONS     TcpcloseReasonSlot = 64
 )
 
-type TcpcloseSettled struct {
-	_      structs.HostLayout
-	Cookie [256]uint64
-}
-
 type TcpcloseSkInfo struct {
 	_          structs.HostLayout
 	Owner      TcpcloseOwner
@@ -189,6 +184,7 @@ const (
 	TcpcloseVarCfg             = "cfg"
 	TcpcloseVarContract        = "contract"
 	TcpcloseVarOldKnown        = "old_known"
+	TcpcloseVarSettledBase     = "settled_base"
 	TcpcloseVarUsersProbed     = "users_probed"
 )
 
@@ -275,6 +271,7 @@ type TcpcloseVariableSpecs struct {
 	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
 	Contract    *ebpf.VariableSpec `ebpf:"contract"`
 	OldKnown    *ebpf.VariableSpec `ebpf:"old_known"`
+	SettledBase *ebpf.VariableSpec `ebpf:"settled_base"`
 	UsersProbed *ebpf.VariableSpec `ebpf:"users_probed"`
 }
 
@@ -334,6 +331,7 @@ type TcpcloseVariables struct {
 	Cfg         *ebpf.Variable `ebpf:"cfg"`
 	Contract    *ebpf.Variable `ebpf:"contract"`
 	OldKnown    *ebpf.Variable `ebpf:"old_known"`
+	SettledBase *ebpf.Variable `ebpf:"settled_base"`
 	UsersProbed *ebpf.Variable `ebpf:"users_probed"`
 }
 

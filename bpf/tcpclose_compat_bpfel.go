@@ -139,11 +139,6 @@ const (
 	TcpcloseCompatReasonSlotNR_REASONS     TcpcloseCompatReasonSlot = 64
 )
 
-type TcpcloseCompatSettled struct {
-	_      structs.HostLayout
-	Cookie [256]uint64
-}
-
 type TcpcloseCompatSkInfo struct {
 	_          structs.HostLayout
 	Owner      TcpcloseCompatOwner
@@ -196,6 +191,7 @@ const (
 	TcpcloseCompatVarCfg             = "cfg"
 	TcpcloseCompatVarContract        = "contract"
 	TcpcloseCompatVarOldKnown        = "old_known"
+	TcpcloseCompatVarSettledBase     = "settled_base"
 	TcpcloseCompatVarUsersProbed     = "users_probed"
 )
 
@@ -283,6 +279,7 @@ type TcpcloseCompatVariableSpecs struct {
 	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
 	Contract    *ebpf.VariableSpec `ebpf:"contract"`
 	OldKnown    *ebpf.VariableSpec `ebpf:"old_known"`
+	SettledBase *ebpf.VariableSpec `ebpf:"settled_base"`
 	UsersProbed *ebpf.VariableSpec `ebpf:"users_probed"`
 }
 
@@ -344,6 +341,7 @@ type TcpcloseCompatVariables struct {
 	Cfg         *ebpf.Variable `ebpf:"cfg"`
 	Contract    *ebpf.Variable `ebpf:"contract"`
 	OldKnown    *ebpf.Variable `ebpf:"old_known"`
+	SettledBase *ebpf.Variable `ebpf:"settled_base"`
 	UsersProbed *ebpf.Variable `ebpf:"users_probed"`
 }
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -88,15 +89,37 @@ func TestScenariosKprobes(t *testing.T) {
 	runScenarios(t, ns, tr)
 }
 
+// TestSettledReuse runs the handoff scenario again and again under one
+// tracer: each round's accepted socket is freed, and the next one's memory
+// is most often the same (the slab hands back what was freed last). The
+// send that settles the new socket's owner (the process it was handed to)
+// must not be answered by the cache of settled sockets for the old one:
+// its slot is cleared when the old socket is destroyed.
+func TestSettledReuse(t *testing.T) {
+	requireHost(t)
+	ns := newNamespace(t)
+	runRounds(t, ns, startTracer(t, collector.Options{Netns: ns.Inode, All: true}), []string{"handoff"}, 10)
+}
+
 // runScenarios runs every scenario, IPv4 and IPv6, under tr, which traces ns.
 func runScenarios(t *testing.T, ns *scenario.Namespace, tr *tracer) {
+	runRounds(t, ns, tr, scenario.Names(), 1)
+}
+
+// runRounds runs the scenarios names, IPv4 and IPv6, rounds times each,
+// under tr, which traces ns.
+func runRounds(t *testing.T, ns *scenario.Namespace, tr *tracer, names []string, rounds int) {
 	kernel := expect.FromReasons(tr.c.Reasons())
 	kernel.UsersProbed = tr.c.UsersProbed()
 	t.Logf("kernel: %v", kernel)
 
 	for _, family := range []string{"ipv4", "ipv6"} {
-		for _, name := range scenario.Names() {
-			t.Run(family+"/"+name, func(t *testing.T) {
+		for i := range rounds * len(names) {
+			name, sub := names[i%len(names)], family+"/"+names[i%len(names)]
+			if rounds > 1 {
+				sub += fmt.Sprintf("/%d", i/len(names)+1)
+			}
+			t.Run(sub, func(t *testing.T) {
 				finTimeout := "60" // the default: an orphan FIN_WAIT2 becomes a TIME_WAIT mini-socket
 				if name == "undrained_fin_wait" {
 					finTimeout = "120" // above 60 s the orphan stays a full FIN_WAIT2 socket
