@@ -1582,16 +1582,6 @@ static __always_inline __u64 kprobe_arg(void *ctx, int n)
 }
 
 /*
- * Where the kernel refuses trampolines (arm64 before 6.0, or without ftrace
- * direct calls), kprobes on the same functions stand in for the four fentry
- * programs; the collector attaches one only where the fentry program was
- * refused. A kprobe reads the arguments with probe reads and cannot reach
- * socket storage: the user of a socket goes to probed_users (record_user
- * does the rest from the storage's side), and resets take send_reset's
- * paths that need no storage, which are the only ones here (mini-sockets
- * and no socket).
- */
-/*
  * settled_key for a kprobe, whose socket is a number (a pointer subtracted
  * from a number is refused): settled_base's address is read once. 0 if it
  * cannot be.
@@ -1610,6 +1600,16 @@ static __always_inline __u64 settled_key_probed(__u64 sk)
 	return sk - base;
 }
 
+/*
+ * Where the kernel refuses trampolines (arm64 before 6.0, or without ftrace
+ * direct calls), kprobes on the same functions stand in for the four fentry
+ * programs; the collector attaches one only where the fentry program was
+ * refused. A kprobe reads the arguments with probe reads and cannot reach
+ * socket storage: the user of a socket goes to probed_users (record_user
+ * does the rest from the storage's side), and resets take send_reset's
+ * paths that need no storage, which are the only ones here (mini-sockets
+ * and no socket).
+ */
 static __always_inline void record_user_probed(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
