@@ -62,12 +62,8 @@ func findGroup(gs []group, wl loadgen.Workload, prefix string) (group, bool) {
 }
 
 // processPerConn is the tracer process's CPU time per connection (W8, W9:
-// exchange) over a tool's runs under wl, or "-".
-func processPerConn(gs []group, wl loadgen.Workload, prefix string) string {
-	g, ok := findGroup(gs, wl, prefix)
-	if !ok {
-		return "-"
-	}
+// exchange) over g's runs, in microseconds; false when they made none.
+func processPerConn(g group) (float64, bool) {
 	var cpu time.Duration
 	var conns int64
 	for _, s := range g.samples {
@@ -75,9 +71,20 @@ func processPerConn(gs []group, wl loadgen.Workload, prefix string) string {
 		conns += s.result.Conns
 	}
 	if conns == 0 {
-		return "-"
+		return 0, false
 	}
-	return fmt.Sprintf("%.2f us", float64(cpu.Nanoseconds())/float64(conns)/1000)
+	return float64(cpu.Nanoseconds()) / float64(conns) / 1000, true
+}
+
+// processPerConnOf is processPerConn of a tool's runs under wl, "-" where
+// there are none.
+func processPerConnOf(gs []group, wl loadgen.Workload, prefix string) string {
+	if g, ok := findGroup(gs, wl, prefix); ok {
+		if us, ok := processPerConn(g); ok {
+			return fmt.Sprintf("%.2f us", us)
+		}
+	}
+	return "-"
 }
 
 // writeCPUTime writes the CPU time per connection and per call of each tool
@@ -176,7 +183,7 @@ func (b *bench) cpuTargets(row targetRow, gs []group) {
 		row("serve", fmt.Sprintf("%s serve mode within 2 points of trace mode", wl), fmt.Sprintf("%+.1f points", (sv-tr)*100),
 			sv >= tr-0.02, fmt.Sprintf("trace %.3f (%s), serve %.3f (%s); tracer process per connection: trace %s, serve %s",
 				tr, ratioRange(gs, wl, "tcpclose-trace (trace"), sv, ratioRange(gs, wl, "tcpclose-trace (serve"),
-				processPerConn(gs, wl, "tcpclose-trace (trace"), processPerConn(gs, wl, "tcpclose-trace (serve")))
+				processPerConnOf(gs, wl, "tcpclose-trace (trace"), processPerConnOf(gs, wl, "tcpclose-trace (serve")))
 	}
 	// Issue 19: event storms.
 	for _, wl := range []loadgen.Workload{loadgen.LingerZero, loadgen.ClosedPort} {
@@ -206,13 +213,8 @@ func (b *bench) cpuTargets(row targetRow, gs []group) {
 			}
 			for _, t := range []string{traceTool, noBudgetTool} {
 				if g, ok := findGroup(gs, wl, t); ok {
-					var cpu time.Duration
-					var conns int64
-					for _, s := range g.samples {
-						cpu, conns = cpu+s.cpu, conns+s.result.Conns
-					}
-					if conns > 0 {
-						ctx += fmt.Sprintf("; tracer process %.2f us per connection (%s)", float64(cpu.Nanoseconds())/float64(conns)/1000,
+					if us, ok := processPerConn(g); ok {
+						ctx += fmt.Sprintf("; tracer process %.2f us per connection (%s)", us,
 							map[bool]string{true: "default budget", false: "no budget"}[t == traceTool])
 					}
 				}

@@ -474,18 +474,13 @@ func (b *bench) costContext(wl loadgen.Workload, g group, baseRate float64) stri
 	if r, ok := b.bpfRun(wl, traceTool); ok {
 		bpfPerConn = r.perConn(r.runtime) / 1000
 	}
-	var cpu time.Duration
-	var conns int64
-	for _, s := range g.samples {
-		cpu += s.cpu
-		conns += s.result.Conns
-	}
-	budget := float64(runtime.NumCPU()) / baseRate * 1e6
-	if conns == 0 {
+	process, ok := processPerConn(g)
+	if !ok {
 		return ""
 	}
+	budget := float64(runtime.NumCPU()) / baseRate * 1e6
 	return fmt.Sprintf("per connection: BPF %.1f us + tracer process %.1f us, of %.0f us CPU per connection without a tracer (%d CPUs / rate)",
-		bpfPerConn, float64(cpu.Nanoseconds())/float64(conns)/1000, budget, runtime.NumCPU())
+		bpfPerConn, process, budget, runtime.NumCPU())
 }
 
 // budgeted says whether the runs streamed fewer events than connections:
