@@ -1212,6 +1212,7 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	if (newstate == TCP_SYN_SENT) {
 		struct sk_info *info;
+		__u64 key;
 		__u64 *slot;
 
 		if (sk->sk_protocol != IPPROTO_TCP)
@@ -1223,9 +1224,10 @@ int BPF_PROG(on_set_state, struct sock *sk, int oldstate, int newstate)
 		info_new(sk);
 		info = record_owner(sk, 0);
 		new_cookie(sk);
-		slot = settled_slot(settled_key(sk));
+		key = settled_key(sk);
+		slot = settled_slot(key);
 		if (info && slot)
-			*slot = settled_key(sk);
+			*slot = key;
 		return 0;
 	}
 	if (newstate == TCP_LISTEN) {

@@ -115,7 +115,8 @@ func runRounds(t *testing.T, ns *scenario.Namespace, tr *tracer, names []string,
 
 	for _, family := range []string{"ipv4", "ipv6"} {
 		for i := range rounds * len(names) {
-			name, sub := names[i%len(names)], family+"/"+names[i%len(names)]
+			name := names[i%len(names)]
+			sub := family + "/" + name
 			if rounds > 1 {
 				sub += fmt.Sprintf("/%d", i/len(names)+1)
 			}
